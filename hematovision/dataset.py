@@ -1,0 +1,208 @@
+"""Find labelled cell images in a folder of class folders, and split them reproducibly.
+
+Any layout where each image sits in a folder named after its class works, at any depth:
+``pbc/neutrophil/*.jpg`` as well as Kaggle's
+``dataset2-master/images/TRAIN/NEUTROPHIL/*.jpeg``. Class names are matched
+case-insensitively. A folder called TRAIN/TEST/VAL above the class folders is honoured
+as a predefined split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from hematovision.images import IMAGE_SUFFIXES
+
+__all__ = [
+    "LabelledImage",
+    "Dataset",
+    "SplitFractions",
+    "scan_folder",
+    "split_dataset",
+    "split_fingerprint",
+]
+
+log = logging.getLogger(__name__)
+
+_SPLIT_FOLDERS = {"train": "train", "training": "train", "val": "val", "valid": "val",
+                  "validation": "val", "test": "test", "testing": "test"}
+# Kaggle "blood-cells" names augmented copies _<copy>_<cell id>.jpeg: copies of one cell
+# must land in the same split, or validation and test leak.
+_KAGGLE_COPY = re.compile(r"^_\d+_(\d+)$")
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    path: Path
+    label: str
+    sha256: str
+    group: str  # images that must stay in one split share a group
+    predefined_split: str | None = None
+
+
+@dataclass
+class Dataset:
+    root: Path
+    classes: tuple[str, ...]
+    items: list[LabelledImage]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    duplicates_removed: int = 0
+    conflicting: list[tuple[Path, ...]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        counter = Counter(item.label for item in self.items)
+        return {name: counter.get(name, 0) for name in self.classes}
+
+
+@dataclass(frozen=True)
+class SplitFractions:
+    train: float = 0.70
+    val: float = 0.15
+    test: float = 0.15
+
+    def __post_init__(self):
+        if min(self.train, self.val, self.test) < 0 or abs(self.train + self.val + self.test - 1) > 1e-6:
+            raise ValueError(f"split fractions must be ≥ 0 and sum to 1, got {self}")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _is_readable_image(path: Path) -> str | None:
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except Exception as error:  # Pillow raises many types for broken files
+        return f"not a readable image ({type(error).__name__}: {error})"
+    return None
+
+
+def _predefined_split(path: Path, root: Path) -> str | None:
+    for part in path.relative_to(root).parts[:-2]:
+        if part.lower() in _SPLIT_FOLDERS:
+            return _SPLIT_FOLDERS[part.lower()]
+    return None
+
+
+def _group_of(path: Path, digest: str) -> str:
+    match = _KAGGLE_COPY.match(path.stem)
+    return f"{path.parent.name.lower()}/{match.group(1)}" if match else digest
+
+
+def scan_folder(root: str | Path, classes: tuple[str, ...] | None = None) -> Dataset:
+    """List the labelled images under ``root``.
+
+    Non-images and unreadable files are skipped with a warning that lists them.
+    Byte-identical files are kept once; a group of identical files that carries two
+    labels is dropped entirely, because its true label is unknown.
+
+    Args:
+        root: the dataset folder.
+        classes: restrict to these class names (case-insensitive); default: every class
+            folder found, sorted.
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist or holds no class folder with images.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset folder not found: {root}")
+    wanted = {name.lower() for name in classes} if classes else None
+    skipped: list[tuple[Path, str]] = []
+    by_digest: dict[str, list[tuple[Path, str]]] = defaultdict(list)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        if path.name.startswith("."):
+            continue
+        label = path.parent.name.lower()
+        if path.parent == root or label in _SPLIT_FOLDERS:
+            continue
+        if wanted is not None and label not in wanted:
+            continue
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            skipped.append((path, "not an image file"))
+            continue
+        problem = _is_readable_image(path)
+        if problem:
+            skipped.append((path, problem))
+            continue
+        by_digest[_sha256(path)].append((path, label))
+
+    items, conflicting, removed = [], [], 0
+    for digest, copies in by_digest.items():
+        labels = {label for _, label in copies}
+        if len(labels) > 1:
+            conflicting.append(tuple(path for path, _ in copies))
+            continue
+        removed += len(copies) - 1
+        path, label = copies[0]
+        items.append(LabelledImage(path, label, digest, _group_of(path, digest),
+                                   _predefined_split(path, root)))
+    items.sort(key=lambda item: str(item.path))
+    found = tuple(sorted({item.label for item in items}))
+    if classes:
+        missing = sorted(wanted - set(found))
+        if missing:
+            log.warning("no images found for classes: %s", ", ".join(missing))
+        found = tuple(name.lower() for name in classes)
+    if not items:
+        raise FileNotFoundError(f"no labelled images in class folders under {root}")
+    if skipped:
+        log.warning("skipped %d files:\n%s", len(skipped),
+                    "\n".join(f"  {path}: {why}" for path, why in skipped))
+    if conflicting:
+        log.warning("dropped %d groups of identical files with different labels:\n%s",
+                    len(conflicting), "\n".join("  " + ", ".join(map(str, g)) for g in conflicting))
+    return Dataset(root, found, items, skipped, removed, conflicting)
+
+
+def _rank(key: str) -> str:
+    # A salted hash spreads groups evenly and does not depend on file order or machine.
+    return hashlib.sha256(("hematovision-split:" + key).encode()).hexdigest()
+
+
+def split_dataset(dataset: Dataset, fractions: SplitFractions = SplitFractions()) -> dict[str, str]:
+    """Assign every image to train, val or test; returns ``{sha256: split}``.
+
+    Stratified per class and deterministic: groups are ordered by a hash of their key
+    (the file's content hash, or Kaggle's cell id) and cut at the requested fractions.
+    Predefined TRAIN/TEST folders are respected; the rest is divided in proportion.
+    """
+    assignment: dict[str, str] = {}
+    by_class: dict[str, dict[str, list[LabelledImage]]] = defaultdict(lambda: defaultdict(list))
+    for item in dataset.items:
+        if item.predefined_split in ("test", "val"):
+            assignment[item.sha256] = item.predefined_split
+        else:
+            by_class[item.label][item.group].append(item)
+    has_test = any(v == "test" for v in assignment.values())
+    has_val = any(v == "val" for v in assignment.values())
+    shares = {"train": fractions.train, "val": 0.0 if has_val else fractions.val,
+              "test": 0.0 if has_test else fractions.test}
+    total = sum(shares.values())
+    bounds = [("train", shares["train"] / total),
+              ("val", (shares["train"] + shares["val"]) / total), ("test", 1.0)]
+    for groups in by_class.values():
+        ordered = sorted(groups.items(), key=lambda kv: _rank(kv[0]))
+        n_items = sum(len(members) for _, members in ordered)
+        seen = 0
+        for _, members in ordered:
+            position = (seen + len(members) / 2) / n_items
+            split = next(name for name, bound in bounds if position < bound or bound == 1.0)
+            for item in members:
+                assignment[item.sha256] = split
+            seen += len(members)
+    return assignment
+
+
+def split_fingerprint(dataset: Dataset, assignment: dict[str, str]) -> str:
+    """A short hash of (content, label, split) for every image: equal iff the split is."""
+    lines = sorted(f"{item.sha256} {item.label} {assignment[item.sha256]}" for item in dataset.items)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]

@@ -1,0 +1,173 @@
+"""Turn any uploaded picture into the model's input.
+
+This is the one place where images are decoded and shaped, shared by training, evaluation,
+the command line and the dashboard, so a cell is seen identically everywhere. Colour
+normalisation is *not* done here: it lives inside the model graph, which takes RGB values
+in 0–255.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "ImageError",
+    "ImageLimits",
+    "read_image",
+    "to_model_input",
+    "load_model_input",
+]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp")
+
+
+class ImageError(ValueError):
+    """An input that cannot be used as a cell image; the message names it and says why."""
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """Refuse inputs beyond these before decoding them (guards against decompression bombs)."""
+
+    max_bytes: int = 50 * 1024 * 1024
+    max_pixels: int = 50_000_000
+
+
+def _open(data: bytes, name: str, limits: ImageLimits) -> Image.Image:
+    if len(data) == 0:
+        raise ImageError(f"{name}: the file is empty (0 bytes)")
+    if len(data) > limits.max_bytes:
+        raise ImageError(
+            f"{name}: {len(data):,} bytes is larger than the limit of {limits.max_bytes:,} bytes"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as error:
+        raise ImageError(f"{name}: not a readable image ({error})") from error
+    except Exception as error:  # Pillow raises many types on hostile headers
+        raise ImageError(f"{name}: not a readable image ({type(error).__name__}: {error})") from error
+    width, height = image.size
+    if width * height > limits.max_pixels:
+        raise ImageError(
+            f"{name}: {width}×{height} pixels is more than the limit of {limits.max_pixels:,}"
+        )
+    if width == 0 or height == 0:
+        raise ImageError(f"{name}: the image has no pixels ({width}×{height})")
+    return image
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Convert every Pillow mode to 8-bit RGB; transparency is laid over white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        low, high = float(values.min()), float(values.max())
+        # Stretch the used range: 16-bit microscope exports rarely fill 0–65535.
+        scaled = (values - low) / (high - low) * 255.0 if high > low else np.zeros_like(values)
+        image = Image.fromarray(np.round(scaled).astype(np.uint8), mode="L")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert("RGB")
+
+
+def read_image(
+    source: str | Path | bytes,
+    name: str | None = None,
+    limits: ImageLimits = ImageLimits(),
+) -> np.ndarray:
+    """Decode a file or bytes into an RGB array.
+
+    EXIF orientation is applied; 16-bit, CMYK, palette, grayscale and transparent images
+    are converted; of an animated or multi-page file only the first frame is used.
+
+    Args:
+        source: a path or the file's bytes.
+        name: how to name the input in error messages (defaults to the path).
+        limits: size limits checked before decoding.
+
+    Returns:
+        ``(height, width, 3)`` uint8 array.
+
+    Raises:
+        ImageError: empty, truncated, too large, or not an image.
+    """
+    if isinstance(source, (str, Path)):
+        name = name or str(source)
+        try:
+            size = Path(source).stat().st_size
+            if size > limits.max_bytes:
+                raise ImageError(
+                    f"{name}: {size:,} bytes is larger than the limit of {limits.max_bytes:,} bytes"
+                )
+            data = Path(source).read_bytes()
+        except OSError as error:
+            raise ImageError(f"{name}: cannot be read ({error.strerror or error})") from error
+    else:
+        name = name or "image"
+        data = bytes(source)
+    image = _open(data, name, limits)
+    try:
+        image.seek(0)
+        image = ImageOps.exif_transpose(image)
+        image = _to_rgb(image)
+        array = np.asarray(image, dtype=np.uint8)
+    except ImageError:
+        raise
+    except Exception as error:  # truncated or corrupt pixel data surfaces only here
+        raise ImageError(f"{name}: the image data is damaged or truncated ({error})") from error
+    return array
+
+
+def to_model_input(image: np.ndarray, size: int = 224) -> np.ndarray:
+    """Shape an RGB array for the model: pad to a square, then resize.
+
+    Padding (with the median colour of the image's border, i.e. the slide background)
+    keeps the cell's proportions; stretching would turn round cells into ovals.
+
+    Args:
+        image: ``(height, width, 3)`` uint8 RGB.
+        size: the model's input side in pixels.
+
+    Returns:
+        ``(size, size, 3)`` float32 with values in 0–255.
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ImageError(
+            f"expected a (height, width, 3) uint8 RGB array, got {image.shape} {image.dtype}"
+        )
+    height, width, _ = image.shape
+    if height != width:
+        side = max(height, width)
+        border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+        background = np.median(border, axis=0).astype(np.uint8)
+        square = np.empty((side, side, 3), dtype=np.uint8)
+        square[:] = background
+        top, left = (side - height) // 2, (side - width) // 2
+        square[top : top + height, left : left + width] = image
+        image = square
+    if image.shape[0] != size:
+        image = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+    return image.astype(np.float32)
+
+
+def load_model_input(
+    source: str | Path | bytes,
+    size: int = 224,
+    name: str | None = None,
+    limits: ImageLimits = ImageLimits(),
+) -> np.ndarray:
+    """``read_image`` then ``to_model_input``: a path or bytes to a ``(size, size, 3)`` array."""
+    return to_model_input(read_image(source, name=name, limits=limits), size=size)

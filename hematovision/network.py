@@ -1,0 +1,88 @@
+"""Build the cell classifier: backbone, pooled features, a small head, calibrated softmax."""
+
+from __future__ import annotations
+
+import keras
+
+from hematovision.backbones import get_backbone
+
+__all__ = ["build_classifier", "with_temperature", "feature_model", "set_fine_tuning"]
+
+# Layer names other modules rely on.
+FEATURES_LAYER = "avg_pool"
+LOGITS_LAYER = "logits"
+TEMPERATURE_LAYER = "temperature"
+PROBABILITIES_LAYER = "probabilities"
+
+
+def build_classifier(
+    backbone: str,
+    num_classes: int,
+    input_size: int = 224,
+    dropout: float = 0.3,
+    hidden_units: int = 0,
+    pretrained: bool = True,
+) -> keras.Model:
+    """A classifier taking ``(batch, input_size, input_size, 3)`` RGB 0–255.
+
+    Head: global average pooling → dropout → [dense ReLU] → dense logits → temperature
+    (1 until calibrated) → softmax. With ``pretrained`` the backbone gets its ImageNet
+    weights; the keras.applications backbones download them, which needs internet.
+    """
+    spec = get_backbone(backbone)
+    inputs = keras.Input((input_size, input_size, 3), name="image")
+    x = spec.features(inputs, pretrained)
+    x = keras.layers.GlobalAveragePooling2D(name=FEATURES_LAYER)(x)
+    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    if hidden_units:
+        x = keras.layers.Dense(hidden_units, activation="relu", name="head_hidden")(x)
+        x = keras.layers.Dropout(dropout, name="head_hidden_dropout")(x)
+    x = keras.layers.Dense(num_classes, name=LOGITS_LAYER)(x)
+    x = keras.layers.Rescaling(1.0, name=TEMPERATURE_LAYER)(x)
+    outputs = keras.layers.Softmax(name=PROBABILITIES_LAYER)(x)
+    model = keras.Model(inputs, outputs, name=f"hematovision_{backbone}")
+    if pretrained and spec.load_pretrained is not None:
+        spec.load_pretrained(model)
+    return model
+
+
+def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
+    """A new model sharing ``model``'s layers whose softmax divides the logits by ``temperature``.
+
+    Temperature scaling (Guo et al. 2017, "On Calibration of Modern Neural Networks")
+    changes confidences, never the predicted class.
+    """
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    logits = model.get_layer(LOGITS_LAYER).output
+    x = keras.layers.Rescaling(1.0 / float(temperature), name=TEMPERATURE_LAYER)(logits)
+    outputs = keras.layers.Softmax(name=PROBABILITIES_LAYER)(x)
+    return keras.Model(model.inputs, outputs, name=model.name)
+
+
+def feature_model(model: keras.Model) -> keras.Model:
+    """A view of ``model`` that stops at the pooled features (shares its weights)."""
+    return keras.Model(model.inputs, model.get_layer(FEATURES_LAYER).output)
+
+
+def set_fine_tuning(model: keras.Model, first_layer_prefix: str | None) -> int:
+    """Freeze the backbone below ``first_layer_prefix``; ``None`` freezes all of it.
+
+    BatchNormalization stays frozen throughout, as in the Keras fine-tuning guide: its
+    statistics from ImageNet would be wrecked by small batches of one stain. Returns the
+    number of trainable weight tensors.
+    """
+    head_started = False
+    unfrozen = first_layer_prefix is None
+    for layer in model.layers:
+        if layer.name == FEATURES_LAYER:
+            head_started = True
+        if first_layer_prefix and layer.name.startswith(first_layer_prefix):
+            unfrozen = True
+        if head_started:
+            layer.trainable = True
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+        else:
+            layer.trainable = bool(first_layer_prefix) and unfrozen
+    return len(model.trainable_weights)
