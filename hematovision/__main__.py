@@ -1,0 +1,5 @@
+import sys
+
+from hematovision.cli import main
+
+sys.exit(main())

@@ -1,0 +1,156 @@
+"""The one seam to a trained model: load it once, classify a batch, know its classes.
+
+The dashboard, the command line, the explainers and the tests all go through
+:class:`Classifier`, so they see the same model, the same preprocessing and the same
+calibrated probabilities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from hematovision.images import to_model_input
+from hematovision.model_card import ModelCard, load_card
+from hematovision.network import LOGITS_LAYER
+from hematovision.torch_state_dict import sha256_of_file
+
+__all__ = ["ModelFileError", "Prediction", "Classifier", "CONFIDENT", "REVIEW"]
+
+CONFIDENT = "Confident"
+REVIEW = "Review"
+
+
+class ModelFileError(RuntimeError):
+    """A model file is missing, damaged, or not the one its card describes."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's answer for one cell.
+
+    Attributes:
+        label: the most probable class.
+        confidence: its calibrated probability.
+        probabilities: every class's calibrated probability, in the model's class order.
+        classes: the model's classes.
+        review_threshold: below this confidence the cell should be checked by a person.
+    """
+
+    label: str
+    confidence: float
+    probabilities: tuple[float, ...]
+    classes: tuple[str, ...]
+    review_threshold: float
+
+    @property
+    def status(self) -> str:
+        return REVIEW if self.confidence < self.review_threshold else CONFIDENT
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(zip(self.classes, self.probabilities))
+
+
+class Classifier:
+    """A trained HematoVision model and its card.
+
+    Args:
+        model_dir: a folder holding ``card.json`` and the model file it names.
+
+    Raises:
+        ModelFileError: the card or model file is missing, or the file's sha256 differs
+            from the card's (a damaged or substituted model is never used).
+    """
+
+    def __init__(self, model_dir: str | Path):
+        self.model_dir = Path(model_dir)
+        try:
+            self.card: ModelCard = load_card(self.model_dir)
+        except (FileNotFoundError, ValueError) as error:
+            raise ModelFileError(str(error)) from error
+        path = self.model_dir / self.card.model_file
+        if not path.is_file():
+            raise ModelFileError(f"model file not found: {path}")
+        actual = sha256_of_file(path)
+        if self.card.model_sha256 and actual != self.card.model_sha256:
+            raise ModelFileError(
+                f"model file {path} is damaged or was replaced: sha256 {actual}, "
+                f"its card says {self.card.model_sha256}"
+            )
+        try:
+            self.model: keras.Model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        except Exception as error:  # Keras raises many types for a corrupt archive
+            raise ModelFileError(f"model file {path} cannot be loaded: {error}") from error
+        self.model_sha256 = actual
+        outputs = [self.model.get_layer(LOGITS_LAYER).output, self.model.output]
+        self._logits_and_probabilities = keras.Model(self.model.inputs, outputs)
+        size = self.card.input_size
+        self._forward = tf.function(
+            lambda batch: self._logits_and_probabilities(batch, training=False),
+            input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
+        )
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.card.classes
+
+    @property
+    def input_size(self) -> int:
+        return self.card.input_size
+
+    def _check_batch(self, batch: np.ndarray) -> np.ndarray:
+        size = self.input_size
+        batch = np.asarray(batch, dtype=np.float32)
+        if batch.ndim != 4 or batch.shape[1:] != (size, size, 3):
+            raise ValueError(
+                f"expected a batch of shape (n, {size}, {size}, 3) with RGB 0–255, got {batch.shape}"
+            )
+        return batch
+
+    def forward(self, batch: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """Uncalibrated logits and calibrated probabilities, each ``(n, classes)``."""
+        batch = self._check_batch(batch)
+        logits, probabilities = [], []
+        for start in range(0, len(batch), batch_size):
+            chunk_logits, chunk_probabilities = self._forward(batch[start : start + batch_size])
+            logits.append(chunk_logits.numpy())
+            probabilities.append(chunk_probabilities.numpy())
+        if not logits:
+            empty = np.zeros((0, len(self.classes)), np.float32)
+            return empty, empty
+        return np.concatenate(logits), np.concatenate(probabilities)
+
+    def predict_proba(self, batch: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Calibrated class probabilities for ``(n, size, size, 3)`` RGB 0–255 model inputs."""
+        return self.forward(batch, batch_size)[1]
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """An RGB uint8 image of any size → this model's input (see ``to_model_input``)."""
+        return to_model_input(image, self.input_size)
+
+    def predict(self, images: Sequence[np.ndarray], review_threshold: float | None = None
+                ) -> list[Prediction]:
+        """Classify RGB uint8 images of any size (as returned by ``read_image``)."""
+        if len(images) == 0:
+            return []
+        batch = np.stack([self.prepare(image) for image in images])
+        return self.predictions_from(self.predict_proba(batch), review_threshold)
+
+    def predictions_from(self, probabilities: np.ndarray, review_threshold: float | None = None
+                         ) -> list[Prediction]:
+        threshold = self.card.review_threshold if review_threshold is None else review_threshold
+        result = []
+        for row in probabilities:
+            top = int(np.argmax(row))
+            result.append(Prediction(self.classes[top], float(row[top]),
+                                     tuple(float(p) for p in row), self.classes, threshold))
+        return result

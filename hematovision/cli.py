@@ -1,0 +1,130 @@
+"""The ``hematovision`` command: train, evaluate and predict."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _train(args) -> int:
+    from hematovision.dataset import SplitFractions
+    from hematovision.training import TrainingConfig, train
+
+    config = TrainingConfig(
+        backbone=args.backbone, pretrained=not args.no_pretrained,
+        head_epochs=args.head_epochs, fine_tune_epochs=args.epochs,
+        batch_size=args.batch_size, seed=args.seed, limit_per_class=args.limit_per_class,
+        hidden_units=args.hidden_units, fine_tune_from=args.fine_tune_from,
+        fractions=SplitFractions(*args.split),
+        classes=tuple(args.classes.split(",")) if args.classes else None,
+    )
+    card = train(args.data, args.out, config, progress=not args.quiet)
+    print(f"saved {args.out}/model.keras (temperature {card.temperature:.3f})")
+    if not args.no_evaluate:
+        return _evaluate(argparse.Namespace(model=args.out, data=[args.data], all=False,
+                                            quiet=args.quiet, bootstrap=1000))
+    return 0
+
+
+def _evaluate(args) -> int:
+    from hematovision.classifier import Classifier
+    from hematovision.evaluation import evaluate, format_report
+
+    classifier = Classifier(args.model)
+    for data in args.data:
+        report = evaluate(classifier, data, whole_folder=args.all, progress=not args.quiet,
+                          bootstrap=args.bootstrap)
+        print(format_report(report))
+        print()
+    return 0
+
+
+def _predict(args) -> int:
+    from hematovision.classifier import Classifier
+    from hematovision.prediction import classify_files, collect_files, write_csv
+
+    classifier = Classifier(args.model)
+    files = collect_files(args.paths)
+    if not files:
+        print("no image files found", file=sys.stderr)
+        return 1
+    results = classify_files(classifier, files, batch_size=args.batch_size,
+                             progress=sys.stderr.isatty() and not args.quiet)
+    failed = write_csv(results, classifier.classes, args.out)
+    print(f"classified {len(files) - failed} of {len(files)} files into {args.out}")
+    if failed:
+        print(f"{failed} files could not be read; see the error column", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hematovision", description="Classify white blood cells and explain why.")
+    parser.add_argument("--verbose", action="store_true", help="show library log messages")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model on a folder of class folders")
+    train.add_argument("--data", required=True, help="folder of class folders (PBC, Kaggle, …)")
+    train.add_argument("--out", required=True, help="model folder to create, e.g. models/mine")
+    train.add_argument("--backbone", default="lite0", choices=["lite0", "b0", "mobilenetv2"])
+    train.add_argument("--no-pretrained", action="store_true",
+                       help="random backbone weights (b0/mobilenetv2 need internet otherwise)")
+    train.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs (phase 2)")
+    train.add_argument("--head-epochs", type=int, default=40, help="head epochs (phase 1)")
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--hidden-units", type=int, default=0, help="hidden dense layer in the head")
+    train.add_argument("--fine-tune-from", default=None, help="first unfrozen layer prefix")
+    train.add_argument("--split", type=float, nargs=3, default=(0.7, 0.15, 0.15),
+                       metavar=("TRAIN", "VAL", "TEST"))
+    train.add_argument("--classes", help="comma-separated classes to use (default: all found)")
+    train.add_argument("--limit-per-class", type=int, help="use at most N images per class")
+    train.add_argument("--seed", type=int, default=1234)
+    train.add_argument("--no-evaluate", action="store_true", help="skip the test-split evaluation")
+    train.add_argument("--quiet", action="store_true")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("evaluate", help="measure a model on held-out data")
+    evaluate.add_argument("--model", required=True, help="model folder")
+    evaluate.add_argument("--data", required=True, nargs="+", help="one or more data folders")
+    evaluate.add_argument("--all", action="store_true",
+                          help="use the whole folder even if it holds the model's test split")
+    evaluate.add_argument("--bootstrap", type=int, default=1000)
+    evaluate.add_argument("--quiet", action="store_true")
+    evaluate.set_defaults(run=_evaluate)
+
+    predict = commands.add_parser("predict", help="classify images into a CSV file")
+    predict.add_argument("paths", nargs="+", help="image files and folders (searched recursively)")
+    predict.add_argument("--model", default=str(default_model_dir()))
+    predict.add_argument("--out", required=True, help="CSV file to write")
+    predict.add_argument("--batch-size", type=int, default=32)
+    predict.add_argument("--quiet", action="store_true")
+    predict.set_defaults(run=_predict)
+    return parser
+
+
+def default_model_dir() -> Path:
+    from hematovision.models import default_model_dir as find
+
+    return find()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from hematovision.classifier import ModelFileError
+    from hematovision.images import ImageError
+
+    try:
+        return args.run(args)
+    except (ModelFileError, ImageError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

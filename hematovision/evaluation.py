@@ -1,0 +1,179 @@
+"""Measure a trained model on its held-out test split or on an external folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+from scipy.special import softmax
+
+from hematovision.calibration import expected_calibration_error, reliability_bins
+from hematovision.classifier import Classifier
+from hematovision.dataset import scan_folder
+from hematovision.metrics import classification_report
+from hematovision.model_card import save_card
+from hematovision.pipeline import decode_images
+from hematovision.training import SPLIT_FILE
+
+__all__ = ["test_split_files", "evaluate", "format_report"]
+
+log = logging.getLogger(__name__)
+
+
+def test_split_files(model_dir: str | Path, data_dir: str | Path) -> list[tuple[Path, str]] | None:
+    """The test files of the model's recorded split, found under ``data_dir``.
+
+    Returns ``None`` when ``data_dir`` is not the data the model was trained on (no test
+    file of the split is there with the same content), i.e. an external folder.
+    """
+    split_path = Path(model_dir) / SPLIT_FILE
+    if not split_path.is_file():
+        return None
+    split = json.loads(split_path.read_text())
+    data_dir = Path(data_dir)
+    found, missing = [], 0
+    for entry in split["files"]:
+        if entry["split"] != "test":
+            continue
+        path = data_dir / entry["path"]
+        if path.is_file():
+            found.append((path, entry["label"]))
+        else:
+            missing += 1
+    if not found:
+        return None
+    if missing:
+        log.warning("%d test files of the recorded split are missing under %s", missing, data_dir)
+    return found
+
+
+def _calibration(logits: np.ndarray, probabilities: np.ndarray, labels: np.ndarray) -> dict:
+    raw = softmax(logits, axis=1)
+    return {
+        "ece_before_temperature": expected_calibration_error(raw, labels),
+        "ece_after_temperature": expected_calibration_error(probabilities, labels),
+        "reliability_before": [asdict(b) for b in reliability_bins(raw, labels)],
+        "reliability_after": [asdict(b) for b in reliability_bins(probabilities, labels)],
+    }
+
+
+def evaluate(classifier: Classifier, data_dir: str | Path, whole_folder: bool = False,
+             progress: bool = False, bootstrap: int = 1000, save: bool = True) -> dict:
+    """Evaluate on the model's test split under ``data_dir`` or, for a folder the model
+    never saw, on all of it.
+
+    Class folders are matched to the model's classes case-insensitively; folders of other
+    classes are left out and listed. When the folder has fewer classes than the model,
+    the result is given twice: strict (argmax over all the model's classes) and
+    restricted to the classes present.
+
+    With ``save``, writes ``evaluation.json`` (test split) or
+    ``evaluation_<folder>.json`` into the model folder and records the result in the card.
+    """
+    data_dir = Path(data_dir)
+    classes = list(classifier.classes)
+    files = None if whole_folder else test_split_files(classifier.model_dir, data_dir)
+    kind = "test split" if files is not None else "external folder"
+    ignored: list[str] = []
+    if files is None:
+        dataset = scan_folder(data_dir)
+        ignored = [c for c in dataset.classes if c not in classes]
+        if ignored:
+            log.warning("classes the model does not know, left out: %s", ", ".join(ignored))
+        files = [(item.path, item.label) for item in dataset.items if item.label in classes]
+    if not files:
+        raise ValueError(f"{data_dir}: no images of the model's classes ({', '.join(classes)})")
+    images, kept, failed = decode_images([path for path, _ in files], classifier.input_size,
+                                         progress=progress)
+    labels = np.array([classes.index(files[i][1]) for i in kept])
+    logits, probabilities = classifier.forward(images.astype(np.float32))
+    report = {
+        "model": classifier.name,
+        "model_sha256": classifier.model_sha256,
+        "data": str(data_dir),
+        "kind": kind,
+        "classes": classes,
+        "unreadable": [str(path) for path, _ in failed],
+        "ignored_classes": ignored,
+        "metrics": classification_report(labels, probabilities, classes, bootstrap=bootstrap),
+    }
+    report["metrics"].update(_calibration(logits, probabilities, labels))
+    present = sorted(set(labels.tolist()))
+    if len(present) < len(classes):
+        restricted = softmax(logits[:, present] / classifier.card.temperature, axis=1)
+        mapped = np.array([present.index(label) for label in labels])
+        names = [classes[i] for i in present]
+        report["restricted"] = classification_report(mapped, restricted, names,
+                                                     bootstrap=bootstrap)
+        report["restricted"]["classes"] = names
+        report["restricted"].update({
+            "ece_after_temperature": expected_calibration_error(restricted, mapped)})
+    report["predictions"] = [
+        {"path": str(files[i][0]), "label": files[i][1],
+         "predicted": classes[int(np.argmax(probabilities[row]))],
+         "confidence": float(np.max(probabilities[row]))}
+        for row, i in enumerate(kept)
+    ]
+    if save:
+        _save(classifier, report, data_dir)
+    return report
+
+
+def _save(classifier: Classifier, report: dict, data_dir: Path) -> None:
+    model_dir = classifier.model_dir
+    card = classifier.card
+    summary_keys = ("n", "accuracy", "accuracy_ci95", "balanced_accuracy",
+                    "balanced_accuracy_ci95", "macro_auc_ovr", "per_class",
+                    "ece_before_temperature", "ece_after_temperature")
+    summary = {k: report["metrics"][k] for k in summary_keys}
+    if report["kind"] == "test split":
+        (model_dir / "evaluation.json").write_text(json.dumps(report, indent=1) + "\n")
+        card = replace(card, metrics=summary)
+    else:
+        (model_dir / f"evaluation_{data_dir.name}.json").write_text(
+            json.dumps(report, indent=1) + "\n")
+        entry = {"name": data_dir.name, "metrics": summary}
+        if "restricted" in report:
+            entry["restricted"] = {k: report["restricted"][k] for k in summary_keys
+                                   if k in report["restricted"]}
+            entry["restricted"]["classes"] = report["restricted"]["classes"]
+        others = [e for e in card.external if e.get("name") != data_dir.name]
+        card = replace(card, external=[*others, entry])
+    save_card(model_dir, card)
+
+
+def _row(name: str, metrics: dict) -> str:
+    ci = metrics.get("balanced_accuracy_ci95", [float("nan")] * 2)
+    ece = metrics.get("ece_after_temperature", float("nan"))
+    return (f"{name:<24} n={metrics['n']:<6} accuracy {metrics['accuracy']:.4f}  "
+            f"balanced {metrics['balanced_accuracy']:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]  "
+            f"AUC {metrics['macro_auc_ovr']:.4f}  ECE {ece:.4f}")
+
+
+def format_report(report: dict) -> str:
+    """A plain-text table of an evaluation report, for the terminal."""
+    metrics = report["metrics"]
+    lines = [f"{report['model']} on {report['data']} ({report['kind']})",
+             _row("all model classes", metrics)]
+    if "restricted" in report:
+        lines.append(_row("classes present only", report["restricted"]))
+    lines.append(f"ECE before temperature {metrics['ece_before_temperature']:.4f}, "
+                 f"after {metrics['ece_after_temperature']:.4f}")
+    lines.append(f"{'class':<14}{'n':>6}{'precision':>11}{'recall':>9}{'F1':>8}   F1 95% CI")
+    for name, row in metrics["per_class"].items():
+        lo, hi = row["f1_ci95"]
+        lines.append(f"{name:<14}{row['support']:>6}{row['precision']:>11.4f}{row['recall']:>9.4f}"
+                     f"{row['f1']:>8.4f}   [{lo:.4f}, {hi:.4f}]")
+    matrix = metrics["confusion_matrix"]
+    short = [c[:5] for c in report["classes"]]
+    lines.append("confusion matrix (rows true, columns predicted):")
+    lines.append(" " * 14 + "".join(f"{c:>7}" for c in short))
+    for name, row in zip(report["classes"], matrix):
+        if sum(row):
+            lines.append(f"{name:<14}" + "".join(f"{v:>7}" for v in row))
+    if report["unreadable"]:
+        lines.append(f"unreadable files left out: {len(report['unreadable'])}")
+    return "\n".join(lines)

@@ -1,0 +1,86 @@
+"""Classification metrics with bootstrap confidence intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
+
+__all__ = ["balanced_accuracy", "classification_report"]
+
+
+def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray, classes: list[int] | None = None) -> float:
+    """Mean recall over the classes present in ``labels`` (or over ``classes``)."""
+    present = classes if classes is not None else sorted(set(labels.tolist()))
+    recalls = [float(np.mean(predicted[labels == c] == c)) for c in present if np.any(labels == c)]
+    return float(np.mean(recalls)) if recalls else float("nan")
+
+
+def _interval(samples: np.ndarray) -> list[float]:
+    finite = samples[np.isfinite(samples)]
+    if len(finite) == 0:
+        return [float("nan"), float("nan")]
+    return [float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))]
+
+
+def classification_report(
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    class_names: list[str],
+    bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict:
+    """Accuracy, balanced accuracy, per-class precision/recall/F1 with 95 % bootstrap
+    intervals (percentile method, resampling cells), macro one-vs-rest ROC AUC over the
+    classes present, and the confusion matrix (rows: true, columns: predicted).
+
+    Args:
+        labels: ``(n,)`` true class indices into ``class_names``.
+        probabilities: ``(n, len(class_names))``.
+    """
+    predicted = probabilities.argmax(axis=1)
+    indices = list(range(len(class_names)))
+    present = sorted(set(labels.tolist()))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predicted, labels=indices, zero_division=0
+    )
+    rng = np.random.default_rng(seed)
+    boot = {"accuracy": [], "balanced_accuracy": [], "precision": [], "recall": [], "f1": []}
+    for _ in range(bootstrap):
+        sample = rng.integers(0, len(labels), len(labels))
+        y, p = labels[sample], predicted[sample]
+        boot["accuracy"].append(np.mean(y == p))
+        boot["balanced_accuracy"].append(balanced_accuracy(y, p, present))
+        pr, rc, f, sup = precision_recall_fscore_support(y, p, labels=indices, zero_division=0)
+        absent = sup == 0
+        rc = np.where(absent, np.nan, rc)
+        boot["precision"].append(pr)
+        boot["recall"].append(rc)
+        boot["f1"].append(np.where(absent, np.nan, f))
+    per_class = {}
+    for i, name in enumerate(class_names):
+        if support[i] == 0 and not np.any(predicted == i):
+            continue
+        per_class[name] = {
+            "support": int(support[i]),
+            "precision": float(precision[i]),
+            "precision_ci95": _interval(np.array([b[i] for b in boot["precision"]])),
+            "recall": float(recall[i]),
+            "recall_ci95": _interval(np.array([b[i] for b in boot["recall"]])),
+            "f1": float(f1[i]),
+            "f1_ci95": _interval(np.array([b[i] for b in boot["f1"]])),
+        }
+    # One-vs-rest per present class, then the mean: defined even when the external set
+    # lacks some of the model's classes.
+    aucs = [roc_auc_score(labels == c, probabilities[:, c]) for c in present
+            if 0 < np.sum(labels == c) < len(labels)]
+    auc = float(np.mean(aucs)) if aucs else float("nan")
+    return {
+        "n": int(len(labels)),
+        "accuracy": float(np.mean(labels == predicted)),
+        "accuracy_ci95": _interval(np.array(boot["accuracy"])),
+        "balanced_accuracy": balanced_accuracy(labels, predicted, present),
+        "balanced_accuracy_ci95": _interval(np.array(boot["balanced_accuracy"])),
+        "macro_auc_ovr": auc,
+        "per_class": per_class,
+        "confusion_matrix": confusion_matrix(labels, predicted, labels=indices).tolist(),
+    }

@@ -1,0 +1,158 @@
+"""The model card: everything that belongs to a trained model, stored beside its weights.
+
+Classes, input size, preprocessing, temperature, the review threshold and the Grad-CAM
+layer live here rather than in code, so pages and the CLI read them from the model they
+are using (Mitchell et al. 2019, "Model Cards for Model Reporting").
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+__all__ = ["CARD_FILE", "MODEL_FILE", "ModelCard", "load_card", "save_card", "render_markdown"]
+
+CARD_FILE = "card.json"
+CARD_MARKDOWN = "MODEL_CARD.md"
+MODEL_FILE = "model.keras"
+
+INTENDED_USE = (
+    "Teaching white-blood-cell morphology, research, and a second opinion for a trained "
+    "reviewer on single-cell images like those of the training data (CellaVision-style "
+    "crops, May-Grünwald Giemsa stain)."
+)
+OUT_OF_SCOPE = (
+    "Not a medical device and not for diagnosis or treatment decisions. Not validated for "
+    "images from other analysers, stains, magnifications or whole smear fields; not for "
+    "blasts, abnormal lymphocytes or other classes it was not trained on."
+)
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    name: str
+    classes: tuple[str, ...]
+    backbone: str
+    input_size: int
+    preprocessing: str
+    weight_source: str
+    gradcam_layer: str
+    temperature: float
+    review_threshold: float
+    model_file: str = MODEL_FILE
+    model_sha256: str = ""
+    head: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    external: list = field(default_factory=list)
+    intended_use: str = INTENDED_USE
+    out_of_scope: str = OUT_OF_SCOPE
+    limitations: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if not self.classes:
+            raise ValueError("a model card needs at least one class")
+        if not 0.0 < self.temperature:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if not 0.0 <= self.review_threshold <= 1.0:
+            raise ValueError(f"review_threshold must lie in [0, 1], got {self.review_threshold}")
+
+
+def load_card(model_dir: str | Path) -> ModelCard:
+    """Read ``card.json`` from a model folder.
+
+    Raises:
+        FileNotFoundError: the folder or its card is missing (the message names the file).
+        ValueError: the card is not valid JSON or lacks required fields.
+    """
+    path = Path(model_dir) / CARD_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"model card not found: {path}")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"model card {path} is not valid JSON: {error}") from error
+    known = {f.name for f in fields(ModelCard)}
+    try:
+        raw = {key: value for key, value in raw.items() if key in known}
+        raw["classes"] = tuple(raw["classes"])
+        raw["limitations"] = tuple(raw.get("limitations", ()))
+        return ModelCard(**raw)
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"model card {path} is incomplete: {error}") from error
+
+
+def save_card(model_dir: str | Path, card: ModelCard) -> None:
+    """Write ``card.json`` and its Markdown rendering."""
+    model_dir = Path(model_dir)
+    (model_dir / CARD_FILE).write_text(json.dumps(asdict(card), indent=2) + "\n", encoding="utf-8")
+    (model_dir / CARD_MARKDOWN).write_text(render_markdown(card), encoding="utf-8")
+
+
+def _pct(value) -> str:
+    return "–" if value is None or value != value else f"{100 * value:.1f} %"
+
+
+def _ci(values) -> str:
+    return f" ({_pct(values[0])} – {_pct(values[1])})" if values else ""
+
+
+def _metrics_table(metrics: dict) -> list[str]:
+    lines = [
+        f"- accuracy {_pct(metrics.get('accuracy'))}{_ci(metrics.get('accuracy_ci95'))}",
+        f"- balanced accuracy {_pct(metrics.get('balanced_accuracy'))}"
+        f"{_ci(metrics.get('balanced_accuracy_ci95'))}",
+        f"- macro one-vs-rest ROC AUC {metrics.get('macro_auc_ovr', float('nan')):.4f}",
+    ]
+    if "ece_before_temperature" in metrics:
+        lines.append(
+            f"- expected calibration error (15 bins): {metrics['ece_before_temperature']:.4f} "
+            f"before, {metrics['ece_after_temperature']:.4f} after temperature scaling"
+        )
+    per_class = metrics.get("per_class", {})
+    if per_class:
+        lines += ["", "| class | n | precision | recall | F1 (95 % CI) |", "|---|---|---|---|---|"]
+        for name, row in per_class.items():
+            lines.append(
+                f"| {name} | {row['support']} | {_pct(row['precision'])} | {_pct(row['recall'])} "
+                f"| {_pct(row['f1'])}{_ci(row.get('f1_ci95'))} |"
+            )
+    return lines
+
+
+def render_markdown(card: ModelCard) -> str:
+    lines = [
+        f"# Model card: {card.name}",
+        "",
+        f"**Classes** ({len(card.classes)}): {', '.join(card.classes)}",
+        "",
+        f"**Backbone**: {card.backbone}; weights: {card.weight_source}",
+        f"**Input**: RGB {card.input_size}×{card.input_size}; {card.preprocessing}",
+        f"**Temperature**: {card.temperature:.4f}; **review threshold**: {card.review_threshold:.2f}",
+        f"**Model file**: `{card.model_file}` (sha256 `{card.model_sha256}`)",
+        "",
+        "## Intended use",
+        card.intended_use,
+        "",
+        "## Out of scope",
+        card.out_of_scope,
+        "",
+    ]
+    if card.data:
+        lines += ["## Data", "```", json.dumps(card.data, indent=2), "```", ""]
+    if card.training:
+        lines += ["## Training", "```", json.dumps(card.training, indent=2), "```", ""]
+    if card.metrics:
+        lines += ["## Held-out test results", *_metrics_table(card.metrics), ""]
+    for result in card.external:
+        lines += [f"## External data: {result.get('name', '?')}",
+                  *_metrics_table(result.get("metrics", {}))]
+        if "restricted" in result:
+            lines += ["", "Restricted to the classes present:",
+                      *_metrics_table(result["restricted"])]
+        lines.append("")
+    if card.limitations:
+        lines += ["## Known limitations", *[f"- {item}" for item in card.limitations], ""]
+    return "\n".join(lines)

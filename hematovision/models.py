@@ -1,0 +1,27 @@
+"""Where the shipped models live and which one is used by default."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hematovision.model_card import CARD_FILE
+
+__all__ = ["MODELS_DIR", "DEFAULT_MODEL", "available_models", "default_model_dir"]
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODEL = "pbc-lite0"
+
+
+def available_models(models_dir: str | Path | None = None) -> list[Path]:
+    """Model folders (those with a card) under ``models_dir``, sorted by name."""
+    root = Path(models_dir or os.environ.get("HEMATOVISION_MODELS", MODELS_DIR))
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if (p / CARD_FILE).is_file())
+
+
+def default_model_dir() -> Path:
+    """``$HEMATOVISION_MODEL`` if set, else the shipped ``models/pbc-lite0``."""
+    chosen = os.environ.get("HEMATOVISION_MODEL")
+    return Path(chosen) if chosen else MODELS_DIR / DEFAULT_MODEL

@@ -1,0 +1,303 @@
+"""Two-phase transfer learning, as in the original HematoVision reports.
+
+Phase one trains only the head on the frozen backbone's pooled features, computed once
+(the backbone is the expensive part, and frozen features do not change between epochs).
+Phase two unfreezes the top blocks and fine-tunes them, with augmentation, at a low
+learning rate. A temperature fitted on the validation split calibrates the result.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import platform
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from scipy.special import log_softmax
+
+from hematovision.backbones import get_backbone
+from hematovision.calibration import fit_temperature
+from hematovision.dataset import (
+    SplitFractions, _rank, scan_folder, split_dataset, split_fingerprint,
+)
+from hematovision.metrics import balanced_accuracy
+from hematovision.model_card import MODEL_FILE, ModelCard, save_card
+from hematovision.network import (
+    FEATURES_LAYER, LOGITS_LAYER, build_classifier, feature_model, set_fine_tuning, with_temperature,
+)
+from hematovision.pipeline import decode_images, run_in_batches, training_dataset
+from hematovision.torch_state_dict import sha256_of_file
+
+__all__ = ["TrainingConfig", "train", "SPLIT_FILE", "HISTORY_FILE"]
+
+log = logging.getLogger(__name__)
+SPLIT_FILE = "split.json"
+HISTORY_FILE = "history.csv"
+_HISTORY_FIELDS = ["phase", "epoch", "seconds", "loss", "accuracy", "val_loss", "val_accuracy",
+                   "val_balanced_accuracy", "learning_rate"]
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Settings of one training run; the defaults reproduce the shipped model."""
+
+    backbone: str = "lite0"
+    input_size: int = 224
+    pretrained: bool = True
+    dropout: float = 0.3
+    hidden_units: int = 0
+    head_epochs: int = 40
+    head_learning_rate: float = 1e-3
+    fine_tune_epochs: int = 6
+    fine_tune_learning_rate: float = 3e-4
+    fine_tune_from: str | None = None  # None: the backbone's default
+    batch_size: int = 32
+    patience: int = 2
+    seed: int = 1234
+    fractions: SplitFractions = field(default_factory=SplitFractions)
+    limit_per_class: int | None = None
+    classes: tuple[str, ...] | None = None
+    review_threshold: float = 0.7
+
+
+class _EpochLog(keras.callbacks.Callback):
+    """Validation metrics the checkpoint can watch, a CSV row per epoch, and time left."""
+
+    def __init__(self, phase: int, epochs: int, history_path: Path, val_logits, val_labels,
+                 classes: int):
+        super().__init__()
+        self.phase, self.epochs, self.history_path = phase, epochs, history_path
+        self.val_logits, self.val_labels, self.classes = val_logits, val_labels, classes
+        self.started = 0.0
+        self.durations: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        logits = self.val_logits()
+        predicted = logits.argmax(axis=1)
+        logs["val_loss"] = float(-np.mean(
+            log_softmax(logits, axis=1)[np.arange(len(self.val_labels)), self.val_labels]))
+        logs["val_accuracy"] = float(np.mean(predicted == self.val_labels))
+        logs["val_balanced_accuracy"] = balanced_accuracy(self.val_labels, predicted)
+        seconds = time.time() - self.started
+        self.durations.append(seconds)
+        rate = self.model.optimizer.learning_rate
+        row = {"phase": self.phase, "epoch": epoch + 1, "seconds": round(seconds, 2),
+               "learning_rate": float(np.asarray(rate)) if not callable(rate) else float(
+                   rate(self.model.optimizer.iterations))}
+        row.update({key: round(float(logs[key]), 6) for key in _HISTORY_FIELDS if key in logs})
+        new = not self.history_path.exists()
+        with open(self.history_path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=_HISTORY_FIELDS, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        left = (self.epochs - epoch - 1) * float(np.mean(self.durations))
+        print(f"phase {self.phase} epoch {epoch + 1}/{self.epochs}: "
+              f"val balanced accuracy {logs['val_balanced_accuracy']:.4f}, "
+              f"val loss {logs['val_loss']:.4f}; {seconds:.0f} s; "
+              f"at most {left / 60:.1f} min left in this phase", flush=True)
+
+
+def _class_weights(labels: np.ndarray, classes: int) -> dict[int, float]:
+    counts = np.bincount(labels, minlength=classes).astype(float)
+    counts[counts == 0] = 1.0
+    return {i: float(len(labels) / (classes * counts[i])) for i in range(classes)}
+
+
+def _limit(items, limit: int | None):
+    if not limit:
+        return items
+    kept, per_class = [], Counter()
+    for item in sorted(items, key=lambda it: _rank(it.sha256)):
+        if per_class[item.label] < limit:
+            kept.append(item)
+            per_class[item.label] += 1
+    return sorted(kept, key=lambda it: str(it.path))
+
+
+def _write_split(out_dir: Path, dataset, assignment, used, fingerprint: str, config) -> None:
+    files = [{"path": item.path.relative_to(dataset.root).as_posix(), "sha256": item.sha256,
+              "label": item.label, "split": assignment[item.sha256]} for item in used]
+    document = {"root": str(dataset.root), "fingerprint": fingerprint,
+                "fractions": asdict(config.fractions), "classes": list(dataset.classes),
+                "files": files}
+    (out_dir / SPLIT_FILE).write_text(json.dumps(document, indent=0) + "\n")
+
+
+def train(data_dir: str | Path, out_dir: str | Path, config: TrainingConfig = TrainingConfig(),
+          name: str | None = None, progress: bool = True) -> ModelCard:
+    """Train a classifier on a folder of class folders and save it with its card.
+
+    Writes into ``out_dir``: ``model.keras`` (calibrated), ``card.json`` and
+    ``MODEL_CARD.md``, ``split.json`` (which file went where), ``history.csv`` (every
+    epoch of both phases) and ``checkpoint.keras`` (best phase-two model, uncalibrated).
+    Returns the card; test metrics are added by :func:`hematovision.evaluation.evaluate`.
+    """
+    started = time.time()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    backbone = get_backbone(config.backbone)
+
+    dataset = scan_folder(data_dir, config.classes)
+    used = _limit(dataset.items, config.limit_per_class)
+    dataset.items = used
+    assignment = split_dataset(dataset, config.fractions)
+    fingerprint = split_fingerprint(dataset, assignment)
+    classes = list(dataset.classes)
+    index = {name: i for i, name in enumerate(classes)}
+
+    arrays, labels, counts = {}, {}, {}
+    for split in ("train", "val"):
+        items = [item for item in used if assignment[item.sha256] == split]
+        images, kept, _ = decode_images([it.path for it in items], config.input_size,
+                                        progress=progress)
+        arrays[split] = images
+        labels[split] = np.array([index[items[i].label] for i in kept], dtype=np.int64)
+        counts[split] = {c: int(np.sum(labels[split] == index[c])) for c in classes}
+    counts["test"] = {c: sum(1 for it in used if assignment[it.sha256] == "test" and it.label == c)
+                      for c in classes}
+    if len(arrays["train"]) == 0 or len(arrays["val"]) == 0:
+        raise ValueError(f"{data_dir}: too few images to make both a training and a validation set")
+    print(f"classes: {', '.join(classes)}")
+    for split in ("train", "val", "test"):
+        print(f"{split:>5}: {sum(counts[split].values()):6d}  {counts[split]}")
+
+    model = build_classifier(config.backbone, len(classes), config.input_size,
+                             config.dropout, config.hidden_units, config.pretrained)
+    weights = _class_weights(labels["train"], len(classes))
+    history_path = out_dir / HISTORY_FILE
+    history_path.unlink(missing_ok=True)
+    verbose = 1 if sys.stdout.isatty() else 2
+
+    # Phase 1: head on cached features of the frozen backbone.
+    phase_started = time.time()
+    set_fine_tuning(model, None)
+    features = tf.function(feature_model(model), reduce_retracing=True)
+    train_features = run_in_batches(lambda b: features(b, training=False), arrays["train"],
+                                    progress=progress, description="features (train)")
+    val_features = run_in_batches(lambda b: features(b, training=False), arrays["val"],
+                                  progress=progress, description="features (val)")
+    head_input = keras.Input((train_features.shape[1],))
+    x = head_input
+    head_names = [layer.name for layer in model.layers[
+        [layer.name for layer in model.layers].index(FEATURES_LAYER) + 1:]]
+    for layer_name in head_names:
+        x = model.get_layer(layer_name)(x)
+    head = keras.Model(head_input, x)
+    head_logits = keras.Model(head_input, model.get_layer(LOGITS_LAYER)(
+        _head_until_logits(model, head_input)))
+    head.compile(keras.optimizers.Adam(config.head_learning_rate), "categorical_crossentropy",
+                 metrics=["accuracy"])
+    head.fit(
+        train_features, keras.utils.to_categorical(labels["train"], len(classes)),
+        batch_size=config.batch_size, epochs=config.head_epochs, class_weight=weights,
+        verbose=0, shuffle=True,
+        callbacks=[
+            _EpochLog(1, config.head_epochs, history_path,
+                      lambda: np.asarray(head_logits(val_features, training=False)),
+                      labels["val"], len(classes)),
+            keras.callbacks.EarlyStopping("val_loss", patience=5, restore_best_weights=True),
+        ],
+    )
+    head_seconds = time.time() - phase_started
+
+    # Phase 2: fine-tune the top blocks with augmentation; BatchNorm stays frozen.
+    phase_started = time.time()
+    logits_model = keras.Model(model.inputs, model.get_layer(LOGITS_LAYER).output)
+    logits_fn = tf.function(logits_model, reduce_retracing=True)
+    fine_seconds = 0.0
+    if config.fine_tune_epochs > 0:
+        set_fine_tuning(model, config.fine_tune_from or backbone.fine_tune_from)
+        steps = int(np.ceil(len(arrays["train"]) / config.batch_size)) * config.fine_tune_epochs
+        schedule = keras.optimizers.schedules.CosineDecay(config.fine_tune_learning_rate, steps)
+        model.compile(keras.optimizers.Adam(schedule), "categorical_crossentropy",
+                      metrics=["accuracy"])
+        model.fit(
+            training_dataset(arrays["train"], labels["train"], len(classes), config.batch_size,
+                             config.seed),
+            epochs=config.fine_tune_epochs, class_weight=weights, verbose=verbose,
+            callbacks=[
+                _EpochLog(2, config.fine_tune_epochs, history_path,
+                          lambda: run_in_batches(lambda b: logits_fn(b, training=False),
+                                                 arrays["val"]),
+                          labels["val"], len(classes)),
+                keras.callbacks.ModelCheckpoint(out_dir / "checkpoint.keras",
+                                                monitor="val_balanced_accuracy", mode="max",
+                                                save_best_only=True),
+                keras.callbacks.EarlyStopping("val_balanced_accuracy", mode="max",
+                                              patience=config.patience),
+            ],
+        )
+        # The best epoch, not the last one, is the model we keep.
+        model.load_weights(out_dir / "checkpoint.keras")
+        fine_seconds = time.time() - phase_started
+
+    val_logits = run_in_batches(lambda b: logits_fn(b, training=False), arrays["val"])
+    temperature = fit_temperature(val_logits, labels["val"])
+    calibrated = with_temperature(model, temperature)
+    model_path = out_dir / MODEL_FILE
+    calibrated.save(model_path)
+    _write_split(out_dir, dataset, assignment, used, fingerprint, config)
+
+    card = ModelCard(
+        name=name or out_dir.name,
+        classes=tuple(classes),
+        backbone=config.backbone,
+        input_size=config.input_size,
+        preprocessing=backbone.preprocessing,
+        weight_source=backbone.weight_source if config.pretrained else "none (random init)",
+        gradcam_layer=backbone.gradcam_layer,
+        temperature=temperature,
+        review_threshold=config.review_threshold,
+        model_sha256=sha256_of_file(model_path),
+        head={"layers": "global average pooling → dropout → "
+                        + (f"dense {config.hidden_units} ReLU → dropout → " if config.hidden_units
+                           else "") + "dense logits → temperature → softmax",
+              "dropout": config.dropout, "hidden_units": config.hidden_units},
+        training={
+            "config": {k: v for k, v in asdict(config).items() if k != "fractions"},
+            "head_phase_seconds": round(head_seconds, 1),
+            "fine_tune_phase_seconds": round(fine_seconds, 1),
+            "total_seconds": round(time.time() - started, 1),
+            "hardware": f"{platform.processor() or platform.machine()}, "
+                        f"{tf.config.threading.get_intra_op_parallelism_threads() or 'all'} threads "
+                        f"on {_cpu_count()} CPU cores, no GPU",
+            "tensorflow": tf.__version__, "keras": keras.__version__,
+            "val_balanced_accuracy": balanced_accuracy(labels["val"], val_logits.argmax(1)),
+        },
+        data={"source": str(data_dir), "counts": counts, "split_fingerprint": fingerprint,
+              "fractions": asdict(config.fractions),
+              "duplicates_removed": dataset.duplicates_removed,
+              "conflicting_groups_dropped": len(dataset.conflicting),
+              "skipped_files": len(dataset.skipped)},
+    )
+    save_card(out_dir, card)
+    return card
+
+
+def _head_until_logits(model: keras.Model, head_input):
+    """Apply the head layers between the pooled features and the logits to ``head_input``."""
+    names = [layer.name for layer in model.layers]
+    x = head_input
+    for layer in model.layers[names.index(FEATURES_LAYER) + 1 : names.index(LOGITS_LAYER)]:
+        x = layer(x)
+    return x
+
+
+def _cpu_count() -> int:
+    import os
+
+    return os.cpu_count() or 1
