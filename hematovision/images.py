@@ -73,7 +73,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         low, high = float(values.min()), float(values.max())
         # Stretch the used range: 16-bit microscope exports rarely fill 0–65535.
         scaled = (values - low) / (high - low) * 255.0 if high > low else np.zeros_like(values)
-        image = Image.fromarray(np.round(scaled).astype(np.uint8), mode="L")
+        image = Image.fromarray(np.round(scaled).astype(np.uint8))
     if image.mode == "P":
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):

@@ -1,0 +1,46 @@
+"""Shared fixtures: the real datasets beside the repository and the shipped model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASETS = Path(os.environ.get("HEMATOVISION_DATASETS", ROOT.parent / "shared" / "datasets"))
+PBC = DATASETS / "pbc"
+ZHENG = DATASETS / "zheng2018_d2"
+KAGGLE = DATASETS / "kaggle_bloodcells_sample"
+SHIPPED_MODEL = ROOT / "models" / "pbc-lite0"
+
+
+def pytest_configure(config):
+    # The datasets are part of the test set-up (see README); their absence is an error,
+    # not a reason to skip.
+    if not PBC.is_dir():
+        raise pytest.UsageError(f"datasets not found at {DATASETS}; set HEMATOVISION_DATASETS")
+
+
+@pytest.fixture(scope="session")
+def classifier():
+    from hematovision.classifier import Classifier
+
+    return Classifier(SHIPPED_MODEL)
+
+
+@pytest.fixture(scope="session")
+def pbc_examples() -> list[tuple[Path, str]]:
+    """Five test-split images per class of the shipped model's recorded split."""
+    from hematovision.evaluation import test_split_files
+
+    files = test_split_files(SHIPPED_MODEL, PBC)
+    assert files, "the shipped model's test split is not under the PBC folder"
+    chosen, per_class = [], {}
+    for path, label in files:
+        if per_class.get(label, 0) < 5:
+            chosen.append((path, label))
+            per_class[label] = per_class.get(label, 0) + 1
+    return chosen

@@ -1,0 +1,113 @@
+"""Loading folder-of-class-folder datasets and splitting them reproducibly."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hematovision.dataset import SplitFractions, scan_folder, split_dataset, split_fingerprint
+
+from .conftest import KAGGLE, PBC
+
+
+def _take(source: Path, count: int) -> list[Path]:
+    return sorted(p for p in source.iterdir() if p.is_file())[:count]
+
+
+@pytest.fixture
+def small_pbc(tmp_path) -> Path:
+    """A PBC-layout folder with a few real images per class, plus junk."""
+    root = tmp_path / "pbc"
+    for label in ("eosinophil", "lymphocyte", "neutrophil"):
+        (root / label).mkdir(parents=True)
+        for path in _take(PBC / label, 12):
+            shutil.copy(path, root / label / path.name)
+    (root / "neutrophil" / "notes.txt").write_text("not an image")
+    (root / "lymphocyte" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 garbage")
+    return root
+
+
+def test_pbc_layout_counts_and_junk(small_pbc, caplog):
+    dataset = scan_folder(small_pbc)
+    assert dataset.classes == ("eosinophil", "lymphocyte", "neutrophil")
+    assert dataset.counts() == {"eosinophil": 12, "lymphocyte": 12, "neutrophil": 12}
+    skipped = {path.name for path, _ in dataset.skipped}
+    assert skipped == {"notes.txt", "broken.jpg"}
+    assert "broken.jpg" in caplog.text and "notes.txt" in caplog.text
+
+
+def test_duplicates_are_kept_once_and_conflicts_dropped(small_pbc):
+    eos = sorted((small_pbc / "eosinophil").iterdir())
+    shutil.copy(eos[0], small_pbc / "eosinophil" / "copy_of_first.jpg")  # same label
+    shutil.copy(eos[1], small_pbc / "neutrophil" / "mislabelled.jpg")  # two labels
+    dataset = scan_folder(small_pbc)
+    assert dataset.duplicates_removed == 1
+    assert len(dataset.conflicting) == 1
+    assert dataset.counts()["eosinophil"] == 11  # eos[1] left with its conflicting twin
+    assert dataset.counts()["neutrophil"] == 12
+
+
+def test_kaggle_layout_with_uppercase_classes_and_predefined_test():
+    dataset = scan_folder(KAGGLE)
+    assert dataset.classes == ("eosinophil", "lymphocyte", "monocyte", "neutrophil")
+    assert all(count == 40 for count in dataset.counts().values())
+    assignment = split_dataset(dataset)
+    for item in dataset.items:
+        in_test_folder = "TEST" in item.path.parts
+        assert (assignment[item.sha256] == "test") == in_test_folder
+
+
+def test_kaggle_copies_of_one_cell_share_a_split(tmp_path):
+    root = tmp_path / "images" / "TRAIN" / "MONOCYTE"
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for cell in range(12):
+        for copy in range(3):
+            pixels = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / f"_{copy}_{1000 + cell}.png")
+    dataset = scan_folder(tmp_path)
+    assignment = split_dataset(dataset)
+    by_cell: dict[str, set] = {}
+    for item in dataset.items:
+        by_cell.setdefault(item.path.stem.split("_")[2], set()).add(assignment[item.sha256])
+    assert all(len(splits) == 1 for splits in by_cell.values())
+    assert {"train", "val", "test"} <= set().union(*by_cell.values())
+
+
+def test_split_is_stratified_and_stable_across_locations(small_pbc, tmp_path):
+    first = scan_folder(small_pbc)
+    moved = shutil.copytree(small_pbc, tmp_path / "elsewhere" / "renamed")
+    second = scan_folder(moved)
+    a, b = split_dataset(first), split_dataset(second)
+    assert a == b
+    assert split_fingerprint(first, a) == split_fingerprint(second, b)
+    per_class = Counter((item.label, a[item.sha256]) for item in first.items)
+    for label in first.classes:
+        assert per_class[(label, "train")] == 8
+        assert per_class[(label, "val")] == 2
+        assert per_class[(label, "test")] == 2
+
+
+def test_split_on_all_of_pbc_is_close_to_70_15_15():
+    dataset = scan_folder(PBC, classes=("basophil",))
+    assignment = split_dataset(dataset)
+    shares = Counter(assignment.values())
+    total = sum(shares.values())
+    assert abs(shares["train"] / total - 0.70) < 0.01
+    assert abs(shares["test"] / total - 0.15) < 0.01
+
+
+@pytest.mark.parametrize("fractions", [(0.5, 0.5, 0.5), (-0.1, 0.6, 0.5)])
+def test_bad_fractions_are_refused(fractions):
+    with pytest.raises(ValueError, match="sum to 1"):
+        SplitFractions(*fractions)
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope"):
+        scan_folder(tmp_path / "nope")
