@@ -14,10 +14,12 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from scipy.special import softmax
 
 from hematovision.images import to_model_input
 from hematovision.model_card import ModelCard, load_card
 from hematovision.network import LOGITS_LAYER
+from hematovision.runtime import LiteRTRunner
 from hematovision.torch_state_dict import sha256_of_file
 
 __all__ = ["ModelFileError", "Prediction", "Classifier", "CONFIDENT", "REVIEW"]
@@ -74,14 +76,7 @@ class Classifier:
         except (FileNotFoundError, ValueError) as error:
             raise ModelFileError(str(error)) from error
         path = self.model_dir / self.card.model_file
-        if not path.is_file():
-            raise ModelFileError(f"model file not found: {path}")
-        actual = sha256_of_file(path)
-        if self.card.model_sha256 and actual != self.card.model_sha256:
-            raise ModelFileError(
-                f"model file {path} is damaged or was replaced: sha256 {actual}, "
-                f"its card says {self.card.model_sha256}"
-            )
+        actual = _check_file(path, self.card.model_sha256)
         try:
             self.model: keras.Model = keras.saving.load_model(path, compile=False, safe_mode=True)
         except Exception as error:  # Keras raises many types for a corrupt archive
@@ -90,10 +85,27 @@ class Classifier:
         outputs = [self.model.get_layer(LOGITS_LAYER).output, self.model.output]
         self._logits_and_probabilities = keras.Model(self.model.inputs, outputs)
         size = self.card.input_size
-        self._forward = tf.function(
+        self._keras_forward = tf.function(
             lambda batch: self._logits_and_probabilities(batch, training=False),
             input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
         )
+        self._runtime = None
+        if self.card.runtime_file:
+            runtime_path = self.model_dir / self.card.runtime_file
+            _check_file(runtime_path, self.card.runtime_sha256)
+            self._runtime = LiteRTRunner(runtime_path)
+
+    @property
+    def runtime(self) -> str:
+        """Which engine runs the forward pass: ``"litert"`` or ``"keras"``."""
+        return "litert" if self._runtime is not None else "keras"
+
+    def _forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._runtime is None:
+            logits, probabilities = self._keras_forward(batch)
+            return logits.numpy(), probabilities.numpy()
+        logits = self._runtime(batch)
+        return logits, softmax(logits / self.card.temperature, axis=1).astype(np.float32)
 
     @property
     def name(self) -> str:
@@ -122,8 +134,8 @@ class Classifier:
         logits, probabilities = [], []
         for start in range(0, len(batch), batch_size):
             chunk_logits, chunk_probabilities = self._forward(batch[start : start + batch_size])
-            logits.append(chunk_logits.numpy())
-            probabilities.append(chunk_probabilities.numpy())
+            logits.append(chunk_logits)
+            probabilities.append(chunk_probabilities)
         if not logits:
             empty = np.zeros((0, len(self.classes)), np.float32)
             return empty, empty
@@ -154,3 +166,15 @@ class Classifier:
             result.append(Prediction(self.classes[top], float(row[top]),
                                      tuple(float(p) for p in row), self.classes, threshold))
         return result
+
+
+def _check_file(path: Path, expected_sha256: str) -> str:
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path}")
+    actual = sha256_of_file(path)
+    if expected_sha256 and actual != expected_sha256:
+        raise ModelFileError(
+            f"model file {path} is damaged or was replaced: sha256 {actual}, "
+            f"its card says {expected_sha256}"
+        )
+    return actual

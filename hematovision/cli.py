@@ -43,6 +43,14 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from hematovision.training import add_fast_runtime
+
+    card = add_fast_runtime(args.model)
+    print(f"wrote {args.model}/{card.runtime_file} (sha256 {card.runtime_sha256[:12]}…)")
+    return 0
+
+
 def _predict(args) -> int:
     from hematovision.classifier import Classifier
     from hematovision.prediction import classify_files, collect_files, write_csv
@@ -95,6 +103,10 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--bootstrap", type=int, default=1000)
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(run=_evaluate)
+
+    export = commands.add_parser("export", help="add the fast LiteRT runtime to a model folder")
+    export.add_argument("--model", required=True, help="model folder")
+    export.set_defaults(run=_export)
 
     predict = commands.add_parser("predict", help="classify images into a CSV file")
     predict.add_argument("paths", nargs="+", help="image files and folders (searched recursively)")

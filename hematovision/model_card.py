@@ -42,6 +42,8 @@ class ModelCard:
     review_threshold: float
     model_file: str = MODEL_FILE
     model_sha256: str = ""
+    runtime_file: str = ""
+    runtime_sha256: str = ""
     head: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)
@@ -132,6 +134,7 @@ def render_markdown(card: ModelCard) -> str:
         f"**Input**: RGB {card.input_size}×{card.input_size}; {card.preprocessing}",
         f"**Temperature**: {card.temperature:.4f}; **review threshold**: {card.review_threshold:.2f}",
         f"**Model file**: `{card.model_file}` (sha256 `{card.model_sha256}`)",
+        f"**Fast runtime**: `{card.runtime_file or 'none'}` (sha256 `{card.runtime_sha256}`)",
         "",
         "## Intended use",
         card.intended_use,

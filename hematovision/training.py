@@ -15,7 +15,7 @@ import platform
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import keras
@@ -29,14 +29,15 @@ from hematovision.dataset import (
     SplitFractions, _rank, scan_folder, split_dataset, split_fingerprint,
 )
 from hematovision.metrics import balanced_accuracy
-from hematovision.model_card import MODEL_FILE, ModelCard, save_card
+from hematovision.model_card import MODEL_FILE, ModelCard, load_card, save_card
 from hematovision.network import (
     FEATURES_LAYER, LOGITS_LAYER, build_classifier, feature_model, set_fine_tuning, with_temperature,
 )
 from hematovision.pipeline import decode_images, run_in_batches, training_dataset
+from hematovision.runtime import RUNTIME_FILE, export_litert
 from hematovision.torch_state_dict import sha256_of_file
 
-__all__ = ["TrainingConfig", "train", "SPLIT_FILE", "HISTORY_FILE"]
+__all__ = ["TrainingConfig", "train", "add_fast_runtime", "SPLIT_FILE", "HISTORY_FILE"]
 
 log = logging.getLogger(__name__)
 SPLIT_FILE = "split.json"
@@ -285,6 +286,20 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainingConfig = Tr
               "skipped_files": len(dataset.skipped)},
     )
     save_card(out_dir, card)
+    return add_fast_runtime(out_dir)
+
+
+def add_fast_runtime(model_dir: str | Path) -> ModelCard:
+    """Convert a saved model's logits to LiteRT beside it and record the file in its card."""
+    model_dir = Path(model_dir)
+    card = load_card(model_dir)
+    model = keras.saving.load_model(model_dir / card.model_file, compile=False, safe_mode=True)
+    if sha256_of_file(model_dir / card.model_file) != card.model_sha256:
+        raise ValueError(f"{model_dir / card.model_file} does not match its card's sha256")
+    logits = keras.Model(model.inputs, model.get_layer(LOGITS_LAYER).output)
+    path = export_litert(logits, model_dir / RUNTIME_FILE)
+    card = replace(card, runtime_file=path.name, runtime_sha256=sha256_of_file(path))
+    save_card(model_dir, card)
     return card
 
 

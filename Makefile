@@ -1,0 +1,36 @@
+# Two commands do all the set-up on a fresh clone:
+#   make app    installs what is needed and starts the dashboard on the shipped model
+#   make test   installs what is needed and runs the tests
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: app test venv browser benchmark lint
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+app: $(STAMP)
+	$(VENV)/bin/streamlit run streamlit_app.py
+
+# The upload test drives Debian's chromium; install it when we are allowed to.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "install chromium (apt-get install chromium) for the browser test"; fi; }
+
+test: $(STAMP) browser
+	$(VENV)/bin/pytest -q
+
+benchmark: $(STAMP)
+	$(PY) benchmarks/inference.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check hematovision pages tests benchmarks streamlit_app.py

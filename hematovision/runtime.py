@@ -1,0 +1,59 @@
+"""A fast CPU runtime for the classifier's forward pass: LiteRT with XNNPACK.
+
+LIME and SHAP run hundreds of forward passes per cell, so the seam's speed is the
+dashboard's speed. The same trained weights, converted without quantisation, give logits
+within about 1e-5 of Keras at several times the speed on two cores. Gradients (Grad-CAM)
+still come from the Keras model.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import keras
+import numpy as np
+
+__all__ = ["RUNTIME_FILE", "export_litert", "LiteRTRunner"]
+
+RUNTIME_FILE = "model.tflite"
+
+
+def export_litert(logits_model: keras.Model, path: str | Path) -> Path:
+    """Convert a Keras model (image → logits) to a float32 LiteRT flatbuffer at ``path``."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(logits_model)
+    Path(path).write_bytes(converter.convert())
+    return Path(path)
+
+
+class LiteRTRunner:
+    """Runs a converted model on batches of any size.
+
+    One interpreter is not safe to share between threads, and Streamlit serves each
+    browser session from its own thread, so calls are serialised with a lock; resizing
+    the input happens only when the batch size changes.
+    """
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._interpreter = Interpreter(model_path=str(path),
+                                        num_threads=threads or os.cpu_count() or 1)
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        self._batch = -1
+        self._lock = threading.Lock()
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        with self._lock:
+            if batch.shape[0] != self._batch:
+                self._interpreter.resize_tensor_input(self._input, batch.shape)
+                self._interpreter.allocate_tensors()
+                self._batch = batch.shape[0]
+            self._interpreter.set_tensor(self._input, batch)
+            self._interpreter.invoke()
+            return self._interpreter.get_tensor(self._output).copy()

@@ -1,0 +1,125 @@
+"""The ``hematovision`` command end to end: train a tiny model, evaluate it, predict."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import KAGGLE, PBC, SHIPPED_MODEL
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hematovision", *args], capture_output=True,
+                          text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("models") / "tiny"
+    result = run_cli("train", "--data", str(PBC), "--out", str(out),
+                     "--classes", "eosinophil,lymphocyte,platelet", "--limit-per-class", "14",
+                     "--head-epochs", "3", "--epochs", "1", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "test split" in result.stdout
+    return out
+
+
+def test_train_writes_a_complete_model_folder(tiny_model):
+    for name in ("model.keras", "card.json", "MODEL_CARD.md", "split.json", "history.csv",
+                 "evaluation.json"):
+        assert (tiny_model / name).is_file(), name
+    card = json.loads((tiny_model / "card.json").read_text())
+    assert card["classes"] == ["eosinophil", "lymphocyte", "platelet"]
+    assert card["metrics"]["n"] == 3 * 2  # 15 % of 14 per class
+    history = list(csv.DictReader(open(tiny_model / "history.csv")))
+    assert {row["phase"] for row in history} == {"1", "2"}
+
+
+def test_training_is_reproducible_in_its_split(tiny_model, tmp_path):
+    again = tmp_path / "again"
+    result = run_cli("train", "--data", str(PBC), "--out", str(again),
+                     "--classes", "eosinophil,lymphocyte,platelet", "--limit-per-class", "14",
+                     "--head-epochs", "1", "--epochs", "0", "--quiet", "--no-evaluate")
+    assert result.returncode == 0, result.stderr
+    first = json.loads((tiny_model / "split.json").read_text())
+    second = json.loads((again / "split.json").read_text())
+    assert first["fingerprint"] == second["fingerprint"]
+    assert first["files"] == second["files"]
+
+
+def test_saved_model_reloads_and_predicts_like_the_seam(tiny_model):
+    import keras
+    import numpy as np
+
+    from hematovision.classifier import Classifier
+    from hematovision.images import load_model_input
+
+    classifier = Classifier(tiny_model)
+    path = next((PBC / "platelet").iterdir())
+    batch = load_model_input(path)[None]
+    plain = keras.saving.load_model(tiny_model / "model.keras").predict(batch, verbose=0)
+    assert np.abs(classifier.predict_proba(batch) - plain).max() <= 1e-4
+
+
+def test_evaluate_on_an_external_folder_reports_restricted_classes(tiny_model):
+    result = run_cli("evaluate", "--model", str(tiny_model), "--data", str(KAGGLE), "--quiet",
+                     "--bootstrap", "50")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tiny_model / "evaluation_kaggle_bloodcells_sample.json").read_text())
+    assert report["kind"] == "external folder"
+    assert set(report["ignored_classes"]) == {"monocyte", "neutrophil"}
+    assert report["metrics"]["n"] == 80  # eosinophil and lymphocyte, TRAIN and TEST
+    assert report["restricted"]["classes"] == ["eosinophil", "lymphocyte"]
+    card = json.loads((tiny_model / "card.json").read_text())
+    assert card["external"][0]["name"] == "kaggle_bloodcells_sample"
+
+
+def test_train_on_the_kaggle_layout(tmp_path):
+    out = tmp_path / "kaggle"
+    result = run_cli("train", "--data", str(KAGGLE), "--out", str(out), "--head-epochs", "1",
+                     "--epochs", "0", "--quiet")
+    assert result.returncode == 0, result.stderr
+    split = json.loads((out / "split.json").read_text())
+    tests = [f for f in split["files"] if f["split"] == "test"]
+    assert tests and all(f["path"].split("/")[-3] == "TEST" for f in tests)
+    assert split["classes"] == ["eosinophil", "lymphocyte", "monocyte", "neutrophil"]
+
+
+def test_predict_writes_a_row_per_file_and_flags_bad_ones(tmp_path):
+    folder = tmp_path / "cells" / "nested"
+    folder.mkdir(parents=True)
+    for label in ("neutrophil", "eosinophil"):
+        source = sorted((PBC / label).iterdir())[0]
+        shutil.copy(source, folder / f"{label}.jpg")
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "text.jpg").write_text("I am not a picture")
+    missing = tmp_path / "does-not-exist.png"
+    out = tmp_path / "results.csv"
+    result = run_cli("predict", str(tmp_path / "cells"), str(missing), "--model",
+                     str(SHIPPED_MODEL), "--out", str(out))
+    assert result.returncode == 1  # some files failed
+    rows = {Path(row["path"]).name: row for row in csv.DictReader(open(out))}
+    assert set(rows) == {"neutrophil.jpg", "eosinophil.jpg", "empty.png", "text.jpg",
+                         "does-not-exist.png"}
+    header = next(csv.reader(open(out)))
+    assert header[:4] == ["path", "label", "confidence", "status"] and header[-1] == "error"
+    assert "neutrophil" in header and "platelet" in header
+    assert rows["neutrophil.jpg"]["label"] == "neutrophil" and not rows["neutrophil.jpg"]["error"]
+    assert rows["eosinophil.jpg"]["label"] == "eosinophil"
+    for bad in ("empty.png", "text.jpg", "does-not-exist.png"):
+        assert rows[bad]["error"] and not rows[bad]["label"]
+    probabilities = [float(rows["neutrophil.jpg"][c]) for c in header[4:-1]]
+    assert abs(sum(probabilities) - 1) < 1e-3
+
+
+def test_predict_with_a_missing_model_names_the_file(tmp_path):
+    result = run_cli("predict", str(PBC / "neutrophil"), "--model", str(tmp_path / "nothing"),
+                     "--out", str(tmp_path / "x.csv"))
+    assert result.returncode == 2
+    assert str(tmp_path / "nothing" / "card.json") in result.stderr

@@ -1,0 +1,89 @@
+"""The model in models/ is real, intact and accurate on cells it never saw."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+from hematovision.classifier import REVIEW, Classifier, ModelFileError
+from hematovision.images import load_model_input, read_image
+from hematovision.pipeline import decode_images
+
+from .conftest import PBC, SHIPPED_MODEL
+
+
+def test_shipped_model_labels_40_real_pbc_cells(classifier, pbc_examples):
+    paths = [path for path, _ in pbc_examples]
+    predictions = classifier.predict([read_image(p) for p in paths])
+    correct = sum(p.label == label for p, (_, label) in zip(predictions, pbc_examples))
+    assert len(paths) == 40
+    assert correct / len(paths) >= 0.95
+
+
+def test_card_describes_the_model(classifier):
+    card = classifier.card
+    assert card.classes == ("basophil", "eosinophil", "erythroblast", "ig", "lymphocyte",
+                            "monocyte", "neutrophil", "platelet")
+    assert card.input_size == 224 and card.backbone == "lite0"
+    assert card.metrics["balanced_accuracy"] > 0.9
+    assert (SHIPPED_MODEL / "model.keras").stat().st_size <= 25 * 1024 * 1024
+
+
+def test_seam_matches_plain_keras_predict(classifier, pbc_examples):
+    batch = np.stack([load_model_input(path) for path, _ in pbc_examples[:8]])
+    plain = keras.saving.load_model(SHIPPED_MODEL / "model.keras").predict(batch, verbose=0)
+    assert np.abs(classifier.predict_proba(batch) - plain).max() <= 1e-4
+
+
+def test_training_and_app_feed_identical_arrays(classifier, pbc_examples):
+    paths = [path for path, _ in pbc_examples[:6]]
+    training_arrays, kept, _ = decode_images(paths, classifier.input_size, workers=2)
+    app_arrays = np.stack([classifier.prepare(read_image(p)) for p in paths])
+    assert kept == list(range(6))
+    assert np.array_equal(training_arrays.astype(np.float32), app_arrays)
+
+
+def test_temperature_in_the_graph_matches_the_card(classifier, pbc_examples):
+    batch = np.stack([load_model_input(path) for path, _ in pbc_examples[:4]])
+    logits, probabilities = classifier.forward(batch)
+    scaled = np.exp(logits / classifier.card.temperature)
+    assert np.allclose(scaled / scaled.sum(1, keepdims=True), probabilities, atol=1e-5)
+
+
+def test_review_status_follows_the_threshold(classifier, pbc_examples):
+    image = read_image(pbc_examples[0][0])
+    assert classifier.predict([image], review_threshold=1.01)[0].status == REVIEW
+
+
+@pytest.mark.parametrize("damage,message", [
+    ("truncate", "damaged or was replaced"),
+    ("delete", "model file not found"),
+    ("no card", "model card not found"),
+])
+def test_missing_or_damaged_model_is_a_clear_error(tmp_path, damage, message):
+    copy = shutil.copytree(SHIPPED_MODEL, tmp_path / "model",
+                           ignore=shutil.ignore_patterns("*.json", "checkpoint.keras"))
+    shutil.copy(SHIPPED_MODEL / "card.json", copy / "card.json")
+    model_file = copy / "model.keras"
+    if damage == "truncate":
+        model_file.write_bytes(model_file.read_bytes()[:1000])
+    elif damage == "delete":
+        model_file.unlink()
+    else:
+        (copy / "card.json").unlink()
+    with pytest.raises(ModelFileError) as caught:
+        Classifier(copy)
+    assert message in str(caught.value)
+    assert str(copy) in str(caught.value)
+
+
+def test_card_sha256_matches_the_file():
+    from hematovision.torch_state_dict import sha256_of_file
+
+    card = json.loads((SHIPPED_MODEL / "card.json").read_text())
+    assert sha256_of_file(SHIPPED_MODEL / "model.keras") == card["model_sha256"]
+
