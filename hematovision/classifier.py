@@ -11,14 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
+import threading
+
 import numpy as np
-import tensorflow as tf
 from scipy.special import softmax
 
 from hematovision.images import to_model_input
 from hematovision.model_card import ModelCard, load_card
-from hematovision.network import LOGITS_LAYER
 from hematovision.runtime import LiteRTRunner
 from hematovision.torch_state_dict import sha256_of_file
 
@@ -76,24 +75,46 @@ class Classifier:
         except (FileNotFoundError, ValueError) as error:
             raise ModelFileError(str(error)) from error
         path = self.model_dir / self.card.model_file
-        actual = _check_file(path, self.card.model_sha256)
-        try:
-            self.model: keras.Model = keras.saving.load_model(path, compile=False, safe_mode=True)
-        except Exception as error:  # Keras raises many types for a corrupt archive
-            raise ModelFileError(f"model file {path} cannot be loaded: {error}") from error
-        self.model_sha256 = actual
-        outputs = [self.model.get_layer(LOGITS_LAYER).output, self.model.output]
-        self._logits_and_probabilities = keras.Model(self.model.inputs, outputs)
-        size = self.card.input_size
-        self._keras_forward = tf.function(
-            lambda batch: self._logits_and_probabilities(batch, training=False),
-            input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
-        )
+        self.model_sha256 = _check_file(path, self.card.model_sha256)
+        self._model = None
+        self._keras_forward = None
+        self._lock = threading.Lock()
         self._runtime = None
         if self.card.runtime_file:
             runtime_path = self.model_dir / self.card.runtime_file
             _check_file(runtime_path, self.card.runtime_sha256)
             self._runtime = LiteRTRunner(runtime_path)
+        else:
+            _ = self.model
+
+    @property
+    def model(self):
+        """The Keras model (loaded on first use: classification alone runs on LiteRT and
+        never needs TensorFlow, which keeps start-up fast)."""
+        with self._lock:
+            if self._model is None:
+                self._model = self._load_keras()
+            return self._model
+
+    def _load_keras(self):
+        import keras
+        import tensorflow as tf
+
+        from hematovision.network import LOGITS_LAYER
+
+        path = self.model_dir / self.card.model_file
+        try:
+            model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        except Exception as error:  # Keras raises many types for a corrupt archive
+            raise ModelFileError(f"model file {path} cannot be loaded: {error}") from error
+        outputs = [model.get_layer(LOGITS_LAYER).output, model.output]
+        view = keras.Model(model.inputs, outputs)
+        size = self.card.input_size
+        self._keras_forward = tf.function(
+            lambda batch: view(batch, training=False),
+            input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
+        )
+        return model
 
     @property
     def runtime(self) -> str:
@@ -102,6 +123,7 @@ class Classifier:
 
     def _forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self._runtime is None:
+            _ = self.model
             logits, probabilities = self._keras_forward(batch)
             return logits.numpy(), probabilities.numpy()
         logits = self._runtime(batch)

@@ -23,6 +23,7 @@ __all__ = [
     "read_image",
     "to_model_input",
     "load_model_input",
+    "to_image_grid",
 ]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp")
@@ -171,3 +172,22 @@ def load_model_input(
 ) -> np.ndarray:
     """``read_image`` then ``to_model_input``: a path or bytes to a ``(size, size, 3)`` array."""
     return to_model_input(read_image(source, name=name, limits=limits), size=size)
+
+
+def to_image_grid(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Undo ``to_model_input``'s geometry for a map: model grid → the image's own pixels.
+
+    Args:
+        values: ``(size, size)`` float map on the model's input grid.
+        shape: ``(height, width)`` of the original image.
+
+    Returns:
+        ``(height, width)`` float32, bilinearly resampled, with the padding cut away.
+    """
+    height, width = shape
+    side = max(height, width)
+    grid = Image.fromarray(np.asarray(values, dtype=np.float32))
+    if grid.size != (side, side):
+        grid = grid.resize((side, side), Image.BILINEAR)
+    top, left = (side - height) // 2, (side - width) // 2
+    return np.asarray(grid, dtype=np.float32)[top : top + height, left : left + width].copy()

@@ -70,7 +70,7 @@ def _with_progress(iterable, total: int, enabled: bool, description: str):
         return iterable
     from tqdm import tqdm
 
-    return tqdm(iterable, total=total, desc=description, unit="img")
+    return tqdm(iterable, total=total, desc=description, unit="batch" if "predict" in description or "features" in description else "img")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import os
 import threading
 from pathlib import Path
 
-import keras
 import numpy as np
 
 __all__ = ["RUNTIME_FILE", "export_litert", "LiteRTRunner"]
@@ -20,7 +19,7 @@ __all__ = ["RUNTIME_FILE", "export_litert", "LiteRTRunner"]
 RUNTIME_FILE = "model.tflite"
 
 
-def export_litert(logits_model: keras.Model, path: str | Path) -> Path:
+def export_litert(logits_model, path: str | Path) -> Path:
     """Convert a Keras model (image → logits) to a float32 LiteRT flatbuffer at ``path``."""
     import tensorflow as tf
 

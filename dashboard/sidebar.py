@@ -1,0 +1,35 @@
+"""The sidebar every page shares: model choice and the review threshold."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.state import current_classifier, model_choices
+from hematovision.classifier import Classifier
+
+
+def show_sidebar() -> Classifier:
+    choices = model_choices()
+    if len(choices) > 1:
+        names = [path.name for path in choices]
+        current = st.session_state.get("model_dir")
+        index = next((i for i, p in enumerate(choices) if str(p) == current), 0)
+        picked = st.sidebar.selectbox("Model", names, index=index, key="model_name")
+        st.session_state["model_dir"] = str(choices[names.index(picked)])
+    else:
+        st.session_state.setdefault("model_dir", str(choices[0]))
+    classifier = current_classifier()
+    st.sidebar.caption(f"Model **{classifier.name}** · {len(classifier.classes)} classes · "
+                       f"runtime {classifier.runtime}")
+    if st.session_state.get("threshold_model") != classifier.name:
+        st.session_state["review_threshold"] = float(classifier.card.review_threshold)
+        st.session_state["threshold_model"] = classifier.name
+    st.sidebar.slider(
+        "Review below this probability", 0.0, 1.0, step=0.05, key="review_threshold",
+        help="Cells whose top probability is lower are marked Review instead of trusted, as "
+             "analysers mark cells 'unidentified'. The default comes from the model card.")
+    return classifier
+
+
+def review_threshold() -> float:
+    return float(st.session_state.get("review_threshold", 0.7))

@@ -1,0 +1,87 @@
+"""Cached resources and per-session state."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from hematovision.classifier import Classifier, ModelFileError
+from hematovision.images import ImageError, ImageLimits, read_image
+from hematovision.models import available_models, default_model_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_EXAMPLES = ROOT.parent / "shared" / "datasets" / "pbc"
+LIMITS = ImageLimits(
+    max_bytes=int(float(os.environ.get("HEMATOVISION_MAX_UPLOAD_MB", "20")) * 1024 * 1024),
+    max_pixels=int(os.environ.get("HEMATOVISION_MAX_PIXELS", "40000000")),
+)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One image the user brought: its name, bytes and content hash (never written to disk)."""
+
+    name: str
+    data: bytes
+    sha256: str
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def load_classifier(model_dir: str) -> Classifier:
+    """One classifier per model folder per server process, shared by all sessions."""
+    return Classifier(model_dir)
+
+
+def model_choices() -> list[Path]:
+    found = available_models()
+    default = default_model_dir()
+    return found if found else [default]
+
+
+def current_classifier() -> Classifier:
+    """The model chosen in the sidebar; stops the page with an error if it cannot load."""
+    choice = st.session_state.get("model_dir") or str(default_model_dir())
+    try:
+        return load_classifier(choice)
+    except ModelFileError as error:
+        st.error(f"The model could not be loaded: {error}")
+        st.stop()
+
+
+def examples_folder() -> Path | None:
+    folder = Path(os.environ.get("HEMATOVISION_EXAMPLES", DEFAULT_EXAMPLES))
+    return folder if folder.is_dir() else None
+
+
+def make_cell(name: str, data: bytes) -> Cell:
+    return Cell(name, data, hashlib.sha256(data).hexdigest())
+
+
+def cells() -> list[Cell]:
+    return st.session_state.setdefault("cells", [])
+
+
+def add_cells(new: list[Cell]) -> None:
+    known = {cell.sha256 for cell in cells()}
+    for cell in new:
+        if cell.sha256 not in known:
+            st.session_state["cells"].append(cell)
+            known.add(cell.sha256)
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def decode(data: bytes, name: str) -> np.ndarray:
+    """Decode once per content; raises ImageError for bad files (errors are not cached)."""
+    return read_image(data, name=name, limits=LIMITS)
+
+
+def try_decode(cell: Cell) -> tuple[np.ndarray | None, str | None]:
+    try:
+        return decode(cell.data, cell.name), None
+    except ImageError as error:
+        return None, str(error)

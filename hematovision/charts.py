@@ -1,0 +1,34 @@
+"""Plotly figures; pages only display them."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from hematovision.classifier import Prediction
+
+__all__ = ["probability_bars"]
+
+HIGHLIGHT = "#c0392b"
+OTHER = "#95a5a6"
+
+
+def probability_bars(prediction: Prediction, height: int = 300) -> go.Figure:
+    """Horizontal bars of every class's calibrated probability, largest on top, the
+    predicted class highlighted; hovering shows the exact value."""
+    pairs = sorted(zip(prediction.classes, prediction.probabilities), key=lambda p: p[1])
+    names = [name for name, _ in pairs]
+    values = [value for _, value in pairs]
+    colours = [HIGHLIGHT if name == prediction.label else OTHER for name in names]
+    figure = go.Figure(go.Bar(
+        x=values, y=names, orientation="h", marker_color=colours,
+        text=[f"{100 * v:.1f} %" for v in values], textposition="outside",
+        hovertemplate="%{y}: %{x:.4f}<extra></extra>",
+    ))
+    figure.add_vline(x=prediction.review_threshold, line_dash="dot", line_color="#34495e",
+                     annotation_text="review below", annotation_position="bottom right")
+    figure.update_layout(
+        height=height, margin=dict(l=10, r=40, t=10, b=10),
+        xaxis=dict(range=[0, 1.15], tickformat=".0%", title="calibrated probability"),
+        yaxis=dict(title=None), showlegend=False,
+    )
+    return figure

@@ -1,0 +1,34 @@
+"""Example cells for demonstrations, drawn from a dataset folder on this machine."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from hematovision.classifier import Classifier
+from hematovision.evaluation import test_split_files
+from hematovision.images import IMAGE_SUFFIXES
+
+__all__ = ["example_classes", "example_cells"]
+
+
+def example_classes(folder: str | Path) -> list[str]:
+    """Class folders directly under ``folder`` that hold images."""
+    folder = Path(folder)
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def example_cells(classifier: Classifier, folder: str | Path, label: str, count: int = 1,
+                  seed: int | None = None) -> list[Path]:
+    """``count`` random images of ``label``, from the model's held-out test split when the
+    folder is the one it was trained on (so a demonstration never shows a training cell)."""
+    folder = Path(folder)
+    held_out = test_split_files(classifier.model_dir, folder)
+    if held_out is not None:
+        pool = [path for path, name in held_out if name == label.lower()]
+    else:
+        pool = sorted(p for p in (folder / label).iterdir()
+                      if p.suffix.lower() in IMAGE_SUFFIXES) if (folder / label).is_dir() else []
+    if not pool:
+        raise ValueError(f"no example images of {label!r} under {folder}")
+    return random.Random(seed).sample(pool, min(count, len(pool)))

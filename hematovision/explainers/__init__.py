@@ -1,0 +1,123 @@
+"""Explanation methods with one signature, in a registry that pages and the CLI read.
+
+Every method answers the same question — which parts of this cell made the model lean
+towards class *c*? — as a heatmap in [0, 1] at the image's own size. Register a new
+method with :func:`register`; the contract test runs over every entry.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hematovision.classifier import Classifier
+from hematovision.images import to_image_grid
+
+__all__ = [
+    "Explanation", "Explainer", "EXPLAINERS", "available_methods", "register", "get_explainer",
+    "explain",
+]
+
+Progress = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One method's answer for one image and one class.
+
+    Attributes:
+        heatmap: ``(height, width)`` float32 in [0, 1]: evidence *for* the class.
+        signed: ``(height, width)`` float32 in [-1, 1] where the method also measures
+            evidence *against* the class (LIME, SHAP); ``None`` otherwise.
+        seconds: wall time spent computing it.
+        settings: the method's settings, with defaults filled in.
+    """
+
+    method: str
+    class_name: str
+    class_index: int
+    heatmap: np.ndarray
+    signed: np.ndarray | None
+    seconds: float
+    settings: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Explainer:
+    """A registered method.
+
+    ``compute(model_input, classifier, class_index, progress, **settings)`` gets the
+    ``(size, size, 3)`` model input and returns ``(heatmap, signed_or_None)`` on that grid.
+    """
+
+    name: str
+    title: str
+    caption: str
+    defaults: dict
+    compute: Callable[..., tuple[np.ndarray, np.ndarray | None]]
+    reference: str = ""
+    signed_colormap: str = "RdBu_r"  # for signed maps: low = against, high = for
+
+
+EXPLAINERS: dict[str, Explainer] = {}
+
+
+def register(explainer: Explainer) -> Explainer:
+    EXPLAINERS[explainer.name] = explainer
+    return explainer
+
+
+def available_methods() -> list[Explainer]:
+    """Every registered method, in registration order (Grad-CAM first: it is the fastest)."""
+    _load_builtin()
+    return list(EXPLAINERS.values())
+
+
+def get_explainer(name: str) -> Explainer:
+    _load_builtin()
+    try:
+        return EXPLAINERS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown explanation method {name!r}; choose one of: {', '.join(EXPLAINERS)}"
+        ) from None
+
+
+def explain(method: str, image: np.ndarray, classifier: Classifier,
+            class_index: int | None = None, progress: Progress | None = None,
+            **settings) -> Explanation:
+    """Explain ``classifier``'s score for ``class_index`` (default: its prediction) on ``image``.
+
+    Args:
+        method: a registry name, e.g. ``"gradcam"``.
+        image: ``(height, width, 3)`` uint8 RGB, as from ``read_image``.
+        progress: called with the fraction done, for long methods.
+        settings: method settings; unknown names are an error.
+    """
+    explainer = get_explainer(method)
+    unknown = set(settings) - set(explainer.defaults)
+    if unknown:
+        raise ValueError(f"{method} has no settings {sorted(unknown)}; "
+                         f"it takes {sorted(explainer.defaults)}")
+    chosen = {**explainer.defaults, **settings}
+    started = time.perf_counter()
+    model_input = classifier.prepare(image)
+    if class_index is None:
+        class_index = int(np.argmax(classifier.predict_proba(model_input[None])[0]))
+    if not 0 <= class_index < len(classifier.classes):
+        raise ValueError(f"class index {class_index} is outside 0..{len(classifier.classes) - 1}")
+    heatmap, signed = explainer.compute(model_input, classifier, class_index, progress, **chosen)
+    shape = image.shape[:2]
+    heatmap = np.clip(to_image_grid(heatmap, shape), 0.0, 1.0)
+    if signed is not None:
+        signed = np.clip(to_image_grid(signed, shape), -1.0, 1.0)
+    return Explanation(method, classifier.classes[class_index], class_index,
+                       heatmap.astype(np.float32), signed, time.perf_counter() - started, chosen)
+
+
+def _load_builtin() -> None:
+    # Imported here so that listing methods does not pull in LIME and SHAP at start-up.
+    from hematovision.explainers import gradcam, lime_map, shap_map  # noqa: F401

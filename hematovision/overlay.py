@@ -1,0 +1,85 @@
+"""Heatmaps laid over cells, and the side-by-side explanation panel; pure numpy and Pillow."""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+__all__ = ["COLORMAPS", "colorize", "overlay", "overlay_signed", "compose_panel", "to_png"]
+
+COLORMAPS = ("jet", "inferno", "viridis", "magma", "turbo")
+DIVERGING = "RdBu_r"  # red: for the class, blue: against
+
+
+@lru_cache(maxsize=16)
+def _lookup_table(name: str) -> np.ndarray:
+    from matplotlib import colormaps
+
+    if name not in colormaps:
+        raise ValueError(f"unknown colormap {name!r}; try one of {', '.join(COLORMAPS)}")
+    return (colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
+
+
+def colorize(values: np.ndarray, colormap: str = "jet") -> np.ndarray:
+    """``(h, w)`` values in [0, 1] → ``(h, w, 3)`` uint8 colours."""
+    indices = np.clip(np.round(np.nan_to_num(values) * 255), 0, 255).astype(np.uint8)
+    return _lookup_table(colormap)[indices]
+
+
+def overlay(image: np.ndarray, heatmap: np.ndarray, opacity: float = 0.5,
+            colormap: str = "jet") -> np.ndarray:
+    """Blend a [0, 1] heatmap over an RGB uint8 image of the same height and width."""
+    if image.shape[:2] != heatmap.shape:
+        raise ValueError(f"heatmap {heatmap.shape} does not match image {image.shape[:2]}")
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must lie in [0, 1], got {opacity}")
+    blended = (1 - opacity) * image.astype(np.float32) + opacity * colorize(heatmap, colormap)
+    return np.clip(np.round(blended), 0, 255).astype(np.uint8)
+
+
+def overlay_signed(image: np.ndarray, signed: np.ndarray, opacity: float = 0.5,
+                   colormap: str = DIVERGING) -> np.ndarray:
+    """Blend a [-1, 1] map: colour by sign, strength by magnitude, so neutral regions
+    keep the cell visible."""
+    if image.shape[:2] != signed.shape:
+        raise ValueError(f"map {signed.shape} does not match image {image.shape[:2]}")
+    colours = colorize((signed + 1.0) / 2.0, colormap).astype(np.float32)
+    alpha = (opacity * np.abs(signed))[..., None]
+    blended = (1 - alpha) * image.astype(np.float32) + alpha * colours
+    return np.clip(np.round(blended), 0, 255).astype(np.uint8)
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has one bitmap size
+        return ImageFont.load_default()
+
+
+def compose_panel(tiles: list[tuple[str, np.ndarray]], title: str = "", tile_size: int = 256
+                  ) -> np.ndarray:
+    """Lay labelled RGB tiles side by side under a title; returns an RGB uint8 array."""
+    margin, label_height = 8, 24
+    title_height = 30 if title else 0
+    width = margin + len(tiles) * (tile_size + margin)
+    height = title_height + label_height + tile_size + 2 * margin
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    if title:
+        draw.text((margin, margin), title, fill="black", font=_font(18))
+    for index, (label, tile) in enumerate(tiles):
+        left = margin + index * (tile_size + margin)
+        top = margin + title_height
+        draw.text((left, top), label, fill="black", font=_font(14))
+        picture = Image.fromarray(tile).resize((tile_size, tile_size), Image.BILINEAR)
+        canvas.paste(picture, (left, top + label_height))
+    return np.asarray(canvas)
+
+
+def to_png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,78 @@
+"""Classify: upload cells or pick examples; label, calibrated probability, Review flag."""
+
+import streamlit as st
+
+from dashboard.results import predict
+from dashboard.sidebar import review_threshold, show_sidebar
+from dashboard.state import examples_folder, make_cell, try_decode
+from hematovision.charts import probability_bars
+from hematovision.examples import example_cells, example_classes
+
+st.set_page_config(page_title="Classify · HematoVision", page_icon="🔬", layout="wide")
+classifier = show_sidebar()
+st.title("Classify cells")
+
+uploads = st.file_uploader(
+    "Single-cell images (JPEG, PNG, BMP, TIFF)", type=["jpg", "jpeg", "png", "bmp", "tif", "tiff"],
+    accept_multiple_files=True, key="uploads")
+st.session_state.setdefault("examples", [])
+folder = examples_folder()
+if folder is not None:
+    with st.expander("Or add example cells from the dataset folder"):
+        left, middle, right = st.columns([2, 1, 1])
+        label = left.selectbox("Class", example_classes(folder), key="example_class")
+        count = middle.number_input("How many", 1, 24, 1, key="example_count")
+        if right.button("Add examples", key="add_examples"):
+            for path in example_cells(classifier, folder, label, int(count)):
+                st.session_state["examples"].append(make_cell(path.name, path.read_bytes()))
+        if st.session_state["examples"] and st.button("Remove examples", key="clear_examples"):
+            st.session_state["examples"] = []
+            st.rerun()
+
+cells = [make_cell(f.name, f.getvalue()) for f in uploads or []] + st.session_state["examples"]
+if not cells:
+    st.info("Upload one or more cell images, or add example cells, to classify them.")
+    st.stop()
+
+threshold = review_threshold()
+results = []
+for cell in cells:
+    image, error = try_decode(cell)
+    if error:
+        st.error(f"Could not classify **{cell.name}**: {error}")
+        continue
+    results.append((cell, image, predict(classifier, cell.sha256, image, threshold)))
+st.session_state["classified"] = {cell.sha256: cell for cell, _, _ in results}
+
+
+def open_in_explain(sha256: str) -> None:
+    st.session_state["explain_sha"] = sha256
+    st.switch_page("pages/2_Explain.py")
+
+
+if len(results) == 1:
+    cell, image, prediction = results[0]
+    left, right = st.columns([1, 2])
+    left.image(image, caption=cell.name, width="stretch")
+    right.subheader(f"{prediction.label} — {100 * prediction.confidence:.1f} %")
+    if prediction.status == "Review":
+        right.warning(f"Review: the top probability is below {threshold:.0%}.")
+    right.plotly_chart(probability_bars(prediction), width="stretch", key="bars_single")
+    if right.button("Explain this prediction", key=f"explain_{cell.sha256}"):
+        open_in_explain(cell.sha256)
+elif results:
+    table = [{"cell": cell.name, "label": p.label, "probability": round(p.confidence, 4),
+              "status": p.status} for cell, _, p in results]
+    st.dataframe(table, width="stretch", hide_index=True)
+    per_row = 4
+    for start in range(0, len(results), per_row):
+        columns = st.columns(per_row)
+        for column, (cell, image, prediction) in zip(columns, results[start:start + per_row]):
+            with column.container(border=True):
+                st.image(image, caption=cell.name, width="stretch")
+                flag = " · ⚠️ Review" if prediction.status == "Review" else ""
+                st.markdown(f"**{prediction.label}** {100 * prediction.confidence:.1f} %{flag}")
+                st.plotly_chart(probability_bars(prediction, height=220),
+                                width="stretch", key=f"bars_{cell.sha256}")
+                if st.button("Explain", key=f"explain_{cell.sha256}"):
+                    open_in_explain(cell.sha256)

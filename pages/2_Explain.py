@@ -1,0 +1,76 @@
+"""Explain: the cell beside Grad-CAM, Grad-CAM++, LIME and SHAP for any chosen class."""
+
+import streamlit as st
+
+from dashboard.results import explanation, predict
+from dashboard.sidebar import review_threshold, show_sidebar
+from dashboard.state import try_decode
+from hematovision.explainers import available_methods
+from hematovision.overlay import COLORMAPS, compose_panel, overlay, overlay_signed, to_png
+
+st.set_page_config(page_title="Explain · HematoVision", page_icon="🗺️", layout="wide")
+classifier = show_sidebar()
+st.title("Explain a prediction")
+
+cells = st.session_state.get("classified", {})
+if not cells:
+    st.info("Classify a cell first; then open it here.")
+    st.page_link("pages/1_Classify.py", label="Go to Classify", icon="🔬")
+    st.stop()
+
+shas = list(cells)
+chosen = st.session_state.get("explain_sha")
+index = shas.index(chosen) if chosen in shas else 0
+sha = st.selectbox("Cell", shas, index=index, format_func=lambda s: cells[s].name,
+                   key="explain_cell")
+st.session_state["explain_sha"] = sha
+image, error = try_decode(cells[sha])
+if error:
+    st.error(error)
+    st.stop()
+prediction = predict(classifier, sha, image, review_threshold())
+
+controls = st.columns([2, 2, 1])
+class_name = controls[0].selectbox(
+    "Explain the class", classifier.classes, index=classifier.classes.index(prediction.label),
+    key=f"class_{sha}", help="Any class can be asked about: 'why not monocyte?'")
+opacity = controls[1].slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
+colormap = controls[2].selectbox("Colormap", COLORMAPS, key="colormap")
+with st.expander("Method settings"):
+    left, middle, right = st.columns(3)
+    lime_samples = left.number_input("LIME samples", 50, 5000, 300, 50, key="lime_samples")
+    lime_segments = middle.number_input("LIME superpixels", 10, 150, 40, 5, key="lime_segments")
+    shap_evaluations = right.number_input("SHAP evaluations", 50, 5000, 300, 50,
+                                          key="shap_evaluations")
+settings = {"lime": {"samples": int(lime_samples), "segments": int(lime_segments)},
+            "shap": {"evaluations": int(shap_evaluations)}}
+
+class_index = classifier.classes.index(class_name)
+probability = prediction.probabilities[class_index]
+st.markdown(f"Predicted **{prediction.label}** ({100 * prediction.confidence:.1f} %, "
+            f"{prediction.status}); explaining **{class_name}** ({100 * probability:.1f} %).")
+
+methods = available_methods()
+columns = st.columns(len(methods) + 1)
+columns[0].image(image, caption="original", width="stretch")
+tiles = [("original", image)]
+for column, method in zip(columns[1:], methods):
+    with column:
+        bar = st.progress(0.0, text=f"{method.title}…")
+        result = explanation(classifier, sha, image, method.name, class_index,
+                             settings.get(method.name, {}),
+                             progress=lambda f, bar=bar, m=method: bar.progress(f, text=f"{m.title}…"))
+        bar.empty()
+        if result.signed is not None:
+            shown = overlay_signed(image, result.signed, opacity, method.signed_colormap)
+        else:
+            shown = overlay(image, result.heatmap, opacity, colormap)
+        st.image(shown, caption=f"{method.title} ({result.seconds:.2f} s)",
+                 width="stretch")
+        st.caption(method.caption)
+        tiles.append((method.title, shown))
+
+panel = compose_panel(tiles, title=f"{cells[sha].name}: {class_name} "
+                                   f"({100 * probability:.1f} %) — {classifier.name}")
+st.download_button("Download the panel (PNG)", to_png(panel), file_name=f"explain_{sha[:12]}.png",
+                   mime="image/png", key="download_panel")
