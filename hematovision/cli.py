@@ -51,6 +51,40 @@ def _export(args) -> int:
     return 0
 
 
+def _explain(args) -> int:
+    from hematovision.classifier import Classifier
+    from hematovision.explainers import explain, get_explainer
+    from hematovision.images import read_image
+    from hematovision.overlay import compose_panel, overlay, overlay_signed, to_png
+
+    classifier = Classifier(args.model)
+    image = read_image(args.image)
+    if args.class_name is None:
+        class_index = None
+    elif args.class_name.lower() in classifier.classes:
+        class_index = classifier.classes.index(args.class_name.lower())
+    else:
+        raise ValueError(f"unknown class {args.class_name!r}; the model knows: "
+                         f"{', '.join(classifier.classes)}")
+    method = get_explainer(args.method)
+    result = explain(args.method, image, classifier, class_index)
+    prediction = classifier.predict([image])[0]
+    if result.signed is not None:
+        shown = overlay_signed(image, result.signed, args.opacity, method.signed_colormap)
+    else:
+        shown = overlay(image, result.heatmap, args.opacity, args.colormap)
+    title = (f"{Path(args.image).name}: {method.title} for {result.class_name} "
+             f"(predicted {prediction.label}, {100 * prediction.confidence:.1f} %)")
+    Path(args.out).write_bytes(to_png(compose_panel([("original", image), (method.title, shown)],
+                                                    title=title)))
+    if args.heatmap:
+        import numpy as np
+
+        np.save(args.heatmap, result.heatmap)
+    print(f"{title}; {result.seconds:.2f} s → {args.out}")
+    return 0
+
+
 def _predict(args) -> int:
     from hematovision.classifier import Classifier
     from hematovision.prediction import classify_files, collect_files, write_csv
@@ -107,6 +141,18 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="add the fast LiteRT runtime to a model folder")
     export.add_argument("--model", required=True, help="model folder")
     export.set_defaults(run=_export)
+
+    explain = commands.add_parser("explain", help="save a map of why the model chose a class")
+    explain.add_argument("image", help="one image file")
+    explain.add_argument("--method", default="gradcam",
+                         choices=["gradcam", "gradcampp", "lime", "shap"])
+    explain.add_argument("--class", dest="class_name", help="class to explain (default: predicted)")
+    explain.add_argument("--out", required=True, help="PNG file to write")
+    explain.add_argument("--model", default=str(default_model_dir()))
+    explain.add_argument("--opacity", type=float, default=0.5)
+    explain.add_argument("--colormap", default="jet")
+    explain.add_argument("--heatmap", help="also save the raw [0, 1] heatmap as .npy")
+    explain.set_defaults(run=_explain)
 
     predict = commands.add_parser("predict", help="classify images into a CSV file")
     predict.add_argument("paths", nargs="+", help="image files and folders (searched recursively)")

@@ -1,0 +1,153 @@
+"""Explanation speed and fidelity: naive library use against HematoVision, same cell, one run.
+
+    python benchmarks/explain.py [--model models/pbc-lite0] [--image PATH]
+
+For each method it prints the naive time (the libraries used as their docs show, on
+``model.predict``), ours, and the ratio. For LIME and SHAP it also computes a slow
+reference (LIME 5,000 samples on the same superpixels; SHAP 2,000 evaluations) and prints
+the Spearman rank correlation of our map with it. Last, the whole Explain panel for a new
+cell and for a cached one (the dashboard's cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+logging.getLogger("streamlit").setLevel(logging.ERROR)
+
+import numpy as np  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
+
+from hematovision.classifier import Classifier  # noqa: E402
+from hematovision.evaluation import test_split_files  # noqa: E402
+from hematovision.explainers import available_methods, explain, get_explainer  # noqa: E402
+from hematovision.images import read_image  # noqa: E402
+from hematovision.models import default_model_dir  # noqa: E402
+
+
+def timed(function, repeats: int = 1):
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = function()
+        best = min(best, time.perf_counter() - started)
+    return best, result
+
+
+def row(name: str, naive: float, ours: float, extra: str = "") -> None:
+    print(f"{name:<12}{naive:>10.3f} s{ours:>10.3f} s{naive / ours:>9.1f}×  {extra}")
+
+
+def gradcam_rows(classifier: Classifier, x: np.ndarray, index: int) -> None:
+    import keras
+    from tf_keras_vis.gradcam import Gradcam
+    from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
+    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    for name, library in (("gradcam", Gradcam), ("gradcampp", GradcamPlusPlus)):
+        def naive():
+            # As in the tf-keras-vis examples: clone the model, make the output linear.
+            cam = library(classifier.model, model_modifier=ReplaceToLinear(), clone=True)
+            return cam(CategoricalScore([index]), x[None],
+                       penultimate_layer=classifier.card.gradcam_layer)
+
+        naive()
+        naive_seconds, _ = timed(naive, 3)
+        compute = get_explainer(name).compute
+        compute(x, classifier, index)
+        ours, _ = timed(lambda c=compute: c(x, classifier, index), 5)
+        row(name, naive_seconds, ours, "(warm; naive builds its explainer per call as in the docs)")
+    del keras
+
+
+def lime_row(classifier: Classifier, x: np.ndarray, index: int) -> None:
+    from lime.lime_image import LimeImageExplainer
+
+    from hematovision.explainers.lime_map import lime_weights, segment_cell
+
+    def keras_predict(images):
+        return classifier.model.predict(np.asarray(images, np.float32), verbose=0)
+
+    naive_seconds, _ = timed(lambda: LimeImageExplainer(random_state=0).explain_instance(
+        x.astype(np.float64), keras_predict, labels=(index,), top_labels=None,
+        num_samples=1000, progress_bar=False))
+    segmentation = segment_cell(x)
+    defaults = get_explainer("lime").defaults
+    reference = lime_weights(x, classifier, index, segmentation, samples=5000, seed=123)
+    ours_seconds, ours = timed(lambda: get_explainer("lime").compute(
+        x, classifier, index, **defaults))
+    correlation = spearmanr(ours[1].ravel(), reference[segmentation].ravel()).statistic
+    row("lime", naive_seconds, ours_seconds,
+        f"Spearman vs 5,000-sample reference {correlation:.3f} "
+        f"({defaults['samples']} samples, {segmentation.max() + 1} superpixels)")
+
+
+def shap_row(classifier: Classifier, x: np.ndarray, index: int) -> None:
+    import shap
+
+    from hematovision.explainers.shap_map import shap_values
+
+    def keras_predict(images):
+        return classifier.model.predict(np.asarray(images, np.float32), verbose=0)
+
+    masker = shap.maskers.Image("blur(32,32)", x.shape)
+    shap_values(x, classifier, index, evaluations=100)  # warm up SHAP's compiled code
+    naive_seconds, _ = timed(lambda: shap.PartitionExplainer(keras_predict, masker)(
+        x[None], max_evals=500, batch_size=50, outputs=[index], silent=True))
+    defaults = get_explainer("shap").defaults
+    reference = shap_values(x, classifier, index, evaluations=2000, blur=defaults["blur"])
+    ours_seconds, ours = timed(lambda: get_explainer("shap").compute(
+        x, classifier, index, **defaults))
+    correlation = spearmanr(ours[1].ravel(), reference.ravel()).statistic
+    row("shap", naive_seconds, ours_seconds,
+        f"Spearman vs 2,000-evaluation reference {correlation:.3f} "
+        f"({defaults['evaluations']} evaluations)")
+
+
+def panel_rows(classifier: Classifier, image: np.ndarray, sha: str) -> None:
+    from dashboard.results import explanation
+
+    methods = [m.name for m in available_methods()]
+    new_seconds, _ = timed(lambda: [explain(m, image, classifier) for m in methods])
+    index = classifier.classes.index(classifier.predict([image])[0].label)
+    for method in methods:
+        explanation(classifier, sha, image, method, index, {})
+    cached, _ = timed(lambda: [explanation(classifier, sha, image, m, index, {})
+                               for m in methods], 3)
+    print(f"whole panel, new cell: {new_seconds:.2f} s (naive: the sum of the naive column)")
+    print(f"whole panel, cached cell: {cached:.3f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(default_model_dir()))
+    parser.add_argument("--image", help="a cell image (default: a held-out PBC test cell)")
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "pbc"))
+    args = parser.parse_args()
+    classifier = Classifier(args.model)
+    path = Path(args.image) if args.image else test_split_files(args.model, args.data)[0][0]
+    image = read_image(path)
+    x = classifier.prepare(image)
+    index = classifier.classes.index(classifier.predict([image])[0].label)
+    print(f"cell {path.name}, class {classifier.classes[index]}, model {classifier.name} "
+          f"({classifier.runtime}), {os.cpu_count()} CPU cores")
+    print(f"{'method':<12}{'naive':>12}{'ours':>12}{'ratio':>10}")
+    gradcam_rows(classifier, x, index)
+    lime_row(classifier, x, index)
+    shap_row(classifier, x, index)
+    import hashlib
+
+    panel_rows(classifier, image, hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""A real browser uploads a real cell through the dashboard and sees the answer."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from .conftest import ROOT
+
+CHROMIUM = os.environ.get("HEMATOVISION_CHROMIUM", "/usr/bin/chromium")
+OUTPUT = ROOT / "test-output"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--disable-dev-shm-usage"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
+         "--server.address", "127.0.0.1", "--server.port", str(port),
+         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        raise RuntimeError("streamlit did not start within 90 s")
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
+        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium (make test does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+def test_upload_a_cell_and_see_its_class_and_chart(server, browser, pbc_examples):
+    from playwright.sync_api import expect
+
+    path, label = next((p, lab) for p, lab in pbc_examples if lab == "neutrophil")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/Classify")
+    page.locator('input[type="file"]').set_input_files(str(path))
+    expect(page.get_by_text(f"{label} —")).to_be_visible(timeout=90_000)
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "classify.png"), full_page=True)
+    page.close()
+
+
+def test_a_non_image_upload_shows_an_error(server, browser, tmp_path):
+    from playwright.sync_api import expect
+
+    fake = tmp_path / "notes.png"
+    fake.write_text("this is text, not a picture")
+    page = browser.new_page()
+    page.goto(f"{server}/Classify")
+    page.locator('input[type="file"]').set_input_files(str(fake))
+    expect(page.get_by_text("Could not classify")).to_be_visible(timeout=90_000)
+    page.close()

@@ -1,0 +1,100 @@
+"""The Streamlit pages, driven through AppTest on the shipped model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard.state import make_cell
+
+from .conftest import ROOT
+
+TIMEOUT = 300
+
+
+def _page(name: str) -> AppTest:
+    return AppTest.from_file(str(ROOT / name), default_timeout=TIMEOUT)
+
+
+def _cells(examples) -> list:
+    return [make_cell(path.name, path.read_bytes()) for path, _ in examples]
+
+
+def test_home_page_shows_the_model_card(classifier):
+    at = _page("streamlit_app.py").run()
+    assert not at.exception
+    labels = [metric.label for metric in at.metric]
+    assert any("Balanced accuracy" in label for label in labels)
+    text = " ".join(m.value for m in at.markdown)
+    for name in classifier.classes:
+        assert name in text
+
+
+def test_classify_adds_an_example_and_shows_label_and_bars(pbc_examples):
+    at = _page("pages/1_Classify.py").run()
+    assert not at.exception
+    at.selectbox(key="example_class").set_value("eosinophil")
+    at.button(key="add_examples").click().run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 1
+    headline = " ".join(h.value for h in at.subheader)
+    assert "eosinophil" in headline  # examples come from the held-out test split
+
+
+def test_a_bad_upload_shows_an_error_and_the_rest_are_classified(pbc_examples):
+    at = _page("pages/1_Classify.py")
+    good = _cells(pbc_examples[:3])
+    at.session_state["examples"] = [good[0], make_cell("broken.png", b"\x89PNG garbage"),
+                                    make_cell("empty.jpg", b""), *good[1:]]
+    at.run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 2
+    assert any("broken.png" in e for e in errors) and any("empty.jpg" in e for e in errors)
+    table = at.dataframe[0].value
+    assert len(table) == 3
+    expected = [label for _, label in pbc_examples[:3]]
+    assert list(table["label"]) == expected
+
+
+def test_explain_renders_all_four_maps_for_a_chosen_class(pbc_examples, monkeypatch):
+    import dashboard.results
+
+    calls = []
+    real = dashboard.results.explain
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dashboard.results, "explain", counting)
+    cell = _cells(pbc_examples[:1])[0]
+    at = _page("pages/2_Explain.py")
+    at.session_state["classified"] = {cell.sha256: cell}
+    at.session_state["lime_samples"] = 50
+    at.session_state["shap_evaluations"] = 50
+    at.run()
+    assert not at.exception
+    at.selectbox(key=f"class_{cell.sha256}").set_value("monocyte").run()
+    assert not at.exception
+    assert len(at.get("image")) == 5  # the cell and four maps
+    assert "monocyte" in " ".join(m.value for m in at.markdown)
+    assert len(at.get("download_button")) == 1
+    computed = len(calls)
+    at.slider(key="opacity").set_value(0.8).run()
+    assert not at.exception
+    assert len(calls) == computed  # moving the slider recomputes nothing
+
+
+def test_explain_without_cells_points_to_classify():
+    at = _page("pages/2_Explain.py").run()
+    assert not at.exception
+    assert at.info and "Classify" in at.info[0].value
+
+
+@pytest.mark.parametrize("page", sorted(p.name for p in (ROOT / "pages").glob("*.py")))
+def test_every_page_runs(page):
+    at = _page(f"pages/{page}").run()
+    assert not at.exception

@@ -1,0 +1,120 @@
+"""Every registered explainer honours the contract; the maps mean what they say."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hematovision.explainers import available_methods, explain, get_explainer
+from hematovision.images import read_image
+
+from .conftest import ZHENG
+
+FAST = {"lime": {"samples": 60}, "shap": {"evaluations": 60}}
+
+
+@pytest.fixture(scope="module")
+def cell(pbc_examples):
+    return read_image(pbc_examples[0][0])  # PBC images are 360×363: not square
+
+
+@pytest.mark.parametrize("method", [m.name for m in available_methods()])
+def test_contract(method, classifier, cell):
+    other = (classifier.predict([cell])[0].classes.index("monocyte"))
+    result = explain(method, cell, classifier, other, **FAST.get(method, {}))
+    assert result.heatmap.shape == cell.shape[:2]
+    assert result.heatmap.dtype == np.float32
+    assert np.isfinite(result.heatmap).all()
+    assert result.heatmap.min() >= 0.0 and result.heatmap.max() <= 1.0
+    assert result.class_name == "monocyte" and result.method == method
+    if result.signed is not None:
+        assert result.signed.shape == cell.shape[:2]
+        assert result.signed.min() >= -1.0 and result.signed.max() <= 1.0
+    explainer = get_explainer(method)
+    assert explainer.title and explainer.caption and explainer.reference
+
+
+def test_default_class_is_the_prediction(classifier, cell):
+    result = explain("gradcam", cell, classifier)
+    assert result.class_name == classifier.predict([cell])[0].label
+
+
+@pytest.mark.parametrize("method,settings,message", [
+    ("nope", {}, "unknown explanation method"),
+    ("lime", {"colour": 3}, "no settings"),
+    ("gradcam", {"class_index": 99}, "no settings"),
+])
+def test_bad_requests_are_clear_errors(classifier, cell, method, settings, message):
+    with pytest.raises(ValueError, match=message):
+        explain(method, cell, classifier, **settings)
+
+
+def test_out_of_range_class_is_refused(classifier, cell):
+    with pytest.raises(ValueError, match="outside"):
+        explain("gradcam", cell, classifier, 42)
+
+
+@pytest.mark.parametrize("method,reference", [("gradcam", "Gradcam"),
+                                              ("gradcampp", "GradcamPlusPlus")])
+def test_fast_gradcam_equals_tf_keras_vis(classifier, cell, method, reference):
+    import keras
+    import tf_keras_vis.gradcam
+    import tf_keras_vis.gradcam_plus_plus
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    from hematovision.network import LOGITS_LAYER
+
+    module = tf_keras_vis.gradcam if reference == "Gradcam" else tf_keras_vis.gradcam_plus_plus
+    model = classifier.model
+    view = keras.Model(model.inputs, model.get_layer(LOGITS_LAYER).output)
+    x = classifier.prepare(cell)
+    index = classifier.classes.index(classifier.predict([cell])[0].label)
+    expected = getattr(module, reference)(view, clone=True)(
+        CategoricalScore([index]), x[None], penultimate_layer=classifier.card.gradcam_layer)[0]
+    ours = get_explainer(method).compute(x, classifier, index)[0]
+    assert np.abs(ours - expected).max() < 1e-3
+
+
+def test_lime_weights_equal_the_library(classifier, cell):
+    from lime.lime_image import LimeImageExplainer
+
+    from hematovision.explainers.lime_map import lime_weights, segment_cell
+
+    x = classifier.prepare(cell)
+    segmentation = segment_cell(x)
+    index = classifier.classes.index(classifier.predict([cell])[0].label)
+    ours = lime_weights(x, classifier, index, segmentation, samples=120, seed=7)
+    library = LimeImageExplainer(random_state=7).explain_instance(
+        x.astype(np.float64), classifier.predict_proba, labels=(index,), top_labels=None,
+        num_samples=120, batch_size=32, segmentation_fn=lambda image: segmentation,
+        progress_bar=False)
+    theirs = np.zeros_like(ours)
+    for feature, weight in library.local_exp[index]:
+        theirs[feature] = weight
+    assert np.allclose(ours, theirs, atol=1e-4)
+
+
+def test_explaining_never_changes_the_shared_model(classifier, cell):
+    x = classifier.prepare(cell)[None]
+    before = classifier.model.predict(x, verbose=0)
+    explain("gradcampp", cell, classifier, 0)
+    explain("gradcam", cell, classifier, 3)
+    after = classifier.model.predict(x, verbose=0)
+    assert np.array_equal(before, after)
+
+
+def _masked_cells(count: int):
+    rows = [line.split(",") for line in (ZHENG / "labels.csv").read_text().splitlines()[1:]]
+    for image, _label, mask in rows[:count]:
+        yield read_image(ZHENG / image), np.asarray(Image.open(ZHENG / mask))
+
+
+def test_gradcam_peaks_on_the_white_cell_not_the_background(classifier):
+    inside = 0
+    cells = list(_masked_cells(20))
+    for image, mask in cells:
+        heatmap = explain("gradcam", image, classifier).heatmap
+        row, col = np.unravel_index(np.argmax(heatmap), heatmap.shape)
+        inside += bool(mask[row, col] > 0)
+    assert inside / len(cells) >= 0.8
