@@ -54,7 +54,7 @@ def gradcam_rows(classifier: Classifier, x: np.ndarray, index: int) -> None:
     from tf_keras_vis.utils.scores import CategoricalScore
 
     for name, library in (("gradcam", Gradcam), ("gradcampp", GradcamPlusPlus)):
-        def naive():
+        def naive(library=library):
             # As in the tf-keras-vis examples: clone the model, make the output linear.
             cam = library(classifier.model, model_modifier=ReplaceToLinear(), clone=True)
             return cam(CategoricalScore([index]), x[None],

@@ -8,7 +8,10 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
-__all__ = ["apply_temperature", "fit_temperature", "expected_calibration_error", "ReliabilityBin", "reliability_bins"]
+__all__ = [
+    "apply_temperature", "fit_temperature", "expected_calibration_error", "ReliabilityBin",
+    "reliability_bins",
+]
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -41,7 +44,8 @@ class ReliabilityBin:
     accuracy: float  # share correct in the bin (nan when empty)
 
 
-def reliability_bins(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> list[ReliabilityBin]:
+def reliability_bins(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15
+                     ) -> list[ReliabilityBin]:
     """Equal-width bins of top-class confidence, for ECE and the reliability diagram."""
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == labels
@@ -60,7 +64,8 @@ def reliability_bins(probabilities: np.ndarray, labels: np.ndarray, bins: int = 
     return result
 
 
-def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray,
+                               bins: int = 15) -> float:
     """ECE (Naeini et al. 2015): the count-weighted gap between confidence and accuracy."""
     total = len(labels)
     if total == 0:

@@ -7,11 +7,10 @@ calibrated probabilities.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import threading
 
 import numpy as np
 from scipy.special import softmax
@@ -146,7 +145,8 @@ class Classifier:
         batch = np.asarray(batch, dtype=np.float32)
         if batch.ndim != 4 or batch.shape[1:] != (size, size, 3):
             raise ValueError(
-                f"expected a batch of shape (n, {size}, {size}, 3) with RGB 0–255, got {batch.shape}"
+                f"expected a batch of shape (n, {size}, {size}, 3) with RGB 0–255, "
+                f"got {batch.shape}"
             )
         return batch
 

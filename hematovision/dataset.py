@@ -68,7 +68,8 @@ class SplitFractions:
     test: float = 0.15
 
     def __post_init__(self):
-        if min(self.train, self.val, self.test) < 0 or abs(self.train + self.val + self.test - 1) > 1e-6:
+        total = self.train + self.val + self.test
+        if min(self.train, self.val, self.test) < 0 or abs(total - 1) > 1e-6:
             raise ValueError(f"split fractions must be ≥ 0 and sum to 1, got {self}")
 
 
@@ -97,6 +98,39 @@ def _group_of(path: Path, digest: str) -> str:
     return f"{path.parent.name.lower()}/{match.group(1)}" if match else digest
 
 
+def _candidates(root: Path, wanted: set[str] | None):
+    """Readable images grouped by content hash, and the files skipped with reasons."""
+    skipped: list[tuple[Path, str]] = []
+    by_digest: dict[str, list[tuple[Path, str]]] = defaultdict(list)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        label = path.parent.name.lower()
+        if path.name.startswith(".") or path.parent == root or label in _SPLIT_FOLDERS:
+            continue
+        if wanted is not None and label not in wanted:
+            continue
+        problem = ("not an image file" if path.suffix.lower() not in IMAGE_SUFFIXES
+                   else _is_readable_image(path))
+        if problem:
+            skipped.append((path, problem))
+        else:
+            by_digest[_sha256(path)].append((path, label))
+    return by_digest, skipped
+
+
+def _deduplicate(by_digest: dict, root: Path):
+    """One item per content; contents that carry two labels are dropped."""
+    items, conflicting, removed = [], [], 0
+    for digest, copies in by_digest.items():
+        if len({label for _, label in copies}) > 1:
+            conflicting.append(tuple(path for path, _ in copies))
+            continue
+        removed += len(copies) - 1
+        path, label = copies[0]
+        items.append(LabelledImage(path, label, digest, _group_of(path, digest),
+                                   _predefined_split(path, root)))
+    return items, conflicting, removed
+
+
 def scan_folder(root: str | Path, classes: tuple[str, ...] | None = None) -> Dataset:
     """List the labelled images under ``root``.
 
@@ -116,35 +150,8 @@ def scan_folder(root: str | Path, classes: tuple[str, ...] | None = None) -> Dat
     if not root.is_dir():
         raise FileNotFoundError(f"dataset folder not found: {root}")
     wanted = {name.lower() for name in classes} if classes else None
-    skipped: list[tuple[Path, str]] = []
-    by_digest: dict[str, list[tuple[Path, str]]] = defaultdict(list)
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        if path.name.startswith("."):
-            continue
-        label = path.parent.name.lower()
-        if path.parent == root or label in _SPLIT_FOLDERS:
-            continue
-        if wanted is not None and label not in wanted:
-            continue
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            skipped.append((path, "not an image file"))
-            continue
-        problem = _is_readable_image(path)
-        if problem:
-            skipped.append((path, problem))
-            continue
-        by_digest[_sha256(path)].append((path, label))
-
-    items, conflicting, removed = [], [], 0
-    for digest, copies in by_digest.items():
-        labels = {label for _, label in copies}
-        if len(labels) > 1:
-            conflicting.append(tuple(path for path, _ in copies))
-            continue
-        removed += len(copies) - 1
-        path, label = copies[0]
-        items.append(LabelledImage(path, label, digest, _group_of(path, digest),
-                                   _predefined_split(path, root)))
+    by_digest, skipped = _candidates(root, wanted)
+    items, conflicting, removed = _deduplicate(by_digest, root)
     items.sort(key=lambda item: str(item.path))
     found = tuple(sorted({item.label for item in items}))
     if classes:
@@ -204,5 +211,6 @@ def split_dataset(dataset: Dataset, fractions: SplitFractions = SplitFractions()
 
 def split_fingerprint(dataset: Dataset, assignment: dict[str, str]) -> str:
     """A short hash of (content, label, split) for every image: equal iff the split is."""
-    lines = sorted(f"{item.sha256} {item.label} {assignment[item.sha256]}" for item in dataset.items)
+    lines = sorted(f"{item.sha256} {item.label} {assignment[item.sha256]}"
+                   for item in dataset.items)
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]

@@ -56,7 +56,8 @@ def _open(data: bytes, name: str, limits: ImageLimits) -> Image.Image:
             Image.DecompressionBombWarning) as error:
         raise ImageError(f"{name}: not a readable image ({error})") from error
     except Exception as error:  # Pillow raises many types on hostile headers
-        raise ImageError(f"{name}: not a readable image ({type(error).__name__}: {error})") from error
+        kind = type(error).__name__
+        raise ImageError(f"{name}: not a readable image ({kind}: {error})") from error
     width, height = image.size
     if width * height > limits.max_pixels:
         raise ImageError(

@@ -8,7 +8,8 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, r
 __all__ = ["balanced_accuracy", "classification_report"]
 
 
-def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray, classes: list[int] | None = None) -> float:
+def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray,
+                      classes: list[int] | None = None) -> float:
     """Mean recall over the classes present in ``labels`` (or over ``classes``)."""
     present = classes if classes is not None else sorted(set(labels.tolist()))
     recalls = [float(np.mean(predicted[labels == c] == c)) for c in present if np.any(labels == c)]

@@ -132,7 +132,8 @@ def render_markdown(card: ModelCard) -> str:
         "",
         f"**Backbone**: {card.backbone}; weights: {card.weight_source}",
         f"**Input**: RGB {card.input_size}×{card.input_size}; {card.preprocessing}",
-        f"**Temperature**: {card.temperature:.4f}; **review threshold**: {card.review_threshold:.2f}",
+        f"**Temperature**: {card.temperature:.4f}; "
+        f"**review threshold**: {card.review_threshold:.2f}",
         f"**Model file**: `{card.model_file}` (sha256 `{card.model_sha256}`)",
         f"**Fast runtime**: `{card.runtime_file or 'none'}` (sha256 `{card.runtime_sha256}`)",
         "",

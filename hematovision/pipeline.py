@@ -50,7 +50,8 @@ def decode_images(
             results = _with_progress(results, len(jobs), progress, "decoding images")
             results = list(results)
     else:
-        results = [_decode_one(job) for job in _with_progress(jobs, len(jobs), progress, "decoding")]
+        jobs = _with_progress(jobs, len(jobs), progress, "decoding images")
+        results = [_decode_one(job) for job in jobs]
     arrays, kept, failed = [], [], []
     for index, (array, error) in enumerate(results):
         if array is None:
@@ -65,12 +66,12 @@ def decode_images(
     return stack, kept, failed
 
 
-def _with_progress(iterable, total: int, enabled: bool, description: str):
+def _with_progress(iterable, total: int, enabled: bool, description: str, unit: str = "img"):
     if not enabled:
         return iterable
     from tqdm import tqdm
 
-    return tqdm(iterable, total=total, desc=description, unit="batch" if "predict" in description or "features" in description else "img")
+    return tqdm(iterable, total=total, desc=description, unit=unit)
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ class Augmentation:
     hue: float = 0.03
 
 
-def augment(image: tf.Tensor, seed: tf.Tensor, settings: Augmentation = Augmentation()) -> tf.Tensor:
+def augment(image: tf.Tensor, seed: tf.Tensor, settings: Augmentation = Augmentation()
+            ) -> tf.Tensor:
     """Augment one ``(h, w, 3)`` float32 image (0–255) with a stateless ``seed`` of shape (2,)."""
     seeds = tf.random.experimental.stateless_split(seed, num=9)
     size = tf.shape(image)[0:2]
@@ -151,7 +153,7 @@ def run_in_batches(function, images: np.ndarray, batch_size: int = 64,
     """Apply ``function`` (a batch of float32 0–255 images → array) to uint8 ``images``."""
     outputs = []
     starts = range(0, len(images), batch_size)
-    for start in _with_progress(starts, len(starts), progress, description):
+    for start in _with_progress(starts, len(starts), progress, description, unit="batch"):
         batch = images[start : start + batch_size].astype(np.float32)
         outputs.append(np.asarray(function(tf.constant(batch))))
     return np.concatenate(outputs) if outputs else np.zeros((0,))

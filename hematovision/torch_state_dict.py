@@ -147,7 +147,8 @@ def load_legacy_state_dict(path: str | Path, expected_sha256: str | None = None)
             storage = storages[key]
             (numel,) = struct.unpack("<q", handle.read(8))
             if numel != storage.numel:
-                raise ValueError(f"{path}: storage {key} holds {numel} items, expected {storage.numel}")
+                raise ValueError(
+                    f"{path}: storage {key} holds {numel} items, expected {storage.numel}")
             nbytes = numel * storage.dtype.itemsize
             buffer = handle.read(nbytes)
             if len(buffer) != nbytes:

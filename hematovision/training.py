@@ -26,12 +26,21 @@ from scipy.special import log_softmax
 from hematovision.backbones import get_backbone
 from hematovision.calibration import fit_temperature
 from hematovision.dataset import (
-    SplitFractions, _rank, scan_folder, split_dataset, split_fingerprint,
+    SplitFractions,
+    _rank,
+    scan_folder,
+    split_dataset,
+    split_fingerprint,
 )
 from hematovision.metrics import balanced_accuracy
 from hematovision.model_card import MODEL_FILE, ModelCard, load_card, save_card
 from hematovision.network import (
-    FEATURES_LAYER, LOGITS_LAYER, build_classifier, feature_model, set_fine_tuning, with_temperature,
+    FEATURES_LAYER,
+    LOGITS_LAYER,
+    build_classifier,
+    feature_model,
+    set_fine_tuning,
+    with_temperature,
 )
 from hematovision.pipeline import decode_images, run_in_batches, training_dataset
 from hematovision.runtime import RUNTIME_FILE, export_litert
@@ -274,8 +283,7 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainingConfig = Tr
             "fine_tune_phase_seconds": round(fine_seconds, 1),
             "total_seconds": round(time.time() - started, 1),
             "hardware": f"{platform.processor() or platform.machine()}, "
-                        f"{tf.config.threading.get_intra_op_parallelism_threads() or 'all'} threads "
-                        f"on {_cpu_count()} CPU cores, no GPU",
+                        f"{_cpu_count()} CPU cores, no GPU",
             "tensorflow": tf.__version__, "keras": keras.__version__,
             "val_balanced_accuracy": balanced_accuracy(labels["val"], val_logits.argmax(1)),
         },

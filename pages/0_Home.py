@@ -23,7 +23,8 @@ metrics = card.metrics
 left, middle, right, last = st.columns(4)
 left.metric("Classes", len(card.classes))
 if metrics:
-    middle.metric("Balanced accuracy (held-out test)", f"{100 * metrics['balanced_accuracy']:.1f} %")
+    middle.metric("Balanced accuracy (held-out test)",
+                  f"{100 * metrics['balanced_accuracy']:.1f} %")
     right.metric("Test cells", metrics["n"])
     last.metric("Calibration error (ECE)", f"{metrics['ece_after_temperature']:.3f}")
 st.write("**Classes:** " + ", ".join(card.classes))

@@ -57,9 +57,11 @@ tiles = [("original", image)]
 for column, method in zip(columns[1:], methods):
     with column:
         bar = st.progress(0.0, text=f"{method.title}…")
+        def report(fraction, bar=bar, title=method.title):
+            bar.progress(fraction, text=f"{title}…")
+
         result = explanation(classifier, sha, image, method.name, class_index,
-                             settings.get(method.name, {}),
-                             progress=lambda f, bar=bar, m=method: bar.progress(f, text=f"{m.title}…"))
+                             settings.get(method.name, {}), progress=report)
         bar.empty()
         if result.signed is not None:
             shown = overlay_signed(image, result.signed, opacity, method.signed_colormap)

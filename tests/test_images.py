@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hematovision.images import ImageError, ImageLimits, load_model_input, read_image, to_model_input
+from hematovision.images import (
+    ImageError,
+    ImageLimits,
+    load_model_input,
+    read_image,
+    to_model_input,
+)
 
 from .conftest import PBC
 

@@ -13,7 +13,7 @@ from hematovision.classifier import REVIEW, Classifier, ModelFileError
 from hematovision.images import load_model_input, read_image
 from hematovision.pipeline import decode_images
 
-from .conftest import PBC, SHIPPED_MODEL
+from .conftest import SHIPPED_MODEL
 
 
 def test_shipped_model_labels_40_real_pbc_cells(classifier, pbc_examples):

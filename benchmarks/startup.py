@@ -1,0 +1,94 @@
+"""From `streamlit run` to the first prediction shown in a real browser, ours vs naive.
+
+    python benchmarks/startup.py [--rounds 2]
+
+Each round starts a fresh server, opens the Classify page in headless Chromium, uploads a
+held-out PBC cell and stops the clock when the label and the chart are visible. The naive
+app (benchmarks/naive_app.py) imports TensorFlow and runs Keras ``model.predict``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hematovision.evaluation import test_split_files  # noqa: E402
+from hematovision.models import default_model_dir  # noqa: E402
+
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def time_to_first_prediction(script: str, page: str, image: Path, browser, env: dict) -> float:
+    from playwright.sync_api import expect
+
+    port = _port()
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", script, "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.05)
+        tab = browser.new_page()
+        tab.goto(f"{url}/{page}")
+        tab.locator('input[type="file"]').set_input_files(str(image))
+        expect(tab.locator(".js-plotly-plot").first).to_be_visible(timeout=120_000)
+        expect(tab.get_by_text(" — ").first).to_be_visible(timeout=120_000)
+        elapsed = time.perf_counter() - started
+        tab.close()
+        return elapsed
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--model", default=str(default_model_dir()))
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "pbc"))
+    args = parser.parse_args()
+    image = test_split_files(args.model, args.data)[0][0]
+    env = dict(os.environ, HEMATOVISION_MODEL=str(Path(args.model).resolve()),
+               TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+        results = {}
+        for name, script, page in (("naive", "benchmarks/naive_app.py", ""),
+                                   ("ours", "streamlit_app.py", "Classify")):
+            times = [time_to_first_prediction(script, page, image, browser, env)
+                     for _ in range(args.rounds)]
+            results[name] = statistics.median(times)
+            rounds = ", ".join(f"{t:.2f}" for t in times)
+            print(f"{name:<6} {results[name]:.2f} s  (rounds: {rounds})")
+        browser.close()
+    print(f"ratio naive/ours: {results['naive'] / results['ours']:.1f}×")
+
+
+if __name__ == "__main__":
+    main()
