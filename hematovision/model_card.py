@@ -28,6 +28,22 @@ OUT_OF_SCOPE = (
     "blasts, abnormal lymphocytes or other classes it was not trained on."
 )
 
+DEFAULT_LIMITATIONS = (
+    "Trained on one laboratory's images (PBC: Hospital Clinic of Barcelona, CellaVision "
+    "DM96, May-Grünwald Giemsa). Accuracy drops on other laboratories' images; see the "
+    "external results.",
+    "Knows only its classes. Blasts, reactive or abnormal lymphocytes, smudge cells and "
+    "artefacts are forced into one of them, often confidently.",
+    "'ig' lumps promyelocytes, myelocytes and metamyelocytes; 'neutrophil' lumps band and "
+    "segmented forms.",
+    "Expects one centred cell per image, as cropped by a CellaVision analyser; whole smear "
+    "fields or several cells per image are not supported.",
+    "The temperature was fitted on in-laboratory validation cells; on other laboratories' "
+    "images the probabilities are overconfident.",
+    "The maps show what the model uses, not what a haematologist uses; they can sit on "
+    "background or neighbouring red cells.",
+)
+
 
 @dataclass(frozen=True)
 class ModelCard:
@@ -51,7 +67,7 @@ class ModelCard:
     external: list = field(default_factory=list)
     intended_use: str = INTENDED_USE
     out_of_scope: str = OUT_OF_SCOPE
-    limitations: tuple[str, ...] = ()
+    limitations: tuple[str, ...] = DEFAULT_LIMITATIONS
 
     def __post_init__(self):
         if not self.classes:

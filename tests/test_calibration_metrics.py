@@ -1,0 +1,68 @@
+"""Temperature scaling, calibration error and the metrics report on known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.special import softmax
+
+from hematovision.calibration import (
+    expected_calibration_error, fit_temperature, reliability_bins,
+)
+from hematovision.metrics import balanced_accuracy, classification_report
+
+
+def _sampled(temperature: float, n: int = 20000, classes: int = 5, seed: int = 0):
+    """Labels drawn from softmax(logits / temperature): that temperature is the truth."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 3, (n, classes))
+    truth = softmax(logits / temperature, axis=1)
+    labels = np.array([rng.choice(classes, p=p) for p in truth])
+    return logits, labels
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 2.5])
+def test_fit_temperature_recovers_the_true_temperature(temperature):
+    logits, labels = _sampled(temperature)
+    assert fit_temperature(logits, labels) == pytest.approx(temperature, rel=0.08)
+
+
+def test_calibrated_probabilities_have_small_ece_and_overconfident_ones_large():
+    logits, labels = _sampled(2.0)
+    calibrated = softmax(logits / 2.0, axis=1)
+    overconfident = softmax(logits, axis=1)
+    assert expected_calibration_error(calibrated, labels) < 0.02
+    assert expected_calibration_error(overconfident, labels) > 0.08
+
+
+def test_reliability_bins_count_every_example():
+    logits, labels = _sampled(1.0, n=500)
+    bins = reliability_bins(softmax(logits, axis=1), labels, bins=15)
+    assert len(bins) == 15 and sum(b.count for b in bins) == 500
+
+
+def test_fit_temperature_refuses_empty_input():
+    with pytest.raises(ValueError, match="zero"):
+        fit_temperature(np.zeros((0, 3)), np.zeros(0, dtype=int))
+
+
+@pytest.mark.parametrize("labels,predicted,expected", [
+    ([0, 0, 0, 1], [0, 0, 0, 0], 0.5),
+    ([0, 1, 2], [0, 1, 2], 1.0),
+    ([0, 0, 1, 1], [1, 1, 0, 0], 0.0),
+])
+def test_balanced_accuracy(labels, predicted, expected):
+    assert balanced_accuracy(np.array(labels), np.array(predicted)) == pytest.approx(expected)
+
+
+def test_report_intervals_contain_the_estimates_and_auc_is_perfect_when_separable():
+    labels = np.repeat(np.arange(3), 40)
+    probabilities = np.full((120, 3), 0.05)
+    probabilities[np.arange(120), labels] = 0.9
+    probabilities[:5] = [0.1, 0.8, 0.1]  # five class-0 cells called class 1
+    report = classification_report(labels, probabilities, ["a", "b", "c"], bootstrap=200)
+    low, high = report["balanced_accuracy_ci95"]
+    assert low <= report["balanced_accuracy"] <= high
+    assert report["confusion_matrix"][0][1] == 5
+    assert report["per_class"]["a"]["recall"] == pytest.approx(35 / 40)
+    assert 0.9 < report["macro_auc_ovr"] <= 1.0
