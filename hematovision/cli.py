@@ -21,6 +21,8 @@ def _train(args) -> int:
         hidden_units=args.hidden_units, fine_tune_from=args.fine_tune_from,
         fractions=SplitFractions(*args.split),
         classes=tuple(args.classes.split(",")) if args.classes else None,
+        init_from=args.init_from,
+        fine_tune_learning_rate=args.learning_rate,
     )
     card = train(args.data, args.out, config, progress=not args.quiet)
     print(f"saved {args.out}/model.keras (temperature {card.temperature:.3f})")
@@ -125,6 +127,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--classes", help="comma-separated classes to use (default: all found)")
     train.add_argument("--limit-per-class", type=int, help="use at most N images per class")
     train.add_argument("--seed", type=int, default=1234)
+    train.add_argument("--learning-rate", type=float, default=3e-4,
+                       help="peak fine-tuning learning rate (cosine decay)")
+    train.add_argument("--init-from", help="continue fine-tuning this trained model folder")
     train.add_argument("--no-evaluate", action="store_true", help="skip the test-split evaluation")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(run=_train)

@@ -76,6 +76,7 @@ class TrainingConfig:
     limit_per_class: int | None = None
     classes: tuple[str, ...] | None = None
     review_threshold: float = 0.7
+    init_from: str | None = None  # continue fine-tuning a trained model folder
 
 
 class _EpochLog(keras.callbacks.Callback):
@@ -186,74 +187,26 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainingConfig = Tr
         print(f"{split:>5}: {sum(counts[split].values()):6d}  {counts[split]}")
 
     model = build_classifier(config.backbone, len(classes), config.input_size,
-                             config.dropout, config.hidden_units, config.pretrained)
+                             config.dropout, config.hidden_units,
+                             config.pretrained and not config.init_from)
     weights = _class_weights(labels["train"], len(classes))
     history_path = out_dir / HISTORY_FILE
     history_path.unlink(missing_ok=True)
-    verbose = 1 if sys.stdout.isatty() else 2
-
-    # Phase 1: head on cached features of the frozen backbone.
-    phase_started = time.time()
-    set_fine_tuning(model, None)
-    features = tf.function(feature_model(model), reduce_retracing=True)
-    train_features = run_in_batches(lambda b: features(b, training=False), arrays["train"],
-                                    progress=progress, description="features (train)")
-    val_features = run_in_batches(lambda b: features(b, training=False), arrays["val"],
-                                  progress=progress, description="features (val)")
-    head_input = keras.Input((train_features.shape[1],))
-    x = head_input
-    head_names = [layer.name for layer in model.layers[
-        [layer.name for layer in model.layers].index(FEATURES_LAYER) + 1:]]
-    for layer_name in head_names:
-        x = model.get_layer(layer_name)(x)
-    head = keras.Model(head_input, x)
-    head_logits = keras.Model(head_input, model.get_layer(LOGITS_LAYER)(
-        _head_until_logits(model, head_input)))
-    head.compile(keras.optimizers.Adam(config.head_learning_rate), "categorical_crossentropy",
-                 metrics=["accuracy"])
-    head.fit(
-        train_features, keras.utils.to_categorical(labels["train"], len(classes)),
-        batch_size=config.batch_size, epochs=config.head_epochs, class_weight=weights,
-        verbose=0, shuffle=True,
-        callbacks=[
-            _EpochLog(1, config.head_epochs, history_path,
-                      lambda: np.asarray(head_logits(val_features, training=False)),
-                      labels["val"], len(classes)),
-            keras.callbacks.EarlyStopping("val_loss", patience=5, restore_best_weights=True),
-        ],
-    )
-    head_seconds = time.time() - phase_started
-
-    # Phase 2: fine-tune the top blocks with augmentation; BatchNorm stays frozen.
-    phase_started = time.time()
+    head_seconds = 0.0
+    if config.init_from:
+        _start_from(model, config.init_from, classes)
+    else:
+        phase_started = time.time()
+        _train_head(model, arrays, labels, weights, config, history_path, progress)
+        head_seconds = time.time() - phase_started
     logits_model = keras.Model(model.inputs, model.get_layer(LOGITS_LAYER).output)
     logits_fn = tf.function(logits_model, reduce_retracing=True)
-    fine_seconds = 0.0
+    phase_started = time.time()
     if config.fine_tune_epochs > 0:
-        set_fine_tuning(model, config.fine_tune_from or backbone.fine_tune_from)
-        steps = int(np.ceil(len(arrays["train"]) / config.batch_size)) * config.fine_tune_epochs
-        schedule = keras.optimizers.schedules.CosineDecay(config.fine_tune_learning_rate, steps)
-        model.compile(keras.optimizers.Adam(schedule), "categorical_crossentropy",
-                      metrics=["accuracy"])
-        model.fit(
-            training_dataset(arrays["train"], labels["train"], len(classes), config.batch_size,
-                             config.seed),
-            epochs=config.fine_tune_epochs, class_weight=weights, verbose=verbose,
-            callbacks=[
-                _EpochLog(2, config.fine_tune_epochs, history_path,
-                          lambda: run_in_batches(lambda b: logits_fn(b, training=False),
-                                                 arrays["val"]),
-                          labels["val"], len(classes)),
-                keras.callbacks.ModelCheckpoint(out_dir / "checkpoint.keras",
-                                                monitor="val_balanced_accuracy", mode="max",
-                                                save_best_only=True),
-                keras.callbacks.EarlyStopping("val_balanced_accuracy", mode="max",
-                                              patience=config.patience),
-            ],
-        )
-        # The best epoch, not the last one, is the model we keep.
-        model.load_weights(out_dir / "checkpoint.keras")
-        fine_seconds = time.time() - phase_started
+        _fine_tune(model, arrays, labels, weights, config, history_path, out_dir,
+                   config.fine_tune_from or backbone.fine_tune_from,
+                   lambda: run_in_batches(lambda b: logits_fn(b, training=False), arrays["val"]))
+    fine_seconds = time.time() - phase_started if config.fine_tune_epochs > 0 else 0.0
 
     val_logits = run_in_batches(lambda b: logits_fn(b, training=False), arrays["val"])
     temperature = fit_temperature(val_logits, labels["val"])
@@ -309,6 +262,78 @@ def add_fast_runtime(model_dir: str | Path) -> ModelCard:
     card = replace(card, runtime_file=path.name, runtime_sha256=sha256_of_file(path))
     save_card(model_dir, card)
     return card
+
+
+def _start_from(model: keras.Model, model_dir: str, classes: list[str]) -> None:
+    """Continue from a trained model of the same backbone and classes (skips phase one)."""
+    card = load_card(model_dir)
+    if list(card.classes) != classes:
+        raise ValueError(f"{model_dir} has classes {list(card.classes)}, the data has {classes}")
+    trained = keras.saving.load_model(Path(model_dir) / card.model_file, compile=False,
+                                      safe_mode=True)
+    for layer in model.layers:
+        if layer.weights:
+            layer.set_weights(trained.get_layer(layer.name).get_weights())
+
+
+def _train_head(model, arrays, labels, weights, config, history_path, progress) -> None:
+    """Phase one: the head on cached features of the frozen backbone."""
+    classes = model.get_layer(LOGITS_LAYER).units
+    set_fine_tuning(model, None)
+    features = tf.function(feature_model(model), reduce_retracing=True)
+    train_features = run_in_batches(lambda b: features(b, training=False), arrays["train"],
+                                    progress=progress, description="features (train)")
+    val_features = run_in_batches(lambda b: features(b, training=False), arrays["val"],
+                                  progress=progress, description="features (val)")
+    head_input = keras.Input((train_features.shape[1],))
+    names = [layer.name for layer in model.layers]
+    x = head_input
+    for layer in model.layers[names.index(FEATURES_LAYER) + 1:]:
+        x = layer(x)
+    head = keras.Model(head_input, x)
+    head_logits = keras.Model(head_input, model.get_layer(LOGITS_LAYER)(
+        _head_until_logits(model, head_input)))
+    head.compile(keras.optimizers.Adam(config.head_learning_rate), "categorical_crossentropy",
+                 metrics=["accuracy"])
+    head.fit(
+        train_features, keras.utils.to_categorical(labels["train"], classes),
+        batch_size=config.batch_size, epochs=config.head_epochs, class_weight=weights,
+        verbose=0, shuffle=True,
+        callbacks=[
+            _EpochLog(1, config.head_epochs, history_path,
+                      lambda: np.asarray(head_logits(val_features, training=False)),
+                      labels["val"], classes),
+            keras.callbacks.EarlyStopping("val_loss", patience=5, restore_best_weights=True),
+        ],
+    )
+
+
+def _fine_tune(model, arrays, labels, weights, config, history_path, out_dir, first_layer,
+               val_logits) -> None:
+    """Phase two: the top blocks with augmentation; BatchNorm stays frozen."""
+    classes = model.get_layer(LOGITS_LAYER).units
+    set_fine_tuning(model, first_layer)
+    steps = int(np.ceil(len(arrays["train"]) / config.batch_size)) * config.fine_tune_epochs
+    schedule = keras.optimizers.schedules.CosineDecay(config.fine_tune_learning_rate, steps)
+    model.compile(keras.optimizers.Adam(schedule), "categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(
+        training_dataset(arrays["train"], labels["train"], classes, config.batch_size,
+                         config.seed),
+        epochs=config.fine_tune_epochs, class_weight=weights,
+        verbose=1 if sys.stdout.isatty() else 2,
+        callbacks=[
+            _EpochLog(2, config.fine_tune_epochs, history_path, val_logits, labels["val"],
+                      classes),
+            keras.callbacks.ModelCheckpoint(out_dir / "checkpoint.keras",
+                                            monitor="val_balanced_accuracy", mode="max",
+                                            save_best_only=True),
+            keras.callbacks.EarlyStopping("val_balanced_accuracy", mode="max",
+                                          patience=config.patience),
+        ],
+    )
+    # The best epoch, not the last one, is the model we keep.
+    model.load_weights(out_dir / "checkpoint.keras")
 
 
 def _head_until_logits(model: keras.Model, head_input):
