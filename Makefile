@@ -6,7 +6,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: app test venv browser benchmark lint
+.PHONY: app test venv system-packages benchmark lint
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,13 +20,15 @@ venv: $(STAMP)
 app: $(STAMP)
 	$(VENV)/bin/streamlit run streamlit_app.py
 
-# The upload test drives Debian's chromium; install it when we are allowed to.
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
-	  else echo "install chromium (apt-get install chromium) for the browser test"; fi; }
+# The upload test drives Debian's chromium and the report test renders PDFs with
+# poppler's pdftoppm; install them when we are allowed to.
+system-packages:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v pdftoppm >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && apt-get install -y -qq chromium poppler-utils >/dev/null; \
+	  else echo "please install chromium and poppler-utils (apt-get install ...)"; fi; fi
 
-test: $(STAMP) browser
+test: $(STAMP) system-packages
 	$(VENV)/bin/pytest -q
 
 benchmark: $(STAMP)

@@ -7,5 +7,6 @@ navigation = st.navigation([
     st.Page("pages/0_Home.py", title="Home", icon="🩸", default=True),
     st.Page("pages/1_Classify.py", title="Classify", icon="🔬"),
     st.Page("pages/2_Explain.py", title="Explain", icon="🗺️"),
+    st.Page("pages/3_Batch.py", title="Batch", icon="🧮"),
 ])
 navigation.run()

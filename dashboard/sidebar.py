@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.state import current_classifier, model_choices
-from hematovision.classifier import Classifier
+from hematovision.audit import audit_csv, audit_entry
+from hematovision.classifier import Classifier, Prediction
 
 
 def show_sidebar() -> Classifier:
@@ -28,7 +29,24 @@ def show_sidebar() -> Classifier:
         "Review below this probability", 0.0, 1.0, step=0.05, key="review_threshold",
         help="Cells whose top probability is lower are marked Review instead of trusted, as "
              "analysers mark cells 'unidentified'. The default comes from the model card.")
+    entries = st.session_state.get("audit", [])
+    if entries:
+        st.sidebar.download_button(
+            f"Audit log ({len(entries)} predictions, CSV)", audit_csv(entries, classifier.classes),
+            file_name="hematovision_audit.csv", mime="text/csv", key="download_audit",
+            help="Every prediction shown in this session: time, image SHA-256 (never the "
+                 "image), model and its file hash, probabilities and flag.")
     return classifier
+
+
+def log_prediction(classifier: Classifier, image_sha256: str, prediction: Prediction) -> None:
+    """Add a prediction to this session's audit log, once per image, model and threshold."""
+    key = (image_sha256, classifier.model_sha256, prediction.review_threshold)
+    logged = st.session_state.setdefault("audit_keys", set())
+    if key not in logged:
+        logged.add(key)
+        st.session_state.setdefault("audit", []).append(
+            audit_entry(classifier, image_sha256, prediction))
 
 
 def review_threshold() -> float:

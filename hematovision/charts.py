@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 
 from hematovision.classifier import Prediction
 
-__all__ = ["probability_bars"]
+__all__ = ["differential_bars", "probability_bars"]
 
 HIGHLIGHT = "#c0392b"
 OTHER = "#95a5a6"
@@ -31,4 +31,19 @@ def probability_bars(prediction: Prediction, height: int = 300) -> go.Figure:
         xaxis=dict(range=[0, 1.15], tickformat=".0%", title="calibrated probability"),
         yaxis=dict(title=None), showlegend=False,
     )
+    return figure
+
+
+def differential_bars(diff, height: int = 320) -> go.Figure:
+    """The differential: share of each class among the counted (non-Review) cells."""
+    names = list(diff.classes)
+    figure = go.Figure(go.Bar(
+        x=names, y=[diff.shares[n] for n in names], marker_color=HIGHLIGHT,
+        text=[f"{100 * diff.shares[n]:.1f} % ({diff.counts[n]})" for n in names],
+        textposition="outside", hovertemplate="%{x}: %{y:.3f}<extra></extra>",
+    ))
+    figure.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10),
+                         yaxis=dict(tickformat=".0%", range=[0, 1.1], title="share of counted"),
+                         title=f"Differential of {diff.counted} cells "
+                               f"({diff.review} for review, {diff.unreadable} unreadable)")
     return figure

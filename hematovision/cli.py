@@ -87,6 +87,28 @@ def _explain(args) -> int:
     return 0
 
 
+def _report(args) -> int:
+    from pathlib import Path
+
+    from hematovision.batch import classify_sources, differential, sources_from_paths
+    from hematovision.classifier import Classifier
+    from hematovision.report import build_report, gradcam_thumbnails
+
+    classifier = Classifier(args.model)
+    sources = sources_from_paths(args.paths)
+    if not sources:
+        print("no image files found", file=sys.stderr)
+        return 1
+    results = classify_sources(classifier, sources)
+    diff = differential(results, classifier.classes)
+    maps = {} if args.no_gradcam else gradcam_thumbnails(classifier, sources, results)
+    Path(args.out).write_bytes(build_report(results, diff, classifier.card,
+                                            classifier.model_sha256, maps))
+    print(f"{diff.total} files: {diff.counted} counted, {diff.review} to review, "
+          f"{diff.unreadable} unreadable → {args.out}")
+    return 1 if diff.unreadable else 0
+
+
 def _predict(args) -> int:
     from hematovision.classifier import Classifier
     from hematovision.prediction import classify_files, collect_files, write_csv
@@ -158,6 +180,13 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--colormap", default="jet")
     explain.add_argument("--heatmap", help="also save the raw [0, 1] heatmap as .npy")
     explain.set_defaults(run=_explain)
+
+    report = commands.add_parser("report", help="a PDF differential report of many cells")
+    report.add_argument("paths", nargs="+", help="image files, folders and .zip files")
+    report.add_argument("--model", default=str(default_model_dir()))
+    report.add_argument("--out", required=True, help="PDF file to write")
+    report.add_argument("--no-gradcam", action="store_true", help="leave out the Grad-CAM maps")
+    report.set_defaults(run=_report)
 
     predict = commands.add_parser("predict", help="classify images into a CSV file")
     predict.add_argument("paths", nargs="+", help="image files and folders (searched recursively)")

@@ -52,8 +52,10 @@ def _open(data: bytes, name: str, limits: ImageLimits) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as error:
+    except UnidentifiedImageError as error:
+        raise ImageError(f"{name}: not a readable image (content is no known image format)"
+                         ) from error
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageError(f"{name}: not a readable image ({error})") from error
     except Exception as error:  # Pillow raises many types on hostile headers
         kind = type(error).__name__

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard.results import predict
-from dashboard.sidebar import review_threshold, show_sidebar
+from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
 from dashboard.state import examples_folder, make_cell, try_decode
 from hematovision.charts import probability_bars
 from hematovision.examples import example_cells, example_classes
@@ -41,7 +41,9 @@ for cell in cells:
     if error:
         st.error(f"Could not classify **{cell.name}**: {error}")
         continue
-    results.append((cell, image, predict(classifier, cell.sha256, image, threshold)))
+    prediction = predict(classifier, cell.sha256, image, threshold)
+    log_prediction(classifier, cell.sha256, prediction)
+    results.append((cell, image, prediction))
 st.session_state["classified"] = {cell.sha256: cell for cell, _, _ in results}
 
 

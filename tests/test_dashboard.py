@@ -96,3 +96,25 @@ def test_explain_without_cells_points_to_classify():
 def test_every_page_runs(page):
     at = _page(f"pages/{page}").run()
     assert not at.exception
+
+
+def test_batch_page_classifies_a_folder_and_lists_the_broken_file(pbc_examples, tmp_path):
+    import shutil
+
+    for path, _ in pbc_examples[:4]:
+        shutil.copy(path, tmp_path / path.name)
+    (tmp_path / "cut.jpg").write_bytes(pbc_examples[0][0].read_bytes()[:400])
+    at = _page("pages/3_Batch.py").run()
+    assert not at.exception
+    at.text_input(key="batch_folder").input(str(tmp_path))
+    at.button(key="run_batch").click().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) == 5
+    assert (table["status"] == "unreadable").sum() == 1
+    assert "truncated" in table.loc[table["status"] == "unreadable", "error"].iloc[0]
+    assert len(at.get("plotly_chart")) == 1
+    assert at.session_state["audit"]  # every shown prediction is in the audit log
+    at.button(key="make_pdf").click().run()
+    assert not at.exception
+    assert at.session_state["batch_pdf"][:4] == b"%PDF"

@@ -1,0 +1,152 @@
+"""Many cells at once: classify them, count the differential, keep every file accounted for."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hematovision.archive import ArchiveError, read_zip
+from hematovision.classifier import REVIEW, Classifier, Prediction
+from hematovision.images import IMAGE_SUFFIXES, ImageError, ImageLimits, read_image
+
+__all__ = ["CellResult", "Differential", "sources_from_paths", "sources_from_upload",
+           "classify_sources", "differential", "results_csv", "read_results_csv"]
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """One input: its prediction and a small copy of the image, or why it failed."""
+
+    name: str
+    sha256: str
+    prediction: Prediction | None = None
+    thumbnail: np.ndarray | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Differential:
+    """The white-cell differential: counts and shares per class, Review cells left out."""
+
+    classes: tuple[str, ...]
+    counts: dict[str, int]
+    shares: dict[str, float]
+    review: int
+    unreadable: int
+    total: int
+
+    @property
+    def counted(self) -> int:
+        return sum(self.counts.values())
+
+
+def sources_from_paths(paths: Iterable[str | Path]) -> list[tuple[str, bytes | None, str]]:
+    """``(name, bytes, error)`` for files, folders (recursive) and .zip files on disk."""
+    sources: list[tuple[str, bytes | None, str]] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.is_file()
+                               and not p.name.startswith(".")):
+                if file.suffix.lower() in IMAGE_SUFFIXES + (".zip",):
+                    sources += sources_from_paths([file])
+        elif path.suffix.lower() == ".zip" and path.is_file():
+            sources += sources_from_upload(path.name, path.read_bytes())
+        else:
+            try:
+                sources.append((str(path), path.read_bytes(), ""))
+            except OSError as error:
+                sources.append((str(path), None, f"{path}: cannot be read ({error.strerror})"))
+    return sources
+
+
+def sources_from_upload(name: str, data: bytes) -> list[tuple[str, bytes | None, str]]:
+    """An uploaded file, or each member of an uploaded .zip, as ``(name, bytes, error)``."""
+    if not name.lower().endswith(".zip"):
+        return [(name, data, "")]
+    try:
+        return [(f"{name}/{m.name}", m.data if not m.error else None, m.error)
+                for m in read_zip(data)]
+    except ArchiveError as error:
+        return [(name, None, f"{name}: {error}")]
+
+
+def _thumbnail(image: np.ndarray, size: int = 96) -> np.ndarray:
+    from PIL import Image
+
+    picture = Image.fromarray(image)
+    picture.thumbnail((size, size))
+    return np.asarray(picture)
+
+
+def classify_sources(classifier: Classifier, sources: list[tuple[str, bytes | None, str]],
+                     threshold: float | None = None, limits: ImageLimits = ImageLimits(),
+                     batch_size: int = 32, progress: Callable[[float], None] | None = None
+                     ) -> list[CellResult]:
+    """Classify every source in order; a bad file becomes a row with its error."""
+    results: list[CellResult] = []
+    for start in range(0, len(sources), batch_size):
+        chunk = sources[start : start + batch_size]
+        rows: list[CellResult | None] = []
+        inputs, pending = [], []
+        for name, data, error in chunk:
+            digest = hashlib.sha256(data).hexdigest() if data is not None else ""
+            if data is None:
+                rows.append(CellResult(name, digest, error=error))
+                continue
+            try:
+                image = read_image(data, name=name, limits=limits)
+            except ImageError as failure:
+                rows.append(CellResult(name, digest, error=str(failure)))
+                continue
+            inputs.append(classifier.prepare(image))
+            pending.append((len(rows), name, digest, _thumbnail(image)))
+            rows.append(None)
+        if inputs:
+            predictions = classifier.predictions_from(
+                classifier.predict_proba(np.stack(inputs)), threshold)
+            for (row, name, digest, thumb), prediction in zip(pending, predictions):
+                rows[row] = CellResult(name, digest, prediction, thumb)
+        results += rows
+        if progress is not None:
+            progress(min(1.0, (start + len(chunk)) / max(len(sources), 1)))
+    return results
+
+
+def differential(results: list[CellResult], classes: tuple[str, ...]) -> Differential:
+    counts = {name: 0 for name in classes}
+    review = unreadable = 0
+    for result in results:
+        if result.prediction is None:
+            unreadable += 1
+        elif result.prediction.status == REVIEW:
+            review += 1
+        else:
+            counts[result.prediction.label] += 1
+    counted = sum(counts.values())
+    shares = {name: (count / counted if counted else 0.0) for name, count in counts.items()}
+    return Differential(tuple(classes), counts, shares, review, unreadable, len(results))
+
+
+def results_csv(results: list[CellResult], classes: tuple[str, ...]) -> str:
+    """The table as CSV text: one row per input, errors included."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["file", "sha256", "label", "probability", "status", *classes, "error"])
+    for r in results:
+        p = r.prediction
+        if p is None:
+            writer.writerow([r.name, r.sha256, "", "", "", *[""] * len(classes), r.error])
+        else:
+            writer.writerow([r.name, r.sha256, p.label, f"{p.confidence:.6f}", p.status,
+                             *[f"{v:.6f}" for v in p.probabilities], ""])
+    return buffer.getvalue()
+
+
+def read_results_csv(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))

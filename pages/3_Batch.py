@@ -1,0 +1,83 @@
+"""Batch: many cells at once, the differential count, CSV and PDF downloads."""
+
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
+from dashboard.state import LIMITS
+from hematovision.batch import (
+    classify_sources, differential, results_csv, sources_from_paths, sources_from_upload,
+)
+from hematovision.charts import differential_bars
+from hematovision.report import build_report, gradcam_thumbnails
+
+st.set_page_config(page_title="Batch · HematoVision", page_icon="🧮", layout="wide")
+classifier = show_sidebar()
+st.title("Batch differential")
+st.write("Classify many cells at once. Cells marked **Review** are left out of the "
+         "differential and listed separately; unreadable files are listed with the reason.")
+
+uploads = st.file_uploader("Cell images or .zip files", accept_multiple_files=True,
+                           type=["jpg", "jpeg", "png", "bmp", "tif", "tiff", "zip"],
+                           key="batch_uploads")
+folder = st.text_input("…or a folder on this computer (when running locally)", key="batch_folder")
+if not st.button("Classify all", key="run_batch", type="primary"):
+    if "batch" not in st.session_state:
+        st.stop()
+else:
+    sources = []
+    for upload in uploads or []:
+        sources += sources_from_upload(upload.name, upload.getvalue())
+    if folder:
+        if Path(folder).is_dir():
+            sources += sources_from_paths([folder])
+        else:
+            st.error(f"Folder not found: {folder}")
+    if not sources:
+        st.warning("Nothing to classify: upload images or a .zip, or give a folder.")
+        st.stop()
+    bar = st.progress(0.0, text=f"Classifying {len(sources)} files…")
+    results = classify_sources(classifier, sources, review_threshold(), LIMITS,
+                               progress=lambda f: bar.progress(f, text="Classifying…"))
+    bar.empty()
+    st.session_state["batch"] = (sources, results)
+
+sources, results = st.session_state["batch"]
+for result in results:
+    if result.prediction is not None:
+        log_prediction(classifier, result.sha256, result.prediction)
+diff = differential(results, classifier.classes)
+left, right = st.columns([2, 3])
+with left:
+    st.metric("Cells counted", diff.counted)
+    st.write(f"Review: **{diff.review}** · unreadable: **{diff.unreadable}** · "
+             f"files: **{diff.total}**")
+right.plotly_chart(differential_bars(diff), width="stretch", key="differential")
+
+table = [{"file": r.name,
+          "label": r.prediction.label if r.prediction else "",
+          "probability": round(r.prediction.confidence, 4) if r.prediction else None,
+          "status": r.prediction.status if r.prediction else "unreadable",
+          "error": r.error} for r in results]
+st.dataframe(table, width="stretch", hide_index=True)
+with st.expander("Thumbnails"):
+    shown = [r for r in results if r.thumbnail is not None]
+    columns = st.columns(8)
+    for i, result in enumerate(shown):
+        label = f"{result.prediction.label} {100 * result.prediction.confidence:.0f} %"
+        columns[i % 8].image(result.thumbnail, caption=label)
+
+csv_column, pdf_column = st.columns(2)
+csv_column.download_button("Download table (CSV)", results_csv(results, classifier.classes),
+                           file_name="hematovision_batch.csv", mime="text/csv",
+                           key="download_csv")
+if pdf_column.button("Make PDF report (with Grad-CAM)", key="make_pdf"):
+    with st.spinner("Computing Grad-CAM maps and writing the report…"):
+        maps = gradcam_thumbnails(classifier, sources, results)
+        st.session_state["batch_pdf"] = build_report(results, diff, classifier.card,
+                                                     classifier.model_sha256, maps)
+if "batch_pdf" in st.session_state:
+    pdf_column.download_button("Download PDF report", st.session_state["batch_pdf"],
+                               file_name="hematovision_report.pdf", mime="application/pdf",
+                               key="download_pdf")

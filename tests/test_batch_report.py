@@ -1,0 +1,122 @@
+"""Batch classification, the differential, CSV and PDF reports, the audit log."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import zipfile
+
+import pytest
+
+from hematovision.audit import audit_csv, audit_entry
+from hematovision.batch import (
+    classify_sources, differential, read_results_csv, results_csv, sources_from_paths,
+    sources_from_upload,
+)
+from hematovision.report import build_report, gradcam_thumbnails
+
+
+@pytest.fixture(scope="module")
+def zip_upload(pbc_examples) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path, label in pbc_examples[::5]:
+            archive.writestr(f"{label}/{path.name}", path.read_bytes())
+        archive.writestr("broken/cut.jpg", pbc_examples[0][0].read_bytes()[:300])
+        archive.writestr("../../etc/evil.png", b"x")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def batch(classifier, zip_upload):
+    sources = sources_from_upload("cells.zip", zip_upload)
+    return sources, classify_sources(classifier, sources, threshold=0.5)
+
+
+def test_every_member_gets_a_row_and_broken_ones_an_error(batch, pbc_examples):
+    sources, results = batch
+    assert len(results) == len(sources) == len(pbc_examples[::5]) + 2
+    broken = {r.name: r.error for r in results if r.prediction is None}
+    assert set(broken) == {"cells.zip/broken/cut.jpg", "cells.zip/../../etc/evil.png"}
+    assert "truncated" in broken["cells.zip/broken/cut.jpg"]
+    assert "unsafe path" in broken["cells.zip/../../etc/evil.png"]
+    right = sum(r.prediction.label == r.name.split("/")[1] for r in results if r.prediction)
+    assert right >= 7
+
+
+def test_differential_counts_confident_cells_only(batch, classifier):
+    _, results = batch
+    diff = differential(results, classifier.classes)
+    assert diff.unreadable == 2 and diff.total == len(results)
+    assert diff.counted + diff.review + diff.unreadable == diff.total
+    assert sum(diff.shares.values()) == pytest.approx(1.0)
+
+
+def test_csv_round_trips(batch, classifier):
+    _, results = batch
+    rows = read_results_csv(results_csv(results, classifier.classes))
+    assert [row["file"] for row in rows] == [r.name for r in results]
+    for row, result in zip(rows, results):
+        if result.prediction is None:
+            assert row["error"] == result.error and row["label"] == ""
+        else:
+            assert row["label"] == result.prediction.label
+            assert float(row[result.prediction.label]) == pytest.approx(
+                result.prediction.confidence, abs=1e-6)
+
+
+def test_pdf_report_has_its_pages_and_text_and_renders(batch, classifier, tmp_path):
+    from pypdf import PdfReader
+
+    sources, results = batch
+    diff = differential(results, classifier.classes)
+    maps = gradcam_thumbnails(classifier, sources, results)
+    assert len(maps) == diff.total - diff.unreadable
+    pdf = build_report(results, diff, classifier.card, classifier.model_sha256, maps)
+    reader = PdfReader(io.BytesIO(pdf))
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    assert len(reader.pages) >= 3
+    for expected in ("HematoVision differential report", classifier.name, "Review list",
+                     "Unreadable files", "broken/cut.jpg", "not a medical device"):
+        assert expected in text
+    path = tmp_path / "report.pdf"
+    path.write_bytes(pdf)
+    if not shutil.which("pdftoppm"):
+        pytest.fail("pdftoppm is missing: apt-get install poppler-utils (make test does)")
+    subprocess.run(["pdftoppm", "-r", "40", "-png", str(path), str(tmp_path / "page")],
+                   check=True)
+    assert len(list(tmp_path.glob("page-*.png"))) == len(reader.pages)
+
+
+def test_report_command_line(tmp_path, pbc_examples):
+    import sys
+
+    folder = tmp_path / "cells"
+    folder.mkdir()
+    for path, _ in pbc_examples[:3]:
+        shutil.copy(path, folder / path.name)
+    (folder / "empty.png").write_bytes(b"")
+    out = tmp_path / "r.pdf"
+    result = subprocess.run([sys.executable, "-m", "hematovision", "report", str(folder),
+                             "--out", str(out), "--no-gradcam"], capture_output=True, text=True)
+    assert result.returncode == 1  # one file was unreadable
+    assert out.stat().st_size > 1000 and "1 unreadable" in result.stdout
+
+
+def test_sources_from_paths_reads_folders_and_zips(tmp_path, zip_upload, pbc_examples):
+    (tmp_path / "a.zip").write_bytes(zip_upload)
+    shutil.copy(pbc_examples[0][0], tmp_path / "one.jpg")
+    names = [name for name, _, _ in sources_from_paths([tmp_path])]
+    assert any(name.startswith("a.zip/") for name in names) and str(tmp_path / "one.jpg") in names
+
+
+def test_audit_log_holds_hashes_not_images(classifier, batch):
+    _, results = batch
+    entries = [audit_entry(classifier, r.sha256, r.prediction) for r in results if r.prediction]
+    text = audit_csv(entries, classifier.classes)
+    header = text.splitlines()[0].split(",")
+    assert header[:7] == ["time", "image_sha256", "model", "model_sha256", "label", "confidence",
+                          "status"]
+    assert len(text.splitlines()) == len(entries) + 1
+    assert classifier.model_sha256 in text
