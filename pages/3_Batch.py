@@ -7,7 +7,11 @@ import streamlit as st
 from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
 from dashboard.state import LIMITS
 from hematovision.batch import (
-    classify_sources, differential, results_csv, sources_from_paths, sources_from_upload,
+    classify_sources,
+    differential,
+    results_csv,
+    sources_from_paths,
+    sources_from_upload,
 )
 from hematovision.charts import differential_bars
 from hematovision.report import build_report, gradcam_thumbnails

@@ -11,7 +11,11 @@ import pytest
 
 from hematovision.audit import audit_csv, audit_entry
 from hematovision.batch import (
-    classify_sources, differential, read_results_csv, results_csv, sources_from_paths,
+    classify_sources,
+    differential,
+    read_results_csv,
+    results_csv,
+    sources_from_paths,
     sources_from_upload,
 )
 from hematovision.report import build_report, gradcam_thumbnails

@@ -7,7 +7,9 @@ import pytest
 from scipy.special import softmax
 
 from hematovision.calibration import (
-    expected_calibration_error, fit_temperature, reliability_bins,
+    expected_calibration_error,
+    fit_temperature,
+    reliability_bins,
 )
 from hematovision.metrics import balanced_accuracy, classification_report
 
