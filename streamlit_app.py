@@ -8,5 +8,6 @@ navigation = st.navigation([
     st.Page("pages/1_Classify.py", title="Classify", icon="🔬"),
     st.Page("pages/2_Explain.py", title="Explain", icon="🗺️"),
     st.Page("pages/3_Batch.py", title="Batch", icon="🧮"),
+    st.Page("pages/4_Model_Audit.py", title="Model audit", icon="🔎"),
 ])
 navigation.run()

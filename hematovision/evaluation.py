@@ -112,7 +112,7 @@ def evaluate(classifier: Classifier, data_dir: str | Path, whole_folder: bool = 
         report["restricted"].update({
             "ece_after_temperature": expected_calibration_error(restricted, mapped)})
     report["predictions"] = [
-        {"path": str(files[i][0]), "label": files[i][1],
+        {"path": _relative(files[i][0], data_dir), "label": files[i][1],
          "predicted": classes[int(np.argmax(probabilities[row]))],
          "confidence": float(np.max(probabilities[row]))}
         for row, i in enumerate(kept)
@@ -120,6 +120,15 @@ def evaluate(classifier: Classifier, data_dir: str | Path, whole_folder: bool = 
     if save:
         _save(classifier, report, data_dir)
     return report
+
+
+def _relative(path: Path, root: Path) -> str:
+    """Paths below the data folder are stored relative to it, so the report stays valid
+    wherever the dataset is mounted."""
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _save(classifier: Classifier, report: dict, data_dir: Path) -> None:

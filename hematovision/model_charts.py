@@ -1,0 +1,94 @@
+"""Plotly figures about a model's measured quality, built from its evaluation JSON."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+__all__ = ["confusion_heatmap", "reliability_diagram", "coverage_accuracy", "coverage_curve",
+           "training_curves"]
+
+
+def confusion_heatmap(matrix: list[list[int]], classes: list[str], normalise: bool = False
+                      ) -> go.Figure:
+    """Rows: true class; columns: predicted. ``normalise`` shows each row as % of its cells."""
+    counts = np.asarray(matrix, dtype=float)
+    values = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) * 100 if normalise \
+        else counts
+    text = [[f"{v:.1f} %" if normalise else f"{int(v)}" for v in row] for row in values]
+    figure = go.Figure(go.Heatmap(
+        z=values, x=classes, y=classes, colorscale="Blues", text=text, texttemplate="%{text}",
+        hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>", showscale=False))
+    figure.update_layout(height=480, margin=dict(l=10, r=10, t=30, b=10),
+                         xaxis_title="predicted", yaxis_title="true",
+                         yaxis=dict(autorange="reversed"))
+    return figure
+
+
+def reliability_diagram(before: list[dict], after: list[dict], ece_before: float,
+                        ece_after: float) -> go.Figure:
+    """Accuracy against confidence per bin, before and after temperature scaling."""
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect",
+                                line=dict(dash="dot", color="#7f8c8d")))
+    for bins, name, colour in ((before, f"before (ECE {ece_before:.3f})", "#e67e22"),
+                               (after, f"after (ECE {ece_after:.3f})", "#2c3e50")):
+        filled = [b for b in bins if b["count"]]
+        figure.add_trace(go.Scatter(
+            x=[b["confidence"] for b in filled], y=[b["accuracy"] for b in filled],
+            mode="lines+markers", name=name, line=dict(color=colour),
+            customdata=[b["count"] for b in filled],
+            hovertemplate="confidence %{x:.3f}, accuracy %{y:.3f}, %{customdata} cells"))
+    figure.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10),
+                         xaxis=dict(title="mean confidence in bin", range=[0, 1]),
+                         yaxis=dict(title="accuracy in bin", range=[0, 1.02]))
+    return figure
+
+
+def coverage_accuracy(predictions: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every threshold t: the share of cells with confidence ≥ t (coverage) and the
+    accuracy on them. Returns ``(thresholds, coverage, accuracy)``."""
+    confidence = np.array([p["confidence"] for p in predictions])
+    correct = np.array([p["predicted"] == p["label"] for p in predictions])
+    thresholds = np.linspace(0.0, 0.99, 100)
+    coverage = np.array([(confidence >= t).mean() for t in thresholds])
+    accuracy = np.array([correct[confidence >= t].mean() if (confidence >= t).any() else np.nan
+                         for t in thresholds])
+    return thresholds, coverage, accuracy
+
+
+def coverage_curve(predictions: list[dict], threshold: float) -> go.Figure:
+    """Accuracy against coverage when the model abstains below each threshold."""
+    thresholds, coverage, accuracy = coverage_accuracy(predictions)
+    figure = go.Figure(go.Scatter(
+        x=coverage, y=accuracy, mode="lines", customdata=thresholds, name="abstain below t",
+        hovertemplate="threshold %{customdata:.2f}: %{x:.1%} of cells kept, "
+                      "accuracy %{y:.2%}<extra></extra>"))
+    index = int(np.argmin(np.abs(thresholds - threshold)))
+    figure.add_trace(go.Scatter(x=[coverage[index]], y=[accuracy[index]], mode="markers+text",
+                                marker=dict(size=12, color="#c0392b"), name="Review threshold",
+                                text=[f"Review below {threshold:.2f}"],
+                                textposition="bottom left"))
+    figure.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
+                         xaxis=dict(title="share of cells answered (coverage)", tickformat=".0%"),
+                         yaxis=dict(title="accuracy on answered cells", tickformat=".1%"))
+    return figure
+
+
+def training_curves(history: list[dict], metric: str = "loss") -> go.Figure:
+    """Train and validation ``loss`` or ``accuracy`` per epoch, both phases in sequence."""
+    figure = go.Figure()
+    steps = list(range(1, len(history) + 1))
+    for key, name in ((metric, "train"), (f"val_{metric}", "validation")):
+        figure.add_trace(go.Scatter(
+            x=steps, y=[float(row[key]) if row.get(key) not in ("", None) else None
+                        for row in history], mode="lines+markers", name=name,
+            customdata=[f"phase {row['phase']}, epoch {row['epoch']}" for row in history],
+            hovertemplate="%{customdata}: %{y:.4f}<extra></extra>"))
+    boundary = next((i for i, row in enumerate(history) if str(row["phase"]) == "2"), None)
+    if boundary:
+        figure.add_vline(x=boundary + 0.5, line_dash="dot",
+                         annotation_text="fine-tuning starts", annotation_position="top")
+    figure.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10),
+                         xaxis_title="epoch (head training, then fine-tuning)", yaxis_title=metric)
+    return figure

@@ -1,0 +1,115 @@
+"""Model audit: everything a reviewer needs to decide whether to trust the model."""
+
+import streamlit as st
+
+from dashboard.sidebar import review_threshold, show_sidebar
+from dashboard.state import examples_folder, make_cell, try_decode
+from hematovision.model_charts import (
+    confusion_heatmap, coverage_curve, reliability_diagram, training_curves,
+)
+from hematovision.model_report import (
+    gallery, load_evaluation, load_external_evaluations, load_history,
+)
+from hematovision.overlay import overlay
+
+st.set_page_config(page_title="Model audit · HematoVision", page_icon="🔎", layout="wide")
+classifier = show_sidebar()
+card = classifier.card
+st.title(f"Model audit: {card.name}")
+evaluation = load_evaluation(classifier.model_dir)
+if evaluation is None:
+    st.warning("This model has no evaluation yet: run `hematovision evaluate --model "
+               f"{classifier.model_dir} --data DATASET`.")
+    st.stop()
+metrics = evaluation["metrics"]
+
+st.header("Held-out test results")
+cols = st.columns(4)
+cols[0].metric("Balanced accuracy", f"{100 * metrics['balanced_accuracy']:.1f} %")
+low, high = metrics["balanced_accuracy_ci95"]
+cols[0].caption(f"95 % interval {100 * low:.1f}–{100 * high:.1f} %")
+cols[1].metric("Accuracy", f"{100 * metrics['accuracy']:.1f} %")
+cols[2].metric("Macro AUC", f"{metrics['macro_auc_ovr']:.4f}")
+cols[3].metric("Test cells", metrics["n"])
+
+normalise = st.toggle("Show rows as % of each true class", key="normalise_confusion")
+st.plotly_chart(confusion_heatmap(metrics["confusion_matrix"], evaluation["classes"], normalise),
+                width="stretch", key="confusion")
+st.dataframe([{"class": name, "cells": row["support"],
+               "precision": f"{row['precision']:.3f} ({row['precision_ci95'][0]:.3f}–"
+                            f"{row['precision_ci95'][1]:.3f})",
+               "recall": f"{row['recall']:.3f} ({row['recall_ci95'][0]:.3f}–"
+                         f"{row['recall_ci95'][1]:.3f})",
+               "F1": f"{row['f1']:.3f} ({row['f1_ci95'][0]:.3f}–{row['f1_ci95'][1]:.3f})"}
+              for name, row in metrics["per_class"].items()], hide_index=True, width="stretch")
+
+st.header("Are the probabilities honest?")
+left, right = st.columns(2)
+left.plotly_chart(reliability_diagram(metrics["reliability_before"], metrics["reliability_after"],
+                                      metrics["ece_before_temperature"],
+                                      metrics["ece_after_temperature"]),
+                  width="stretch", key="reliability")
+left.caption("Points on the diagonal mean that a stated 90 % is right 90 % of the time.")
+right.plotly_chart(coverage_curve(evaluation["predictions"], review_threshold()),
+                   width="stretch", key="coverage")
+right.caption("If the model abstains (Review) below a threshold, it answers fewer cells but "
+              "is right more often; the red point is the current Review threshold.")
+
+st.header("Training")
+history = load_history(classifier.model_dir)
+if history:
+    left, right = st.columns(2)
+    left.plotly_chart(training_curves(history, "loss"), width="stretch", key="loss_curve")
+    right.plotly_chart(training_curves(history, "accuracy"), width="stretch", key="acc_curve")
+
+st.header("Other laboratories")
+for external in load_external_evaluations(classifier.model_dir):
+    m = external["metrics"]
+    st.subheader(external["data"].rstrip("/").split("/")[-1])
+    cols = st.columns(3)
+    cols[0].metric("Balanced accuracy", f"{100 * m['balanced_accuracy']:.1f} %",
+                   delta=f"{100 * (m['balanced_accuracy'] - metrics['balanced_accuracy']):.1f} "
+                         "points vs. in-lab", delta_color="normal")
+    cols[1].metric("Cells", m["n"])
+    if "restricted" in external:
+        cols[2].metric("Balanced, classes present only",
+                       f"{100 * external['restricted']['balanced_accuracy']:.1f} %")
+    st.write("Cells from another laboratory look different (stain, background, scale, "
+             "camera). The drop above is what to expect on images that are not from the "
+             "training laboratory: treat such predictions as suggestions and check the maps.")
+
+st.header("Gallery: most confident errors and least confident correct answers")
+folder = examples_folder()
+if folder is None:
+    st.info("Configure the dataset folder (HEMATOVISION_EXAMPLES) to see the cells.")
+else:
+    from dashboard.results import explanation
+
+    wrong, unsure = gallery(evaluation)
+    for title, rows in (("Confident errors", wrong), ("Unsure but right", unsure)):
+        st.subheader(title)
+        columns = st.columns(max(len(rows), 1))
+        for column, row in zip(columns, rows):
+            path = folder / row["path"]
+            if not path.is_file():
+                continue
+            cell = make_cell(path.name, path.read_bytes())
+            image, _ = try_decode(cell)
+            index = classifier.classes.index(row["predicted"])
+            heatmap = explanation(classifier, cell.sha256, image, "gradcam", index, {}).heatmap
+            column.image(overlay(image, heatmap, 0.4), width="stretch",
+                         caption=f"true {row['label']}, said {row['predicted']} "
+                                 f"{100 * row['confidence']:.0f} %")
+            if column.button("Open in Explain", key=f"open_{title}_{cell.sha256}"):
+                st.session_state.setdefault("classified", {})[cell.sha256] = cell
+                st.session_state["explain_sha"] = cell.sha256
+                st.switch_page("pages/2_Explain.py")
+
+st.header("Model card")
+st.markdown(f"**Intended use.** {card.intended_use}")
+st.markdown(f"**Out of scope.** {card.out_of_scope}")
+st.markdown("**Limitations.**\n" + "\n".join(f"- {item}" for item in card.limitations))
+st.markdown(f"**Data.** {card.data.get('source', '')}; split fingerprint "
+            f"`{card.data.get('split_fingerprint', '')}`; counts {card.data.get('counts', {})}")
+st.markdown(f"**Training.** {card.training.get('hardware', '')}; "
+            f"{card.training.get('total_seconds', 0) / 60:.0f} minutes in all.")
