@@ -9,5 +9,6 @@ navigation = st.navigation([
     st.Page("pages/2_Explain.py", title="Explain", icon="🗺️"),
     st.Page("pages/3_Batch.py", title="Batch", icon="🧮"),
     st.Page("pages/4_Model_Audit.py", title="Model audit", icon="🔎"),
+    st.Page("pages/5_Atlas.py", title="Atlas and quiz", icon="📖"),
 ])
 navigation.run()

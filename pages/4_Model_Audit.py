@@ -5,10 +5,16 @@ import streamlit as st
 from dashboard.sidebar import review_threshold, show_sidebar
 from dashboard.state import examples_folder, make_cell, try_decode
 from hematovision.model_charts import (
-    confusion_heatmap, coverage_curve, reliability_diagram, training_curves,
+    confusion_heatmap,
+    coverage_curve,
+    reliability_diagram,
+    training_curves,
 )
 from hematovision.model_report import (
-    gallery, load_evaluation, load_external_evaluations, load_history,
+    gallery,
+    load_evaluation,
+    load_external_evaluations,
+    load_history,
 )
 from hematovision.overlay import overlay
 

@@ -118,3 +118,24 @@ def test_batch_page_classifies_a_folder_and_lists_the_broken_file(pbc_examples, 
     at.button(key="make_pdf").click().run()
     assert not at.exception
     assert at.session_state["batch_pdf"][:4] == b"%PDF"
+
+
+def test_audit_page_reads_the_evaluation_and_shows_the_gallery():
+    at = _page("pages/4_Model_Audit.py").run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) >= 5  # confusion, reliability, coverage, 2 curves
+    assert len(at.get("image")) >= 6  # the gallery, with Grad-CAM overlays
+    at.toggle(key="normalise_confusion").set_value(True).run()
+    assert not at.exception
+
+
+def test_quiz_answer_path_scores_and_reveals_the_model(classifier):
+    at = _page("pages/5_Atlas.py").run()
+    assert not at.exception
+    cell, truth = at.session_state["quiz_cell"]
+    at.radio(key=f"quiz_guess_{cell.sha256}").set_value(truth).run()
+    at.button(key="quiz_check").click().run()
+    assert not at.exception
+    assert at.session_state["quiz_score"] == {"right": 1, "asked": 1}
+    assert any(truth in s.value for s in at.success)
+    assert any("The model said" in m.value for m in at.markdown)

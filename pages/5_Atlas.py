@@ -1,0 +1,93 @@
+"""Morphology atlas and quiz, for educators and students."""
+
+import random
+
+import streamlit as st
+
+from dashboard.results import explanation, predict
+from dashboard.sidebar import review_threshold, show_sidebar
+from dashboard.state import examples_folder, make_cell, try_decode
+from hematovision.atlas import REFERENCE, confusions, notes_for
+from hematovision.examples import example_cells
+from hematovision.model_report import load_evaluation
+from hematovision.overlay import overlay
+
+st.set_page_config(page_title="Atlas · HematoVision", page_icon="📖", layout="wide")
+classifier = show_sidebar()
+st.title("Morphology atlas")
+evaluation = load_evaluation(classifier.model_dir)
+folder = examples_folder()
+atlas_tab, quiz_tab = st.tabs(["Atlas", "Quiz"])
+
+with atlas_tab:
+    name = st.selectbox("Class", classifier.classes, key="atlas_class",
+                        format_func=lambda n: notes_for(n).title if notes_for(n) else n)
+    notes = notes_for(name)
+    if notes is None:
+        st.info(f"No teaching notes for '{name}' yet.")
+    else:
+        st.subheader(notes.title)
+        st.markdown("**What to look for**\n" + "\n".join(f"- {p}" for p in notes.look_for))
+        st.markdown(f"**Normal share (adults):** {notes.normal_share}")
+        st.markdown(f"**Often confused with:** {notes.often_confused_with}")
+        if evaluation is not None:
+            called_as, taken_for = confusions(evaluation["metrics"]["confusion_matrix"],
+                                              evaluation["classes"], name)
+            said = ", ".join(f"{c} ({100 * s:.1f} %)" for c, s in called_as) or "nothing else"
+            st.markdown(f"**This model** called {name} cells: {said} on its test split.")
+            if taken_for:
+                st.markdown("Cells it took for " + name + ": " +
+                            ", ".join(f"{c} ({100 * s:.1f} % of them)" for c, s in taken_for))
+        st.caption(REFERENCE)
+    if folder is not None:
+        st.markdown("**Examples with the model's Grad-CAM** (from the held-out test split)")
+        columns = st.columns(4)
+        for column, path in zip(columns, example_cells(classifier, folder, name, 4, seed=0)):
+            cell = make_cell(path.name, path.read_bytes())
+            image, _ = try_decode(cell)
+            prediction = predict(classifier, cell.sha256, image, review_threshold())
+            index = classifier.classes.index(prediction.label)
+            heatmap = explanation(classifier, cell.sha256, image, "gradcam", index, {}).heatmap
+            column.image(image, width="stretch")
+            column.image(overlay(image, heatmap, 0.45), width="stretch",
+                         caption=f"model: {prediction.label} {100 * prediction.confidence:.0f} %")
+
+with quiz_tab:
+    if folder is None:
+        st.info("The quiz needs the dataset folder (HEMATOVISION_EXAMPLES).")
+        st.stop()
+    score = st.session_state.setdefault("quiz_score", {"right": 0, "asked": 0})
+    if "quiz_cell" not in st.session_state or st.button("Next cell", key="quiz_next"):
+        label = random.choice(classifier.classes)
+        path = example_cells(classifier, folder, label, 1)[0]
+        st.session_state["quiz_cell"] = (make_cell(path.name, path.read_bytes()), label)
+        st.session_state["quiz_answered"] = None
+    cell, truth = st.session_state["quiz_cell"]
+    image, _ = try_decode(cell)
+    left, right = st.columns([1, 2])
+    left.image(image, width="stretch")
+    st.metric("Score", f"{score['right']} / {score['asked']}")
+    guess = right.radio("What is this cell?", classifier.classes, key=f"quiz_guess_{cell.sha256}",
+                        index=None, horizontal=True)
+    if right.button("Check", key="quiz_check", disabled=guess is None) and \
+            st.session_state.get("quiz_answered") is None:
+        st.session_state["quiz_answered"] = guess
+        score["asked"] += 1
+        score["right"] += int(guess == truth)
+        st.rerun()
+    answered = st.session_state.get("quiz_answered")
+    if answered is not None:
+        prediction = predict(classifier, cell.sha256, image, review_threshold())
+        if answered == truth:
+            right.success(f"Right! It is **{truth}**.")
+        else:
+            right.error(f"Not quite: you said {answered}. It is **{truth}**.")
+        right.write(f"The model said **{prediction.label}** "
+                    f"({100 * prediction.confidence:.0f} %, {prediction.status}).")
+        index = classifier.classes.index(prediction.label)
+        heatmap = explanation(classifier, cell.sha256, image, "gradcam", index, {}).heatmap
+        right.image(overlay(image, heatmap, 0.45), caption="Grad-CAM for the model's answer",
+                    width=260)
+        tip = notes_for(truth)
+        if tip:
+            right.markdown("**Look for:** " + " ".join(tip.look_for[:2]))
