@@ -95,25 +95,42 @@ class Classifier:
                 self._model = self._load_keras()
             return self._model
 
+    @classmethod
+    def from_keras(cls, model, card: ModelCard, model_dir: str | Path = ".") -> Classifier:
+        """A seam over an in-memory Keras model described by ``card``, run by Keras.
+
+        For derived models that never touch disk, such as the randomised copy of the
+        explanation sanity checks; trained models are loaded with ``Classifier(folder)``.
+        """
+        self = cls.__new__(cls)
+        self.model_dir, self.card, self.model_sha256 = Path(model_dir), card, "in-memory"
+        self._lock, self._runtime, self._model = threading.Lock(), None, model
+        self._keras_forward = self._compile_forward(model)
+        return self
+
     def _load_keras(self):
         import keras
-        import tensorflow as tf
-
-        from hematovision.network import LOGITS_LAYER
 
         path = self.model_dir / self.card.model_file
         try:
             model = keras.saving.load_model(path, compile=False, safe_mode=True)
         except Exception as error:  # Keras raises many types for a corrupt archive
             raise ModelFileError(f"model file {path} cannot be loaded: {error}") from error
-        outputs = [model.get_layer(LOGITS_LAYER).output, model.output]
-        view = keras.Model(model.inputs, outputs)
+        self._keras_forward = self._compile_forward(model)
+        return model
+
+    def _compile_forward(self, model):
+        import keras
+        import tensorflow as tf
+
+        from hematovision.network import LOGITS_LAYER
+
+        view = keras.Model(model.inputs, [model.get_layer(LOGITS_LAYER).output, model.output])
         size = self.card.input_size
-        self._keras_forward = tf.function(
+        return tf.function(
             lambda batch: view(batch, training=False),
             input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
         )
-        return model
 
     @property
     def runtime(self) -> str:

@@ -28,7 +28,8 @@ def _train(args) -> int:
     print(f"saved {args.out}/model.keras (temperature {card.temperature:.3f})")
     if not args.no_evaluate:
         return _evaluate(argparse.Namespace(model=args.out, data=[args.data], all=False,
-                                            quiet=args.quiet, bootstrap=1000))
+                                            quiet=args.quiet, bootstrap=1000,
+                                            explanations=False))
     return 0
 
 
@@ -42,6 +43,35 @@ def _evaluate(args) -> int:
                           bootstrap=args.bootstrap)
         print(format_report(report))
         print()
+    if getattr(args, "explanations", False):
+        return _explanation_checks(classifier, args)
+    return 0
+
+
+def _explanation_checks(classifier, args) -> int:
+    import csv
+
+    from hematovision.evaluation import test_split_files
+    from hematovision.explanation_checks import run_checks, save_checks
+
+    files = test_split_files(classifier.model_dir, args.data[0])
+    if files is None:
+        raise ValueError(f"--explanations needs the model's test split under {args.data[0]}")
+    step = max(1, len(files) // args.explain_cells)
+    cells = [path for path, _ in files[::step]][: args.explain_cells]
+    masked = []
+    if args.masks:
+        root = Path(args.masks)
+        with open(root / "labels.csv", newline="") as handle:
+            masked = [(root / row["image"], root / row["mask"]) for row in csv.DictReader(handle)
+                      if row.get("mask")][: args.mask_cells]
+    checks = run_checks(classifier, cells, masked,
+                        progress=None if args.quiet else lambda m: print(m, flush=True))
+    path = save_checks(classifier.model_dir, checks)
+    for name, row in checks["faithfulness"].items():
+        print(f"{name:<10} deletion AUC {row['deletion_auc']:.3f}  "
+              f"insertion AUC {row['insertion_auc']:.3f}")
+    print(f"wrote {path}")
     return 0
 
 
@@ -162,6 +192,15 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--all", action="store_true",
                           help="use the whole folder even if it holds the model's test split")
     evaluate.add_argument("--bootstrap", type=int, default=1000)
+    evaluate.add_argument("--explanations", action="store_true",
+                          help="also check every explainer (faithfulness, pointing game, "
+                               "randomisation) and store the results in the model folder")
+    evaluate.add_argument("--explain-cells", type=int, default=100,
+                          help="test cells for the explanation checks")
+    evaluate.add_argument("--mask-cells", type=int, default=100,
+                          help="masked cells for the pointing game")
+    evaluate.add_argument("--masks", help="folder with labels.csv (image,label,mask) for "
+                                          "the pointing game, e.g. zheng2018_d2")
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(run=_evaluate)
 

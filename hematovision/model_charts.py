@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 __all__ = ["confusion_heatmap", "reliability_diagram", "coverage_accuracy", "coverage_curve",
-           "training_curves"]
+           "deletion_curves", "training_curves"]
 
 
 def confusion_heatmap(matrix: list[list[int]], classes: list[str], normalise: bool = False
@@ -91,4 +91,21 @@ def training_curves(history: list[dict], metric: str = "loss") -> go.Figure:
                          annotation_text="fine-tuning starts", annotation_position="top")
     figure.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10),
                          xaxis_title="epoch (head training, then fine-tuning)", yaxis_title=metric)
+    return figure
+
+
+def deletion_curves(checks: dict) -> go.Figure:
+    """Mean class probability as the top-ranked pixels are deleted, per method."""
+    figure = go.Figure()
+    for name, row in checks["faithfulness"].items():
+        curve = row["deletion_curve"]
+        fractions = np.linspace(0, 100, len(curve))
+        figure.add_trace(go.Scatter(
+            x=fractions, y=curve, mode="lines+markers",
+            name=f"{name} (AUC {row['deletion_auc']:.3f})",
+            line=dict(dash="dot" if name == "random" else "solid"),
+            hovertemplate="%{x:.0f} % deleted: probability %{y:.3f}<extra>" + name + "</extra>"))
+    figure.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10),
+                         xaxis_title="% of pixels deleted, most important first",
+                         yaxis=dict(title="probability of the explained class", range=[0, 1]))
     return figure

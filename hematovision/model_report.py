@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 __all__ = ["load_evaluation", "load_external_evaluations", "load_history",
-           "load_explanation_checks", "gallery"]
+           "load_explanation_checks", "gallery", "checks_table", "check_verdicts"]
 
 
 def _read_json(path: Path) -> dict | None:
@@ -44,3 +44,47 @@ def gallery(evaluation: dict, count: int = 6) -> tuple[list[dict], list[dict]]:
     right = sorted((p for p in predictions if p["predicted"] == p["label"]),
                    key=lambda p: p["confidence"])
     return wrong[:count], right[:count]
+
+
+def checks_table(checks: dict) -> list[dict]:
+    """One row per method: faithfulness, pointing game and randomisation numbers."""
+    pointing = checks["pointing_game"]["by_method"]
+    rows = []
+    for name, row in checks["faithfulness"].items():
+        rows.append({
+            "method": name,
+            "deletion AUC (lower better)": round(row["deletion_auc"], 3),
+            "insertion AUC (higher better)": round(row["insertion_auc"], 3),
+            "max on cell": round(pointing.get(name, {}).get("on_cell", float("nan")), 3),
+            "max on nucleus": round(pointing.get(name, {}).get("on_nucleus", float("nan")), 3),
+            "rank corr. with randomised model": round(
+                checks["randomisation"].get(name, {}).get("spearman_mean", float("nan")), 3),
+        })
+    return rows
+
+
+def check_verdicts(checks: dict) -> dict[str, str]:
+    """A plain sentence per method on what its numbers mean for a reader of the maps."""
+    random = checks["faithfulness"]["random"]
+    pointing = checks["pointing_game"]["by_method"]
+    verdicts = {}
+    for name, row in checks["faithfulness"].items():
+        if name == "random":
+            continue
+        faithful = (row["deletion_auc"] < random["deletion_auc"]
+                    and row["insertion_auc"] > random["insertion_auc"])
+        correlation = checks["randomisation"].get(name, {}).get("spearman_mean", float("nan"))
+        on_cell = pointing.get(name, {}).get("on_cell", float("nan"))
+        parts = [
+            ("Removing what it highlights lowers the probability faster than removing random "
+             "pixels: its bright regions matter to the model." if faithful else
+             "It does not beat a random map on deletion and insertion: do not read its bright "
+             "regions as what the model relies on."),
+            f"Its maximum lies on the white cell in {100 * on_cell:.0f} % of masked cells.",
+            ("It changes when the model's top layers are scrambled (rank correlation "
+             f"{correlation:.2f}), so it reflects what the model learned." if correlation < 0.5
+             else f"It barely changes when the model's top layers are scrambled (rank "
+                  f"correlation {correlation:.2f}): it partly shows the image, not the model."),
+        ]
+        verdicts[name] = " ".join(parts)
+    return verdicts

@@ -84,6 +84,20 @@ for external in load_external_evaluations(classifier.model_dir):
              "camera). The drop above is what to expect on images that are not from the "
              "training laboratory: treat such predictions as suggestions and check the maps.")
 
+st.header("Can the maps be trusted?")
+checks = load_explanation_checks(classifier.model_dir)
+if checks is None:
+    st.info("No explanation checks stored for this model: run `hematovision evaluate "
+            "--explanations`.")
+else:
+    st.write(f"Measured on {checks['cells']} held-out test cells and {checks['masked_cells']} "
+             "cells from another laboratory with expert masks (pointing game); 'random' is a "
+             "map of noise, the baseline every method must beat.")
+    st.dataframe(checks_table(checks), hide_index=True, width="stretch")
+    st.plotly_chart(deletion_curves(checks), width="stretch", key="deletion_curves")
+    for name, sentence in check_verdicts(checks).items():
+        st.markdown(f"**{name}**: {sentence}")
+
 st.header("Gallery: most confident errors and least confident correct answers")
 folder = examples_folder()
 if folder is None:
