@@ -7,12 +7,16 @@ from dashboard.state import examples_folder, make_cell, try_decode
 from hematovision.model_charts import (
     confusion_heatmap,
     coverage_curve,
+    deletion_curves,
     reliability_diagram,
     training_curves,
 )
 from hematovision.model_report import (
+    check_verdicts,
+    checks_table,
     gallery,
     load_evaluation,
+    load_explanation_checks,
     load_external_evaluations,
     load_history,
 )
