@@ -1,0 +1,59 @@
+"""The checks behind 'Can the maps be trusted?' on the shipped model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hematovision.explanation_checks import (
+    deletion_insertion, pointing_game, randomised_copy, run_checks,
+)
+from hematovision.images import read_image
+
+from .conftest import ZHENG
+
+
+def test_pointing_game_reads_the_mask():
+    mask = np.zeros((10, 10), np.uint8)
+    mask[2:8, 2:8] = 128
+    mask[4:6, 4:6] = 255
+    heat = np.zeros((10, 10))
+    heat[5, 5] = 1
+    assert pointing_game(heat, mask) == (True, True)
+    heat[:] = 0
+    heat[3, 3] = 1
+    assert pointing_game(heat, mask) == (True, False)
+    heat[:] = 0
+    heat[0, 9] = 1
+    assert pointing_game(heat, mask) == (False, False)
+
+
+def test_deletion_starts_at_the_prediction_and_insertion_ends_there(classifier, pbc_examples):
+    x = classifier.prepare(read_image(pbc_examples[0][0]))
+    probabilities = classifier.predict_proba(x[None])[0]
+    index = int(np.argmax(probabilities))
+    deletion, insertion = deletion_insertion(classifier, x, np.random.rand(224, 224), index)
+    assert deletion[0] == pytest.approx(probabilities[index], abs=1e-5)
+    assert insertion[-1] == pytest.approx(probabilities[index], abs=1e-5)
+    assert len(deletion) == len(insertion) == 11
+
+
+def test_randomised_copy_changes_the_model_but_not_the_original(classifier, pbc_examples):
+    x = classifier.prepare(read_image(pbc_examples[0][0]))[None]
+    before = classifier.predict_proba(x)
+    randomised = randomised_copy(classifier)
+    assert not np.allclose(randomised.predict_proba(x), before, atol=1e-3)
+    assert np.array_equal(classifier.predict_proba(x), before)
+
+
+def test_run_checks_reports_every_method_and_the_random_baseline(classifier, pbc_examples):
+    rows = [line.split(",") for line in (ZHENG / "labels.csv").read_text().splitlines()[1:3]]
+    masked = [(ZHENG / image, ZHENG / mask) for image, _, mask in rows]
+    checks = run_checks(classifier, [p for p, _ in pbc_examples[:2]], masked,
+                        randomisation_cells=1)
+    methods = {"gradcam", "gradcampp", "lime", "shap"}
+    assert set(checks["faithfulness"]) == methods | {"random"}
+    assert set(checks["pointing_game"]["by_method"]) == methods | {"random"}
+    assert set(checks["randomisation"]) == methods
+    for row in checks["faithfulness"].values():
+        assert len(row["deletion_curve"]) == 11 and 0 <= row["deletion_auc"] <= 1
