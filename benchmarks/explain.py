@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 from hematovision.classifier import Classifier  # noqa: E402
-from hematovision.evaluation import test_split_files  # noqa: E402
+from hematovision.dataset import test_split_files  # noqa: E402
 from hematovision.explainers import available_methods, explain, get_explainer  # noqa: E402
 from hematovision.images import read_image  # noqa: E402
 from hematovision.models import default_model_dir  # noqa: E402

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hematovision.evaluation import test_split_files  # noqa: E402
+from hematovision.dataset import test_split_files  # noqa: E402
 from hematovision.models import default_model_dir  # noqa: E402
 
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

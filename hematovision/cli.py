@@ -51,7 +51,7 @@ def _evaluate(args) -> int:
 def _explanation_checks(classifier, args) -> int:
     import csv
 
-    from hematovision.evaluation import test_split_files
+    from hematovision.dataset import test_split_files
     from hematovision.explanation_checks import run_checks, save_checks
 
     files = test_split_files(classifier.model_dir, args.data[0])

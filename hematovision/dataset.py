@@ -10,6 +10,7 @@ as a predefined split.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from collections import Counter, defaultdict
@@ -21,6 +22,8 @@ from PIL import Image
 from hematovision.images import IMAGE_SUFFIXES
 
 __all__ = [
+    "SPLIT_FILE",
+    "test_split_files",
     "LabelledImage",
     "Dataset",
     "SplitFractions",
@@ -30,6 +33,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+SPLIT_FILE = "split.json"
 
 _SPLIT_FOLDERS = {"train": "train", "training": "train", "val": "val", "valid": "val",
                   "validation": "val", "test": "test", "testing": "test"}
@@ -214,3 +218,30 @@ def split_fingerprint(dataset: Dataset, assignment: dict[str, str]) -> str:
     lines = sorted(f"{item.sha256} {item.label} {assignment[item.sha256]}"
                    for item in dataset.items)
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
+def test_split_files(model_dir: str | Path, data_dir: str | Path) -> list[tuple[Path, str]] | None:
+    """The test files of the model's recorded split, found under ``data_dir``.
+
+    Returns ``None`` when ``data_dir`` is not the data the model was trained on (no test
+    file of the split is there with the same content), i.e. an external folder.
+    """
+    split_path = Path(model_dir) / SPLIT_FILE
+    if not split_path.is_file():
+        return None
+    split = json.loads(split_path.read_text())
+    data_dir = Path(data_dir)
+    found, missing = [], 0
+    for entry in split["files"]:
+        if entry["split"] != "test":
+            continue
+        path = data_dir / entry["path"]
+        if path.is_file():
+            found.append((path, entry["label"]))
+        else:
+            missing += 1
+    if not found:
+        return None
+    if missing:
+        log.warning("%d test files of the recorded split are missing under %s", missing, data_dir)
+    return found

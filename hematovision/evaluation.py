@@ -12,42 +12,14 @@ from scipy.special import softmax
 
 from hematovision.calibration import expected_calibration_error, reliability_bins
 from hematovision.classifier import Classifier
-from hematovision.dataset import scan_folder
+from hematovision.dataset import scan_folder, test_split_files
+from hematovision.decoding import decode_images
 from hematovision.metrics import classification_report
 from hematovision.model_card import save_card
-from hematovision.pipeline import decode_images
-from hematovision.training import SPLIT_FILE
 
-__all__ = ["test_split_files", "evaluate", "format_report"]
+__all__ = ["evaluate", "format_report"]
 
 log = logging.getLogger(__name__)
-
-
-def test_split_files(model_dir: str | Path, data_dir: str | Path) -> list[tuple[Path, str]] | None:
-    """The test files of the model's recorded split, found under ``data_dir``.
-
-    Returns ``None`` when ``data_dir`` is not the data the model was trained on (no test
-    file of the split is there with the same content), i.e. an external folder.
-    """
-    split_path = Path(model_dir) / SPLIT_FILE
-    if not split_path.is_file():
-        return None
-    split = json.loads(split_path.read_text())
-    data_dir = Path(data_dir)
-    found, missing = [], 0
-    for entry in split["files"]:
-        if entry["split"] != "test":
-            continue
-        path = data_dir / entry["path"]
-        if path.is_file():
-            found.append((path, entry["label"]))
-        else:
-            missing += 1
-    if not found:
-        return None
-    if missing:
-        log.warning("%d test files of the recorded split are missing under %s", missing, data_dir)
-    return found
 
 
 def _calibration(logits: np.ndarray, probabilities: np.ndarray, labels: np.ndarray) -> dict:

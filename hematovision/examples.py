@@ -6,7 +6,7 @@ import random
 from pathlib import Path
 
 from hematovision.classifier import Classifier
-from hematovision.evaluation import test_split_files
+from hematovision.dataset import test_split_files
 from hematovision.images import IMAGE_SUFFIXES
 
 __all__ = ["example_classes", "example_cells"]

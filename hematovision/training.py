@@ -26,12 +26,14 @@ from scipy.special import log_softmax
 from hematovision.backbones import get_backbone
 from hematovision.calibration import fit_temperature
 from hematovision.dataset import (
+    SPLIT_FILE,
     SplitFractions,
     _rank,
     scan_folder,
     split_dataset,
     split_fingerprint,
 )
+from hematovision.decoding import decode_images, run_in_batches
 from hematovision.metrics import balanced_accuracy
 from hematovision.model_card import MODEL_FILE, ModelCard, load_card, save_card
 from hematovision.network import (
@@ -42,14 +44,13 @@ from hematovision.network import (
     set_fine_tuning,
     with_temperature,
 )
-from hematovision.pipeline import decode_images, run_in_batches, training_dataset
+from hematovision.pipeline import training_dataset
 from hematovision.runtime import RUNTIME_FILE, export_litert
 from hematovision.torch_state_dict import sha256_of_file
 
-__all__ = ["TrainingConfig", "train", "add_fast_runtime", "SPLIT_FILE", "HISTORY_FILE"]
+__all__ = ["TrainingConfig", "train", "add_fast_runtime", "HISTORY_FILE"]
 
 log = logging.getLogger(__name__)
-SPLIT_FILE = "split.json"
 HISTORY_FILE = "history.csv"
 _HISTORY_FIELDS = ["phase", "epoch", "seconds", "loss", "accuracy", "val_loss", "val_accuracy",
                    "val_balanced_accuracy", "learning_rate"]

@@ -34,7 +34,7 @@ def classifier():
 @pytest.fixture(scope="session")
 def pbc_examples() -> list[tuple[Path, str]]:
     """Five test-split images per class of the shipped model's recorded split."""
-    from hematovision.evaluation import test_split_files
+    from hematovision.dataset import test_split_files
 
     files = test_split_files(SHIPPED_MODEL, PBC)
     assert files, "the shipped model's test split is not under the PBC folder"

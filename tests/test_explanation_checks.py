@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 from hematovision.explanation_checks import (
-    deletion_insertion, pointing_game, randomised_copy, run_checks,
+    deletion_insertion,
+    pointing_game,
+    randomised_copy,
+    run_checks,
 )
 from hematovision.images import read_image
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from hematovision.classifier import REVIEW, Classifier, ModelFileError
+from hematovision.decoding import decode_images
 from hematovision.images import load_model_input, read_image
-from hematovision.pipeline import decode_images
 
 from .conftest import SHIPPED_MODEL
 
