@@ -1,0 +1,65 @@
+"""Take the README's screenshots from the running app (Classify and Explain pages).
+
+    python scripts/screenshots.py [--image PATH] [--out docs/screenshots]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image", required=True, help="a cell image to upload")
+    parser.add_argument("--out", default=str(ROOT / "assets" / "screenshots"))
+    args = parser.parse_args()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address",
+         "127.0.0.1", "--server.port", str(port), "--server.headless", "true"],
+        cwd=ROOT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.3)
+        from playwright.sync_api import expect, sync_playwright
+
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+            page = browser.new_page(viewport={"width": 1500, "height": 950})
+            page.goto(f"{url}/Classify")
+            page.locator('input[type="file"]').set_input_files(args.image)
+            expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=120_000)
+            time.sleep(1.0)
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(Path(args.out) / "classify.png"))
+            page.get_by_role("button", name="Explain this prediction").click()
+            expect(page.get_by_text("Download the panel (PNG)")).to_be_visible(timeout=180_000)
+            time.sleep(1.5)
+            page.screenshot(path=str(Path(args.out) / "explain.png"), full_page=True)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
