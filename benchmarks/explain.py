@@ -79,9 +79,9 @@ def lime_row(classifier: Classifier, x: np.ndarray, index: int) -> None:
 
     naive_seconds, _ = timed(lambda: LimeImageExplainer(random_state=0).explain_instance(
         x.astype(np.float64), keras_predict, labels=(index,), top_labels=None,
-        num_samples=1000, progress_bar=False))
-    segmentation = segment_cell(x)
+        num_samples=1000, batch_size=32, random_seed=0))
     defaults = get_explainer("lime").defaults
+    segmentation = segment_cell(x, defaults["segments"], defaults["compactness"])
     reference = lime_weights(x, classifier, index, segmentation, samples=5000, seed=123)
     ours_seconds, ours = timed(lambda: get_explainer("lime").compute(
         x, classifier, index, **defaults))

@@ -5,7 +5,7 @@ import streamlit as st
 from dashboard.results import explanation, predict
 from dashboard.sidebar import review_threshold, show_sidebar
 from dashboard.state import try_decode
-from hematovision.explainers import available_methods
+from hematovision.explainers import available_methods, get_explainer
 from hematovision.overlay import COLORMAPS, compose_panel, overlay, overlay_signed, to_png
 
 st.set_page_config(page_title="Explain · HematoVision", page_icon="🗺️", layout="wide")
@@ -36,12 +36,15 @@ class_name = controls[0].selectbox(
     key=f"class_{sha}", help="Any class can be asked about: 'why not monocyte?'")
 opacity = controls[1].slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
 colormap = controls[2].selectbox("Colormap", COLORMAPS, key="colormap")
+lime, shap = get_explainer("lime").defaults, get_explainer("shap").defaults
 with st.expander("Method settings"):
     left, middle, right = st.columns(3)
-    lime_samples = left.number_input("LIME samples", 50, 5000, 300, 50, key="lime_samples")
-    lime_segments = middle.number_input("LIME superpixels", 10, 150, 40, 5, key="lime_segments")
-    shap_evaluations = right.number_input("SHAP evaluations", 50, 5000, 300, 50,
-                                          key="shap_evaluations")
+    lime_samples = left.number_input("LIME samples", 50, 5000, lime["samples"], 50,
+                                     key="lime_samples")
+    lime_segments = middle.number_input("LIME superpixels", 8, 150, lime["segments"], 4,
+                                        key="lime_segments")
+    shap_evaluations = right.number_input("SHAP evaluations", 50, 5000, shap["evaluations"],
+                                          50, key="shap_evaluations")
 settings = {"lime": {"samples": int(lime_samples), "segments": int(lime_segments)},
             "shap": {"evaluations": int(shap_evaluations)}}
 

@@ -88,7 +88,7 @@ def test_lime_weights_equal_the_library(classifier, cell):
     library = LimeImageExplainer(random_state=7).explain_instance(
         x.astype(np.float64), classifier.predict_proba, labels=(index,), top_labels=None,
         num_samples=120, batch_size=32, segmentation_fn=lambda image: segmentation,
-        progress_bar=False)
+        random_seed=7)
     theirs = np.zeros_like(ours)
     for feature, weight in library.local_exp[index]:
         theirs[feature] = weight

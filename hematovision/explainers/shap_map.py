@@ -38,7 +38,7 @@ def shap_values(model_input: np.ndarray, classifier: Classifier, class_index: in
     return np.asarray(values)[0, ..., 0].sum(axis=-1)
 
 
-def shap_map(model_input, classifier, class_index, progress=None, evaluations=300, blur=32):
+def shap_map(model_input, classifier, class_index, progress=None, evaluations=250, blur=32):
     values = shap_values(model_input, classifier, class_index, evaluations, blur,
                          progress=progress)
     scale = np.abs(values).max() or 1.0
@@ -52,7 +52,7 @@ register(Explainer(
     caption=("Splits the image into halves, quarters and smaller blocks and measures how "
              "much each block, blurred out, changes the class probability (Owen values). "
              "Red: evidence for the class; blue: against. Block-shaped by design."),
-    defaults={"evaluations": 300, "blur": 32},
+    defaults={"evaluations": 250, "blur": 32},
     compute=shap_map,
     reference="Lundberg & Lee 2017",
 ))
