@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import numpy as np
 import streamlit as st
 
@@ -25,15 +28,45 @@ def predict(classifier: Classifier, image_sha: str, image: np.ndarray, threshold
     return classifier.predictions_from(probabilities[None], threshold)[0]
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
-def _explanation(model: str, image_sha: str, method: str, class_index: int, settings: tuple,
-                 _classifier: Classifier, _image: np.ndarray, _progress=None) -> Explanation:
-    return explain(method, _image, _classifier, class_index, progress=_progress, **dict(settings))
+class _ExplanationStore:
+    """Explanations shared by all sessions, least recently used dropped first.
+
+    Not ``st.cache_data``: a cached function may not update a progress bar that was
+    created outside it, and LIME and SHAP must show progress while they run.
+    """
+
+    def __init__(self, size: int = 512):
+        self.size = size
+        self.items: OrderedDict = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key):
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+            return None
+
+    def put(self, key, value) -> None:
+        with self.lock:
+            self.items[key] = value
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
+@st.cache_resource
+def _store() -> _ExplanationStore:
+    return _ExplanationStore()
 
 
 def explanation(classifier: Classifier, image_sha: str, image: np.ndarray, method: str,
                 class_index: int, settings: dict, progress=None) -> Explanation:
     """Computed once per (image, model, method, class, settings); a rerun or a slider
-    that only changes the overlay is served from the cache."""
-    return _explanation(model_key(classifier), image_sha, method, class_index,
-                        tuple(sorted(settings.items())), classifier, image, progress)
+    that only changes the overlay is served from the store."""
+    key = (model_key(classifier), image_sha, method, class_index,
+           tuple(sorted(settings.items())))
+    found = _store().get(key)
+    if found is None:
+        found = explain(method, image, classifier, class_index, progress=progress, **settings)
+        _store().put(key, found)
+    return found

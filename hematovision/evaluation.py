@@ -15,7 +15,7 @@ from hematovision.classifier import Classifier
 from hematovision.dataset import scan_folder, test_split_files
 from hematovision.decoding import decode_images
 from hematovision.metrics import classification_report
-from hematovision.model_card import save_card
+from hematovision.model_card import load_card, save_card
 
 __all__ = ["evaluate", "format_report"]
 
@@ -105,7 +105,8 @@ def _relative(path: Path, root: Path) -> str:
 
 def _save(classifier: Classifier, report: dict, data_dir: Path) -> None:
     model_dir = classifier.model_dir
-    card = classifier.card
+    # Re-read: an earlier evaluation in this process may have added to the card on disk.
+    card = load_card(model_dir)
     summary_keys = ("n", "accuracy", "accuracy_ci95", "balanced_accuracy",
                     "balanced_accuracy_ci95", "macro_auc_ovr", "per_class",
                     "ece_before_temperature", "ece_after_temperature")

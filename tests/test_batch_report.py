@@ -43,7 +43,7 @@ def test_every_member_gets_a_row_and_broken_ones_an_error(batch, pbc_examples):
     assert len(results) == len(sources) == len(pbc_examples[::5]) + 2
     broken = {r.name: r.error for r in results if r.prediction is None}
     assert set(broken) == {"cells.zip/broken/cut.jpg", "cells.zip/../../etc/evil.png"}
-    assert "truncated" in broken["cells.zip/broken/cut.jpg"]
+    assert "truncated" in broken["cells.zip/broken/cut.jpg"].lower()
     assert "unsafe path" in broken["cells.zip/../../etc/evil.png"]
     right = sum(r.prediction.label == r.name.split("/")[1] for r in results if r.prediction)
     assert right >= 7

@@ -78,6 +78,7 @@ def test_evaluate_on_an_external_folder_reports_restricted_classes(tiny_model):
     assert report["restricted"]["classes"] == ["eosinophil", "lymphocyte"]
     card = json.loads((tiny_model / "card.json").read_text())
     assert card["external"][0]["name"] == "kaggle_bloodcells_sample"
+    assert card["metrics"]["n"] == 6  # the test-split result survives the external one
 
 
 def test_train_on_the_kaggle_layout(tmp_path):

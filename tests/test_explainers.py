@@ -43,7 +43,7 @@ def test_default_class_is_the_prediction(classifier, cell):
 @pytest.mark.parametrize("method,settings,message", [
     ("nope", {}, "unknown explanation method"),
     ("lime", {"colour": 3}, "no settings"),
-    ("gradcam", {"class_index": 99}, "no settings"),
+    ("gradcam", {"opacity": 0.5}, "no settings"),
 ])
 def test_bad_requests_are_clear_errors(classifier, cell, method, settings, message):
     with pytest.raises(ValueError, match=message):
@@ -71,7 +71,8 @@ def test_fast_gradcam_equals_tf_keras_vis(classifier, cell, method, reference):
     x = classifier.prepare(cell)
     index = classifier.classes.index(classifier.predict([cell])[0].label)
     expected = getattr(module, reference)(view, clone=True)(
-        CategoricalScore([index]), x[None], penultimate_layer=classifier.card.gradcam_layer)[0]
+        CategoricalScore([index]), x[None], penultimate_layer=classifier.card.gradcam_layer,
+        seek_penultimate_conv_layer=False)[0]
     ours = get_explainer(method).compute(x, classifier, index)[0]
     assert np.abs(ours - expected).max() < 1e-3
 
