@@ -1,14 +1,61 @@
-"""HematoVision dashboard: `streamlit run streamlit_app.py`."""
+"""HematoVision — home page: what it is, which model is loaded, how to read the maps.
+
+`streamlit run streamlit_app.py`; the other pages live in pages/."""
 
 import streamlit as st
 
+from dashboard.sidebar import show_sidebar
+
 st.set_page_config(page_title="HematoVision", page_icon="🩸", layout="wide")
-navigation = st.navigation([
-    st.Page("pages/0_Home.py", title="Home", icon="🩸", default=True),
-    st.Page("pages/1_Classify.py", title="Classify", icon="🔬"),
-    st.Page("pages/2_Explain.py", title="Explain", icon="🗺️"),
-    st.Page("pages/3_Batch.py", title="Batch", icon="🧮"),
-    st.Page("pages/4_Model_Audit.py", title="Model audit", icon="🔎"),
-    st.Page("pages/5_Atlas.py", title="Atlas and quiz", icon="📖"),
-])
-navigation.run()
+classifier = show_sidebar()
+card = classifier.card
+
+st.title("HematoVision")
+st.write(
+    "Classifies white blood cells in single-cell microscope images and shows **why**: "
+    "calibrated class probabilities, and four maps of what the model looked at. "
+    "For teaching morphology, for research, and as a second opinion — not for diagnosis."
+)
+col_classify, col_explain = st.columns(2)
+col_classify.page_link("pages/1_Classify.py", label="Classify cells", icon="🔬")
+col_explain.page_link("pages/2_Explain.py", label="Explain a prediction", icon="🗺️")
+
+st.subheader(f"Loaded model: {card.name}")
+metrics = card.metrics
+left, middle, right, last = st.columns(4)
+left.metric("Classes", len(card.classes))
+if metrics:
+    middle.metric("Balanced accuracy (held-out test)",
+                  f"{100 * metrics['balanced_accuracy']:.1f} %")
+    right.metric("Test cells", metrics["n"])
+    last.metric("Calibration error (ECE)", f"{metrics['ece_after_temperature']:.3f}")
+st.write("**Classes:** " + ", ".join(card.classes))
+st.caption(f"Backbone {card.backbone} · {card.weight_source}")
+for entry in card.external:
+    m = entry["metrics"]
+    st.warning(
+        f"On cells from another laboratory ({entry['name']}, {m['n']} cells) the balanced "
+        f"accuracy is {100 * m['balanced_accuracy']:.0f} %: images from other microscopes, "
+        "stains or scanners may be misclassified. Check the Review flag and the maps."
+    )
+
+st.subheader("How to read the maps")
+st.markdown(
+    """
+- **Grad-CAM / Grad-CAM++** — warm colours mark where the features that raise the
+  chosen class's score sit. They are coarse (a 7×7 grid, smoothed): read them as *region*,
+  not detail. On a good prediction they cover the nucleus and granules, not the background.
+- **LIME** — the cell is cut into patches; green patches support the class, red ones
+  argue against it. Patch-shaped by design.
+- **SHAP** — blocks of the image get a share of the class probability: red for, blue
+  against. Block-shaped by design.
+- When the methods **disagree**, or the maps sit on the background or a neighbouring red
+  cell, trust the prediction less. You can ask every map about **any class** ("why not
+  monocyte?").
+"""
+)
+with st.expander("Model card: intended use and limitations"):
+    st.markdown(f"**Intended use.** {card.intended_use}")
+    st.markdown(f"**Out of scope.** {card.out_of_scope}")
+    for item in card.limitations:
+        st.markdown(f"- {item}")

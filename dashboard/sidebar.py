@@ -22,11 +22,18 @@ def show_sidebar() -> Classifier:
     classifier = current_classifier()
     st.sidebar.caption(f"Model **{classifier.name}** · {len(classifier.classes)} classes · "
                        f"runtime {classifier.runtime}")
+    # Widgets belong to one page; the chosen threshold lives in a plain key so that it
+    # follows the user from page to page.
     if st.session_state.get("threshold_model") != classifier.name:
-        st.session_state["review_threshold"] = float(classifier.card.review_threshold)
+        st.session_state["threshold"] = float(classifier.card.review_threshold)
         st.session_state["threshold_model"] = classifier.name
+
+    def keep_threshold() -> None:
+        st.session_state["threshold"] = st.session_state["threshold_widget"]
+
     st.sidebar.slider(
-        "Review below this probability", 0.0, 1.0, step=0.05, key="review_threshold",
+        "Review below this probability", 0.0, 1.0, value=st.session_state["threshold"],
+        step=0.05, key="threshold_widget", on_change=keep_threshold,
         help="Cells whose top probability is lower are marked Review instead of trusted, as "
              "analysers mark cells 'unidentified'. The default comes from the model card.")
     entries = st.session_state.get("audit", [])
@@ -50,4 +57,4 @@ def log_prediction(classifier: Classifier, image_sha256: str, prediction: Predic
 
 
 def review_threshold() -> float:
-    return float(st.session_state.get("review_threshold", 0.7))
+    return float(st.session_state["threshold"])
