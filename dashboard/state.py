@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +34,22 @@ class Cell:
 
 @st.cache_resource(show_spinner="Loading the model…")
 def load_classifier(model_dir: str) -> Classifier:
-    """One classifier per model folder per server process, shared by all sessions."""
-    return Classifier(model_dir)
+    """One classifier per model folder per server process, shared by all sessions.
+
+    Classification needs only the fast runtime; the Keras graph for Grad-CAM and SHAP's
+    compiled code are warmed up in the background, so the first Explain page is quick.
+    """
+    classifier = Classifier(model_dir)
+    threading.Thread(target=_warm_up, args=(classifier,), daemon=True).start()
+    return classifier
+
+
+def _warm_up(classifier: Classifier) -> None:
+    from hematovision.explainers import explain
+
+    blank = np.full((64, 64, 3), 200, np.uint8)
+    explain("gradcam", blank, classifier, 0)
+    explain("shap", blank, classifier, 0, evaluations=50)
 
 
 def model_choices() -> list[Path]:

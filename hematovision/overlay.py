@@ -8,7 +8,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["COLORMAPS", "colorize", "overlay", "overlay_signed", "compose_panel", "to_png"]
+__all__ = ["COLORMAPS", "colorize", "overlay", "overlay_signed", "compose_panel", "to_png",
+           "thumbnail_uri"]
 
 COLORMAPS = ("jet", "inferno", "viridis", "magma", "turbo")
 DIVERGING = "RdBu_r"  # red: for the class, blue: against
@@ -83,3 +84,12 @@ def to_png(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def thumbnail_uri(image: np.ndarray | None) -> str | None:
+    """A small RGB image as a PNG data URI, for image columns in tables."""
+    if image is None:
+        return None
+    import base64
+
+    return "data:image/png;base64," + base64.b64encode(to_png(image)).decode("ascii")

@@ -14,6 +14,7 @@ from hematovision.batch import (
     sources_from_upload,
 )
 from hematovision.charts import differential_bars
+from hematovision.overlay import thumbnail_uri
 from hematovision.report import build_report, gradcam_thumbnails
 
 st.set_page_config(page_title="Batch · HematoVision", page_icon="🧮", layout="wide")
@@ -59,12 +60,13 @@ with left:
              f"files: **{diff.total}**")
 right.plotly_chart(differential_bars(diff), width="stretch", key="differential")
 
-table = [{"file": r.name,
+table = [{"thumbnail": thumbnail_uri(r.thumbnail), "file": r.name,
           "label": r.prediction.label if r.prediction else "",
           "probability": round(r.prediction.confidence, 4) if r.prediction else None,
           "status": r.prediction.status if r.prediction else "unreadable",
           "error": r.error} for r in results]
-st.dataframe(table, width="stretch", hide_index=True)
+st.dataframe(table, width="stretch", hide_index=True, row_height=60,
+             column_config={"thumbnail": st.column_config.ImageColumn("cell", width="small")})
 with st.expander("Thumbnails"):
     shown = [r for r in results if r.thumbnail is not None]
     columns = st.columns(8)

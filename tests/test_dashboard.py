@@ -116,6 +116,7 @@ def test_batch_page_classifies_a_folder_and_lists_the_broken_file(pbc_examples, 
     table = at.dataframe[0].value
     assert len(table) == 5
     assert (table["status"] == "unreadable").sum() == 1
+    assert table["thumbnail"].notna().sum() == 4  # a thumbnail for every readable cell
     assert "truncated" in table.loc[table["status"] == "unreadable", "error"].iloc[0].lower()
     assert len(at.get("plotly_chart")) == 1
     assert at.session_state["audit"]  # every shown prediction is in the audit log
