@@ -134,17 +134,21 @@ def differential(results: list[CellResult], classes: tuple[str, ...]) -> Differe
 
 
 def results_csv(results: list[CellResult], classes: tuple[str, ...]) -> str:
-    """The table as CSV text: one row per input, errors included."""
+    """The table as CSV text: one row per input, errors included.
+
+    Columns: path, label, confidence, status, one probability per class (named by the
+    class), sha256 of the file, error.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["file", "sha256", "label", "probability", "status", *classes, "error"])
+    writer.writerow(["path", "label", "confidence", "status", *classes, "sha256", "error"])
     for r in results:
         p = r.prediction
         if p is None:
-            writer.writerow([r.name, r.sha256, "", "", "", *[""] * len(classes), r.error])
+            writer.writerow([r.name, "", "", "", *[""] * len(classes), r.sha256, r.error])
         else:
-            writer.writerow([r.name, r.sha256, p.label, f"{p.confidence:.6f}", p.status,
-                             *[f"{v:.6f}" for v in p.probabilities], ""])
+            writer.writerow([r.name, p.label, f"{p.confidence:.6f}", p.status,
+                             *[f"{v:.6f}" for v in p.probabilities], r.sha256, ""])
     return buffer.getvalue()
 
 

@@ -118,8 +118,6 @@ def _explain(args) -> int:
 
 
 def _report(args) -> int:
-    from pathlib import Path
-
     from hematovision.batch import classify_sources, differential, sources_from_paths
     from hematovision.classifier import Classifier
     from hematovision.report import build_report, gradcam_thumbnails
@@ -140,18 +138,27 @@ def _report(args) -> int:
 
 
 def _predict(args) -> int:
+    from hematovision.batch import classify_sources, results_csv, sources_from_paths
     from hematovision.classifier import Classifier
-    from hematovision.prediction import classify_files, collect_files, write_csv
 
     classifier = Classifier(args.model)
-    files = collect_files(args.paths)
-    if not files:
+    sources = sources_from_paths(args.paths)
+    if not sources:
         print("no image files found", file=sys.stderr)
         return 1
-    results = classify_files(classifier, files, batch_size=args.batch_size,
-                             progress=sys.stderr.isatty() and not args.quiet)
-    failed = write_csv(results, classifier.classes, args.out)
-    print(f"classified {len(files) - failed} of {len(files)} files into {args.out}")
+    bar = None
+    if sys.stderr.isatty() and not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(sources), unit="img", desc="classifying")
+    results = classify_sources(
+        classifier, sources, batch_size=args.batch_size,
+        progress=None if bar is None else lambda f: bar.update(round(f * len(sources)) - bar.n))
+    if bar is not None:
+        bar.close()
+    Path(args.out).write_text(results_csv(results, classifier.classes), encoding="utf-8")
+    failed = sum(result.prediction is None for result in results)
+    print(f"classified {len(results) - failed} of {len(results)} files into {args.out}")
     if failed:
         print(f"{failed} files could not be read; see the error column", file=sys.stderr)
     return 1 if failed else 0
@@ -228,7 +235,8 @@ def _parser() -> argparse.ArgumentParser:
     report.set_defaults(run=_report)
 
     predict = commands.add_parser("predict", help="classify images into a CSV file")
-    predict.add_argument("paths", nargs="+", help="image files and folders (searched recursively)")
+    predict.add_argument("paths", nargs="+",
+                         help="image files, folders (searched recursively) and .zip files")
     predict.add_argument("--model", default=str(default_model_dir()))
     predict.add_argument("--out", required=True, help="CSV file to write")
     predict.add_argument("--batch-size", type=int, default=32)

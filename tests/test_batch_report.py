@@ -60,7 +60,7 @@ def test_differential_counts_confident_cells_only(batch, classifier):
 def test_csv_round_trips(batch, classifier):
     _, results = batch
     rows = read_results_csv(results_csv(results, classifier.classes))
-    assert [row["file"] for row in rows] == [r.name for r in results]
+    assert [row["path"] for row in rows] == [r.name for r in results]
     for row, result in zip(rows, results):
         if result.prediction is None:
             assert row["error"] == result.error and row["label"] == ""

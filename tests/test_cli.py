@@ -115,7 +115,9 @@ def test_predict_writes_a_row_per_file_and_flags_bad_ones(tmp_path):
     assert rows["eosinophil.jpg"]["label"] == "eosinophil"
     for bad in ("empty.png", "text.jpg", "does-not-exist.png"):
         assert rows[bad]["error"] and not rows[bad]["label"]
-    probabilities = [float(rows["neutrophil.jpg"][c]) for c in header[4:-1]]
+    classes = json.loads((SHIPPED_MODEL / "card.json").read_text())["classes"]
+    assert header[4:4 + len(classes)] == classes
+    probabilities = [float(rows["neutrophil.jpg"][c]) for c in classes]
     assert abs(sum(probabilities) - 1) < 1e-3
 
 

@@ -18,7 +18,7 @@ from hematovision.images import to_image_grid
 
 __all__ = [
     "Explanation", "Explainer", "EXPLAINERS", "available_methods", "register", "get_explainer",
-    "explain",
+    "explain", "signed_heatmap",
 ]
 
 Progress = Callable[[float], None]
@@ -116,6 +116,14 @@ def explain(method: str, image: np.ndarray, classifier: Classifier,
         signed = np.clip(to_image_grid(signed, shape), -1.0, 1.0)
     return Explanation(method, classifier.classes[class_index], class_index,
                        heatmap.astype(np.float32), signed, time.perf_counter() - started, chosen)
+
+
+def signed_heatmap(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scale signed evidence to [-1, 1] by its largest magnitude; the heatmap keeps the
+    evidence for the class (the positive part)."""
+    scale = float(np.abs(values).max()) or 1.0
+    signed = (values / scale).astype(np.float32)
+    return np.maximum(signed, 0.0), signed
 
 
 def _load_builtin() -> None:

@@ -20,7 +20,7 @@ from skimage.segmentation import slic
 from sklearn.metrics import pairwise_distances
 
 from hematovision.classifier import Classifier
-from hematovision.explainers import Explainer, register
+from hematovision.explainers import Explainer, register, signed_heatmap
 
 __all__ = ["segment_cell", "lime_weights", "lime_map"]
 
@@ -126,9 +126,7 @@ def lime_map(model_input, classifier, class_index, progress=None, samples=250, s
     segmentation = segment_cell(model_input, segments, compactness)
     weights = lime_weights(model_input, classifier, class_index, segmentation, samples, seed,
                            progress=progress)
-    scale = np.abs(weights).max() or 1.0
-    signed = (weights / scale)[segmentation].astype(np.float32)
-    return np.maximum(signed, 0.0), signed
+    return signed_heatmap(weights[segmentation])
 
 
 register(Explainer(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from hematovision.classifier import Classifier
-from hematovision.explainers import Explainer, register
+from hematovision.explainers import Explainer, register, signed_heatmap
 
 __all__ = ["shap_values", "shap_map"]
 
@@ -41,9 +41,7 @@ def shap_values(model_input: np.ndarray, classifier: Classifier, class_index: in
 def shap_map(model_input, classifier, class_index, progress=None, evaluations=250, blur=32):
     values = shap_values(model_input, classifier, class_index, evaluations, blur,
                          progress=progress)
-    scale = np.abs(values).max() or 1.0
-    signed = (values / scale).astype(np.float32)
-    return np.maximum(signed, 0.0), signed
+    return signed_heatmap(values)
 
 
 register(Explainer(
