@@ -34,14 +34,18 @@ class Cell:
 
 @st.cache_resource(show_spinner="Loading the model…")
 def load_classifier(model_dir: str) -> Classifier:
-    """One classifier per model folder per server process, shared by all sessions.
+    """One classifier per model folder per server process, shared by all sessions."""
+    return Classifier(model_dir)
 
-    Classification needs only the fast runtime; the Keras graph for Grad-CAM and SHAP's
-    compiled code are warmed up in the background, so the first Explain page is quick.
-    """
-    classifier = Classifier(model_dir)
-    threading.Thread(target=_warm_up, args=(classifier,), daemon=True).start()
-    return classifier
+
+@st.cache_resource(show_spinner=False)
+def warm_up_explanations(model_dir: str, _classifier: Classifier) -> threading.Thread:
+    """Once per model and process, after the first result is on screen: load the Keras
+    graph for Grad-CAM and compile SHAP's code in the background, so the first Explain
+    page is quick without slowing the first classification down."""
+    thread = threading.Thread(target=_warm_up, args=(_classifier,), daemon=True)
+    thread.start()
+    return thread
 
 
 def _warm_up(classifier: Classifier) -> None:

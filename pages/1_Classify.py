@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard.results import predict
 from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
-from dashboard.state import examples_folder, make_cell, try_decode
+from dashboard.state import examples_folder, make_cell, try_decode, warm_up_explanations
 from hematovision.charts import probability_bars
 from hematovision.examples import example_cells, example_classes
 
@@ -78,3 +78,5 @@ elif results:
                                 width="stretch", key=f"bars_{cell.sha256}")
                 if st.button("Explain", key=f"explain_{cell.sha256}"):
                     open_in_explain(cell.sha256)
+
+warm_up_explanations(str(classifier.model_dir), classifier)
