@@ -128,8 +128,11 @@ def test_batch_page_classifies_a_folder_and_lists_the_broken_file(pbc_examples, 
 def test_audit_page_reads_the_evaluation_and_shows_the_gallery():
     at = _page("pages/4_Model_Audit.py").run()
     assert not at.exception
-    assert len(at.get("plotly_chart")) >= 5  # confusion, reliability, coverage, 2 curves
+    assert len(at.get("plotly_chart")) >= 6  # confusion, reliability, coverage, 2 curves, deletion
     assert len(at.get("image")) >= 6  # the gallery, with Grad-CAM overlays
+    checks = [df.value for df in at.dataframe if "method" in df.value.columns]
+    assert checks and {"gradcam", "lime", "shap", "random"} <= set(checks[0]["method"])
+    assert any(m.value.startswith("**gradcam**") for m in at.markdown)  # a sentence per method
     at.toggle(key="normalise_confusion").set_value(True).run()
     assert not at.exception
 
