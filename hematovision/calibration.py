@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax, softmax
+from scipy.special import log_softmax
 
 __all__ = [
-    "apply_temperature", "fit_temperature", "expected_calibration_error", "ReliabilityBin",
+    "fit_temperature", "expected_calibration_error", "ReliabilityBin",
     "reliability_bins",
 ]
 
@@ -74,7 +74,3 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray,
         b.count / total * abs(b.accuracy - b.confidence)
         for b in reliability_bins(probabilities, labels, bins) if b.count
     ))
-
-
-def apply_temperature(logits: np.ndarray, temperature: float) -> np.ndarray:
-    return softmax(logits / temperature, axis=1)

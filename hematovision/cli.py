@@ -117,16 +117,27 @@ def _explain(args) -> int:
     return 0
 
 
-def _report(args) -> int:
-    from hematovision.batch import classify_sources, differential, sources_from_paths
+def _classifier_and_sources(args):
+    """The model and every input named on the command line; ``None`` when there is none."""
+    from hematovision.batch import sources_from_paths
     from hematovision.classifier import Classifier
-    from hematovision.report import build_report, gradcam_thumbnails
 
     classifier = Classifier(args.model)
     sources = sources_from_paths(args.paths)
     if not sources:
         print("no image files found", file=sys.stderr)
+        return None
+    return classifier, sources
+
+
+def _report(args) -> int:
+    from hematovision.batch import classify_sources, differential
+    from hematovision.report import build_report, gradcam_thumbnails
+
+    loaded = _classifier_and_sources(args)
+    if loaded is None:
         return 1
+    classifier, sources = loaded
     results = classify_sources(classifier, sources)
     diff = differential(results, classifier.classes)
     maps = {} if args.no_gradcam else gradcam_thumbnails(classifier, sources, results)
@@ -138,14 +149,12 @@ def _report(args) -> int:
 
 
 def _predict(args) -> int:
-    from hematovision.batch import classify_sources, results_csv, sources_from_paths
-    from hematovision.classifier import Classifier
+    from hematovision.batch import classify_sources, results_csv
 
-    classifier = Classifier(args.model)
-    sources = sources_from_paths(args.paths)
-    if not sources:
-        print("no image files found", file=sys.stderr)
+    loaded = _classifier_and_sources(args)
+    if loaded is None:
         return 1
+    classifier, sources = loaded
     bar = None
     if sys.stderr.isatty() and not args.quiet:
         from tqdm import tqdm

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["Augmentation", "augment", "batched_dataset", "training_dataset"]
+__all__ = ["Augmentation", "augment", "training_dataset"]
 
 
 @dataclass(frozen=True)
@@ -74,11 +74,4 @@ def training_dataset(
         return image, tf.one_hot(label, num_classes)
 
     data = data.map(_prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def batched_dataset(images: np.ndarray, batch_size: int = 64) -> tf.data.Dataset:
-    """Un-augmented float32 batches for prediction, in order."""
-    data = tf.data.Dataset.from_tensor_slices(images)
-    data = data.map(lambda image: tf.cast(image, tf.float32))
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
