@@ -15,15 +15,18 @@ from pathlib import Path
 import numpy as np
 from scipy.special import softmax
 
-from hematovision.images import to_model_input
+from hematovision.cell_finder import CellBox
+from hematovision.familiarity import load_familiarity, sharpness
+from hematovision.images import frame_image, to_model_input
 from hematovision.model_card import ModelCard, load_card
 from hematovision.runtime import LiteRTRunner
 from hematovision.torch_state_dict import sha256_of_file
 
-__all__ = ["ModelFileError", "Prediction", "Classifier", "CONFIDENT", "REVIEW"]
+__all__ = ["ModelFileError", "Prediction", "Classifier", "CONFIDENT", "REVIEW", "UNFAMILIAR"]
 
 CONFIDENT = "Confident"
 REVIEW = "Review"
+UNFAMILIAR = "Unfamiliar"
 
 
 class ModelFileError(RuntimeError):
@@ -40,6 +43,12 @@ class Prediction:
         probabilities: every class's calibrated probability, in the model's class order.
         classes: the model's classes.
         review_threshold: below this confidence the cell should be checked by a person.
+        distance: how far the image's features lie from the training cells (see
+            :mod:`hematovision.familiarity`); ``None`` when the model has no statistics.
+        distance_threshold: above this distance the image is "Unfamiliar".
+        no_cell: why no white cell was found, when the model frames cells and found none.
+        sharpness: focus of the model input (see :func:`hematovision.familiarity.sharpness`).
+        min_sharpness: below this the image is out of focus, hence "Unfamiliar".
     """
 
     label: str
@@ -47,9 +56,31 @@ class Prediction:
     probabilities: tuple[float, ...]
     classes: tuple[str, ...]
     review_threshold: float
+    distance: float | None = None
+    distance_threshold: float | None = None
+    no_cell: str = ""
+    sharpness: float | None = None
+    min_sharpness: float = 0.0
+
+    @property
+    def unfamiliar_reason(self) -> str:
+        """Why the image is unlike what the model knows, in words; empty when it is not."""
+        if self.no_cell:
+            return self.no_cell
+        if self.sharpness is not None and self.sharpness < self.min_sharpness:
+            return (f"out of focus (sharpness {self.sharpness:.2f}, the blurriest training "
+                    f"cells have {2 * self.min_sharpness:.2f})")
+        if self.distance is not None and self.distance_threshold is not None and (
+                self.distance > self.distance_threshold):
+            return (f"unlike the cells the model was trained on (distance "
+                    f"{self.distance:.2f}, familiar up to {self.distance_threshold:.2f})")
+        return ""
 
     @property
     def status(self) -> str:
+        """Unfamiliar (do not trust the class at all), Review (unsure), or Confident."""
+        if self.unfamiliar_reason:
+            return UNFAMILIAR
         return REVIEW if self.confidence < self.review_threshold else CONFIDENT
 
     def as_dict(self) -> dict[str, float]:
@@ -79,6 +110,11 @@ class Classifier:
         self._keras_forward = None
         self._lock = threading.Lock()
         self._runtime = None
+        self.familiarity = None
+        if self.card.familiarity_file:
+            familiarity_path = self.model_dir / self.card.familiarity_file
+            _check_file(familiarity_path, self.card.familiarity_sha256)
+            self.familiarity = load_familiarity(familiarity_path)
         if self.card.runtime_file:
             runtime_path = self.model_dir / self.card.runtime_file
             _check_file(runtime_path, self.card.runtime_sha256)
@@ -105,6 +141,7 @@ class Classifier:
         self = cls.__new__(cls)
         self.model_dir, self.card, self.model_sha256 = Path(model_dir), card, "in-memory"
         self._lock, self._runtime, self._model = threading.Lock(), None, model
+        self.familiarity = None
         self._keras_forward = self._compile_forward(model)
         return self
 
@@ -123,9 +160,10 @@ class Classifier:
         import keras
         import tensorflow as tf
 
-        from hematovision.network import LOGITS_LAYER
+        from hematovision.network import FEATURES_LAYER, LOGITS_LAYER
 
-        view = keras.Model(model.inputs, [model.get_layer(LOGITS_LAYER).output, model.output])
+        view = keras.Model(model.inputs, [model.get_layer(LOGITS_LAYER).output, model.output,
+                                          model.get_layer(FEATURES_LAYER).output])
         size = self.card.input_size
         return tf.function(
             lambda batch: view(batch, training=False),
@@ -137,13 +175,18 @@ class Classifier:
         """Which engine runs the forward pass: ``"litert"`` or ``"keras"``."""
         return "litert" if self._runtime is not None else "keras"
 
-    def _forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         if self._runtime is None:
             _ = self.model
-            logits, probabilities = self._keras_forward(batch)
-            return logits.numpy(), probabilities.numpy()
-        logits = self._runtime(batch)
-        return logits, softmax(logits / self.card.temperature, axis=1).astype(np.float32)
+            logits, probabilities, features = self._keras_forward(batch)
+            return logits.numpy(), probabilities.numpy(), features.numpy()
+        # The runtime returns the logits followed by the pooled features (see
+        # training.add_fast_runtime); older runtime files carry the logits only.
+        output = self._runtime(batch)
+        classes = len(self.classes)
+        logits, features = output[:, :classes], output[:, classes:]
+        probabilities = softmax(logits / self.card.temperature, axis=1).astype(np.float32)
+        return logits, probabilities, (features if features.shape[1] else None)
 
     @property
     def name(self) -> str:
@@ -167,43 +210,79 @@ class Classifier:
             )
         return batch
 
+    def analyse(self, batch: np.ndarray, batch_size: int = 64
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Uncalibrated logits and calibrated probabilities, each ``(n, classes)``, and the
+        pooled features ``(n, features)`` (``None`` if the runtime file has none)."""
+        batch = self._check_batch(batch)
+        parts = [self._forward(batch[start : start + batch_size])
+                 for start in range(0, len(batch), batch_size)]
+        if not parts:
+            empty = np.zeros((0, len(self.classes)), np.float32)
+            return empty, empty, None
+        features = None if parts[0][2] is None else np.concatenate([p[2] for p in parts])
+        return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                features)
+
     def forward(self, batch: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """Uncalibrated logits and calibrated probabilities, each ``(n, classes)``."""
-        batch = self._check_batch(batch)
-        logits, probabilities = [], []
-        for start in range(0, len(batch), batch_size):
-            chunk_logits, chunk_probabilities = self._forward(batch[start : start + batch_size])
-            logits.append(chunk_logits)
-            probabilities.append(chunk_probabilities)
-        if not logits:
-            empty = np.zeros((0, len(self.classes)), np.float32)
-            return empty, empty
-        return np.concatenate(logits), np.concatenate(probabilities)
+        logits, probabilities, _ = self.analyse(batch, batch_size)
+        return logits, probabilities
 
     def predict_proba(self, batch: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Calibrated class probabilities for ``(n, size, size, 3)`` RGB 0–255 model inputs."""
         return self.forward(batch, batch_size)[1]
 
-    def prepare(self, image: np.ndarray) -> np.ndarray:
+    def distances(self, features: np.ndarray | None) -> np.ndarray | None:
+        """Familiarity distances of pooled features, or ``None`` without statistics."""
+        if self.familiarity is None or features is None:
+            return None
+        return self.familiarity.distance(features)
+
+    def frame(self, image: np.ndarray) -> CellBox:
+        """The square of ``image`` this model looks at (its card's framing)."""
+        return frame_image(image, self.card.framing)
+
+    def prepare(self, image: np.ndarray, box: CellBox | None = None) -> np.ndarray:
         """An RGB uint8 image of any size → this model's input (see ``to_model_input``)."""
-        return to_model_input(image, self.input_size)
+        return to_model_input(image, self.input_size, box=box or self.frame(image))
 
     def predict(self, images: Sequence[np.ndarray], review_threshold: float | None = None
                 ) -> list[Prediction]:
         """Classify RGB uint8 images of any size (as returned by ``read_image``)."""
         if len(images) == 0:
             return []
-        batch = np.stack([self.prepare(image) for image in images])
-        return self.predictions_from(self.predict_proba(batch), review_threshold)
+        boxes = [self.frame(image) for image in images]
+        batch = np.stack([self.prepare(image, box) for image, box in zip(images, boxes)])
+        return self.predict_inputs(batch, boxes, review_threshold)
 
-    def predictions_from(self, probabilities: np.ndarray, review_threshold: float | None = None
-                         ) -> list[Prediction]:
+    def predict_inputs(self, batch: np.ndarray, boxes: Sequence[CellBox] | None = None,
+                       review_threshold: float | None = None) -> list[Prediction]:
+        """Classify prepared model inputs; ``boxes`` (from :meth:`frame`) say whether a cell
+        was found in each."""
+        _, probabilities, features = self.analyse(batch)
+        return self.predictions_from(probabilities, review_threshold,
+                                     self.distances(features), boxes, sharpness(batch))
+
+    def predictions_from(self, probabilities: np.ndarray, review_threshold: float | None = None,
+                         distances: np.ndarray | None = None,
+                         boxes: Sequence[CellBox] | None = None,
+                         focus: np.ndarray | None = None) -> list[Prediction]:
         threshold = self.card.review_threshold if review_threshold is None else review_threshold
+        limit = self.familiarity.threshold if self.familiarity is not None else None
+        min_focus = self.familiarity.min_sharpness if self.familiarity is not None else 0.0
         result = []
-        for row in probabilities:
+        for index, row in enumerate(probabilities):
             top = int(np.argmax(row))
+            no_cell = ""
+            if boxes is not None and self.card.framing == "cell" and not boxes[index].found:
+                no_cell = boxes[index].reason
+            distance = None if distances is None else float(distances[index])
             result.append(Prediction(self.classes[top], float(row[top]),
-                                     tuple(float(p) for p in row), self.classes, threshold))
+                                     tuple(float(p) for p in row), self.classes, threshold,
+                                     distance, limit, no_cell,
+                                     None if focus is None else float(focus[index]),
+                                     min_focus))
         return result
 
 

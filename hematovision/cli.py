@@ -35,13 +35,18 @@ def _train(args) -> int:
 
 def _evaluate(args) -> int:
     from hematovision.classifier import Classifier
-    from hematovision.evaluation import evaluate, format_report
+    from hematovision.evaluation import evaluate, format_report, format_table
 
     classifier = Classifier(args.model)
+    reports = []
     for data in args.data:
         report = evaluate(classifier, data, whole_folder=args.all, progress=not args.quiet,
                           bootstrap=args.bootstrap)
+        reports.append(report)
         print(format_report(report))
+        print()
+    if len(reports) > 1:
+        print(format_table(reports))
         print()
     if getattr(args, "explanations", False):
         return _explanation_checks(classifier, args)
@@ -80,6 +85,40 @@ def _export(args) -> int:
 
     card = add_fast_runtime(args.model)
     print(f"wrote {args.model}/{card.runtime_file} (sha256 {card.runtime_sha256[:12]}…)")
+    return 0
+
+
+def _familiarity(args) -> int:
+    from hematovision.training import add_familiarity
+
+    card = add_familiarity(args.model, args.data, progress=not args.quiet)
+    print(f"wrote {args.model}/{card.familiarity_file} "
+          f"(sha256 {card.familiarity_sha256[:12]}…)")
+    return 0
+
+
+def _foreign(args) -> int:
+    import json
+    from dataclasses import replace
+
+    from hematovision.classifier import Classifier
+    from hematovision.dataset import test_split_files
+    from hematovision.foreign import measure_foreign
+    from hematovision.model_card import load_card, save_card
+
+    classifier = Classifier(args.model)
+    files = test_split_files(args.model, args.data)
+    if files is None:
+        print(f"error: {args.data} does not hold {args.model}'s test split", file=sys.stderr)
+        return 2
+    result = measure_foreign(classifier, [path for path, _ in files])
+    (Path(args.model) / "foreign.json").write_text(json.dumps(result, indent=1) + "\n")
+    summary = {key: value for key, value in result.items() if key != "images"}
+    save_card(args.model, replace(load_card(args.model), foreign=summary))
+    for kind, row in result["kinds"].items():
+        print(f"{kind:<16} {row['flagged']:>4}/{row['n']:<4} flagged Unfamiliar")
+    print(f"{'all':<16} {result['flagged']:>4}/{result['n']:<4} "
+          f"({100 * result['share_flagged']:.1f} %)")
     return 0
 
 
@@ -223,6 +262,20 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="add the fast LiteRT runtime to a model folder")
     export.add_argument("--model", required=True, help="model folder")
     export.set_defaults(run=_export)
+
+    familiar = commands.add_parser(
+        "familiarity", help="fit the statistics that flag images unlike the training cells")
+    familiar.add_argument("--model", required=True, help="model folder")
+    familiar.add_argument("--data", required=True, help="the data folder it was trained on")
+    familiar.add_argument("--quiet", action="store_true")
+    familiar.set_defaults(run=_familiarity)
+
+    foreign = commands.add_parser(
+        "foreign", help="measure how many clearly foreign images the model flags Unfamiliar")
+    foreign.add_argument("--model", default=str(default_model_dir()))
+    foreign.add_argument("--data", required=True,
+                         help="the data folder the model was trained on (its test split)")
+    foreign.set_defaults(run=_foreign)
 
     explain = commands.add_parser("explain", help="save a map of why the model chose a class")
     explain.add_argument("image", help="one image file")

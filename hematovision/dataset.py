@@ -24,6 +24,7 @@ from hematovision.images import IMAGE_SUFFIXES
 __all__ = [
     "SPLIT_FILE",
     "test_split_files",
+    "split_files",
     "LabelledImage",
     "Dataset",
     "SplitFractions",
@@ -226,6 +227,13 @@ def test_split_files(model_dir: str | Path, data_dir: str | Path) -> list[tuple[
     Returns ``None`` when ``data_dir`` is not the data the model was trained on (no test
     file of the split is there with the same content), i.e. an external folder.
     """
+    return split_files(model_dir, data_dir, "test")
+
+
+def split_files(model_dir: str | Path, data_dir: str | Path, which: str
+                ) -> list[tuple[Path, str]] | None:
+    """The files of one part (``"train"``, ``"val"`` or ``"test"``) of the model's recorded
+    split, found under ``data_dir``; ``None`` if none of them is there."""
     split_path = Path(model_dir) / SPLIT_FILE
     if not split_path.is_file():
         return None
@@ -233,7 +241,7 @@ def test_split_files(model_dir: str | Path, data_dir: str | Path) -> list[tuple[
     data_dir = Path(data_dir)
     found, missing = [], 0
     for entry in split["files"]:
-        if entry["split"] != "test":
+        if entry["split"] != which:
             continue
         path = data_dir / entry["path"]
         if path.is_file():
@@ -243,5 +251,6 @@ def test_split_files(model_dir: str | Path, data_dir: str | Path) -> list[tuple[
     if not found:
         return None
     if missing:
-        log.warning("%d test files of the recorded split are missing under %s", missing, data_dir)
+        log.warning("%d %s files of the recorded split are missing under %s", missing, which,
+                    data_dir)
     return found

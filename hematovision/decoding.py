@@ -14,31 +14,38 @@ from pathlib import Path
 
 import numpy as np
 
-from hematovision.images import ImageError, load_model_input
+from hematovision.images import ImageError, frame_image, read_image, to_model_input
 
 __all__ = ["decode_images", "run_in_batches"]
 
 log = logging.getLogger(__name__)
 
 
-def _decode_one(args: tuple[str, int]) -> tuple[np.ndarray | None, str | None]:
-    path, size = args
+def _decode_one(args: tuple[str, int, str]) -> tuple[np.ndarray | None, str, str]:
+    """The model input, the reason it could not be read, and why no cell was found."""
+    path, size, framing = args
     try:
-        return load_model_input(path, size=size).astype(np.uint8), None
+        image = read_image(path)
+        box = frame_image(image, framing)
+        array = to_model_input(image, size=size, box=box).astype(np.uint8)
     except ImageError as error:
-        return None, str(error)
+        return None, str(error), ""
+    return array, "", ("" if framing != "cell" or box.found else box.reason)
 
 
 def decode_images(
-    paths: list[Path], size: int = 224, workers: int | None = None, progress: bool = False
-) -> tuple[np.ndarray, list[int], list[tuple[Path, str]]]:
+    paths: list[Path], size: int = 224, workers: int | None = None, progress: bool = False,
+    framing: str = "whole",
+) -> tuple[np.ndarray, list[int], list[tuple[Path, str]], list[str]]:
     """Decode ``paths`` into a ``(n_ok, size, size, 3)`` uint8 array.
 
-    Returns the array, the indices into ``paths`` that decoded, and ``(path, reason)`` for
-    the files that did not (these are logged as a warning, never silently dropped).
+    Returns the array, the indices into ``paths`` that decoded, ``(path, reason)`` for
+    the files that did not (these are logged as a warning, never silently dropped), and
+    for each decoded image why no cell was found in it (empty when one was, or when
+    ``framing`` is ``"whole"``).
     """
     workers = workers or min(4, os.cpu_count() or 1)
-    jobs = [(str(path), size) for path in paths]
+    jobs = [(str(path), size, framing) for path in paths]
     if workers > 1 and len(jobs) > 64:
         with ProcessPoolExecutor(workers) as pool:
             results = pool.map(_decode_one, jobs, chunksize=32)
@@ -47,18 +54,19 @@ def decode_images(
     else:
         jobs = _with_progress(jobs, len(jobs), progress, "decoding images")
         results = [_decode_one(job) for job in jobs]
-    arrays, kept, failed = [], [], []
-    for index, (array, error) in enumerate(results):
+    arrays, kept, failed, no_cell = [], [], [], []
+    for index, (array, error, missing) in enumerate(results):
         if array is None:
             failed.append((paths[index], error))
         else:
             arrays.append(array)
             kept.append(index)
+            no_cell.append(missing)
     if failed:
         log.warning("could not decode %d files:\n%s", len(failed),
                     "\n".join(f"  {why}" for _, why in failed))
     stack = np.stack(arrays) if arrays else np.zeros((0, size, size, 3), np.uint8)
-    return stack, kept, failed
+    return stack, kept, failed, no_cell
 
 
 def _with_progress(iterable, total: int, enabled: bool, description: str, unit: str = "img"):

@@ -11,13 +11,14 @@ import numpy as np
 from scipy.special import softmax
 
 from hematovision.calibration import expected_calibration_error, reliability_bins
-from hematovision.classifier import Classifier
+from hematovision.classifier import CONFIDENT, REVIEW, UNFAMILIAR, Classifier
 from hematovision.dataset import scan_folder, test_split_files
 from hematovision.decoding import decode_images
-from hematovision.metrics import classification_report
+from hematovision.familiarity import sharpness
+from hematovision.metrics import balanced_accuracy, classification_report
 from hematovision.model_card import load_card, save_card
 
-__all__ = ["evaluate", "format_report"]
+__all__ = ["evaluate", "format_report", "format_table"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,27 @@ def _calibration(logits: np.ndarray, probabilities: np.ndarray, labels: np.ndarr
         "reliability_before": [asdict(b) for b in reliability_bins(raw, labels)],
         "reliability_after": [asdict(b) for b in reliability_bins(probabilities, labels)],
     }
+
+
+def _flags(labels: np.ndarray, probabilities: np.ndarray, statuses: list[str],
+           classes: list[str]) -> dict:
+    """How many cells were flagged, and how good the answers are on the rest."""
+    statuses = np.array(statuses)
+    correct = probabilities.argmax(axis=1) == labels
+    familiar = statuses != UNFAMILIAR
+    confident = statuses == CONFIDENT
+    result = {
+        "share_unfamiliar": float(np.mean(~familiar)) if len(labels) else 0.0,
+        "share_review": float(np.mean(statuses == REVIEW)) if len(labels) else 0.0,
+        "accuracy_familiar": float(np.mean(correct[familiar])) if familiar.any() else None,
+        "balanced_accuracy_familiar": (balanced_accuracy(
+            labels[familiar], probabilities[familiar].argmax(axis=1)) if familiar.any()
+            else None),
+        "accuracy_confident": float(np.mean(correct[confident])) if confident.any() else None,
+        # Of the cells the model got wrong, how many did it flag (Review or Unfamiliar)?
+        "wrong_flagged": (float(np.mean(~confident[~correct])) if (~correct).any() else None),
+    }
+    return result
 
 
 def evaluate(classifier: Classifier, data_dir: str | Path, whole_folder: bool = False,
@@ -58,10 +80,17 @@ def evaluate(classifier: Classifier, data_dir: str | Path, whole_folder: bool = 
         files = [(item.path, item.label) for item in dataset.items if item.label in classes]
     if not files:
         raise ValueError(f"{data_dir}: no images of the model's classes ({', '.join(classes)})")
-    images, kept, failed = decode_images([path for path, _ in files], classifier.input_size,
-                                         progress=progress)
+    images, kept, failed, no_cell = decode_images(
+        [path for path, _ in files], classifier.input_size, progress=progress,
+        framing=classifier.card.framing)
     labels = np.array([classes.index(files[i][1]) for i in kept])
-    logits, probabilities = classifier.forward(images.astype(np.float32))
+    batch = images.astype(np.float32)
+    logits, probabilities, features = classifier.analyse(batch)
+    distances = classifier.distances(features)
+    focus = sharpness(batch)
+    statuses = [p.status for p in classifier.predictions_from(
+        probabilities, None, distances, None, focus)]
+    statuses = [UNFAMILIAR if missing else status for status, missing in zip(statuses, no_cell)]
     report = {
         "model": classifier.name,
         "model_sha256": classifier.model_sha256,
@@ -73,6 +102,7 @@ def evaluate(classifier: Classifier, data_dir: str | Path, whole_folder: bool = 
         "metrics": classification_report(labels, probabilities, classes, bootstrap=bootstrap),
     }
     report["metrics"].update(_calibration(logits, probabilities, labels))
+    report["metrics"].update(_flags(labels, probabilities, statuses, classes))
     present = sorted(set(labels.tolist()))
     if len(present) < len(classes):
         restricted = softmax(logits[:, present] / classifier.card.temperature, axis=1)
@@ -86,7 +116,9 @@ def evaluate(classifier: Classifier, data_dir: str | Path, whole_folder: bool = 
     report["predictions"] = [
         {"path": _relative(files[i][0], data_dir), "label": files[i][1],
          "predicted": classes[int(np.argmax(probabilities[row]))],
-         "confidence": float(np.max(probabilities[row]))}
+         "confidence": float(np.max(probabilities[row])), "status": statuses[row],
+         "distance": None if distances is None else round(float(distances[row]), 4),
+         "sharpness": round(float(focus[row]), 3), "no_cell": no_cell[row]}
         for row, i in enumerate(kept)
     ]
     if save:
@@ -109,8 +141,10 @@ def _save(classifier: Classifier, report: dict, data_dir: Path) -> None:
     card = load_card(model_dir)
     summary_keys = ("n", "accuracy", "accuracy_ci95", "balanced_accuracy",
                     "balanced_accuracy_ci95", "macro_auc_ovr", "per_class",
-                    "ece_before_temperature", "ece_after_temperature")
-    summary = {k: report["metrics"][k] for k in summary_keys}
+                    "ece_before_temperature", "ece_after_temperature", "share_unfamiliar",
+                    "share_review", "accuracy_familiar", "balanced_accuracy_familiar",
+                    "accuracy_confident", "wrong_flagged")
+    summary = {k: report["metrics"][k] for k in summary_keys if k in report["metrics"]}
     if report["kind"] == "test split":
         (model_dir / "evaluation.json").write_text(json.dumps(report, indent=1) + "\n")
         card = replace(card, metrics=summary)
@@ -156,6 +190,36 @@ def format_report(report: dict) -> str:
     for name, row in zip(report["classes"], matrix):
         if sum(row):
             lines.append(f"{name:<14}" + "".join(f"{v:>7}" for v in row))
+    if "share_unfamiliar" in metrics:
+        familiar = metrics["accuracy_familiar"]
+        lines.append(
+            f"flagged Unfamiliar {_pct(metrics['share_unfamiliar'])}, Review "
+            f"{_pct(metrics['share_review'])}; accuracy on the cells not flagged Unfamiliar "
+            f"{_pct(familiar)}; of the wrong answers {_pct(metrics['wrong_flagged'])} were "
+            "flagged")
     if report["unreadable"]:
         lines.append(f"unreadable files left out: {len(report['unreadable'])}")
+    return "\n".join(lines)
+
+
+def _pct(value) -> str:
+    return "–" if value is None else f"{100 * value:.1f} %"
+
+
+def format_table(reports: list[dict]) -> str:
+    """One line per data set: the cross-laboratory comparison, strict and restricted."""
+    header = (f"{'data':<28}{'labels':<12}{'n':>6}{'accuracy':>10}{'balanced':>10}"
+              f"{'ECE':>8}{'Unfamiliar':>12}{'Review':>9}")
+    lines = [header, "-" * len(header)]
+    for report in reports:
+        name = Path(report["data"]).name + (" (test)" if report["kind"] == "test split" else "")
+        metrics = report["metrics"]
+        flags = (f"{_pct(metrics.get('share_unfamiliar')):>12}"
+                 f"{_pct(metrics.get('share_review')):>9}")
+        for labels, row in (("strict", metrics), ("restricted", report.get("restricted"))):
+            if row is None:
+                continue
+            lines.append(f"{name:<28}{labels:<12}{row['n']:>6}{row['accuracy']:>10.3f}"
+                         f"{row['balanced_accuracy']:>10.3f}"
+                         f"{row.get('ece_after_temperature', float('nan')):>8.3f}{flags}")
     return "\n".join(lines)

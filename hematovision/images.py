@@ -16,11 +16,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from hematovision.cell_finder import CellBox, crop_square, find_cell, whole_image_box
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "ImageError",
     "ImageLimits",
     "read_image",
+    "frame_image",
     "to_model_input",
     "load_model_input",
     "to_image_grid",
@@ -135,8 +138,26 @@ def read_image(
     return array
 
 
-def to_model_input(image: np.ndarray, size: int = 224) -> np.ndarray:
-    """Shape an RGB array for the model: pad to a square, then resize.
+def frame_image(image: np.ndarray, framing: str = "whole") -> CellBox:
+    """Where in ``image`` the model looks: the whole picture, or the square around its cell.
+
+    Args:
+        image: ``(height, width, 3)`` uint8 RGB.
+        framing: ``"whole"`` (pad to a square) or ``"cell"`` (find the white cell and frame
+            it at a fixed scale, see :mod:`hematovision.cell_finder`; when no cell is found
+            the whole picture is used and the box says so).
+    """
+    _check_rgb(image)
+    if framing == "whole":
+        return whole_image_box(image.shape)
+    if framing == "cell":
+        return find_cell(image)
+    raise ValueError(f"unknown framing {framing!r}; use 'whole' or 'cell'")
+
+
+def to_model_input(image: np.ndarray, size: int = 224, framing: str = "whole",
+                   box: CellBox | None = None) -> np.ndarray:
+    """Shape an RGB array for the model: frame it in a square, then resize.
 
     Padding (with the median colour of the image's border, i.e. the slide background)
     keeps the cell's proportions; stretching would turn round cells into ovals.
@@ -144,27 +165,24 @@ def to_model_input(image: np.ndarray, size: int = 224) -> np.ndarray:
     Args:
         image: ``(height, width, 3)`` uint8 RGB.
         size: the model's input side in pixels.
+        framing: see :func:`frame_image`; the model card says which one a model expects.
+        box: a frame already found for this image (saves finding it twice).
 
     Returns:
         ``(size, size, 3)`` float32 with values in 0–255.
     """
+    box = box or frame_image(image, framing)
+    square = crop_square(image, box)
+    if square.shape[0] != size:
+        square = np.asarray(Image.fromarray(square).resize((size, size), Image.BILINEAR))
+    return square.astype(np.float32)
+
+
+def _check_rgb(image: np.ndarray) -> None:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ImageError(
             f"expected a (height, width, 3) uint8 RGB array, got {image.shape} {image.dtype}"
         )
-    height, width, _ = image.shape
-    if height != width:
-        side = max(height, width)
-        border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
-        background = np.median(border, axis=0).astype(np.uint8)
-        square = np.empty((side, side, 3), dtype=np.uint8)
-        square[:] = background
-        top, left = (side - height) // 2, (side - width) // 2
-        square[top : top + height, left : left + width] = image
-        image = square
-    if image.shape[0] != size:
-        image = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
-    return image.astype(np.float32)
 
 
 def load_model_input(
@@ -172,25 +190,38 @@ def load_model_input(
     size: int = 224,
     name: str | None = None,
     limits: ImageLimits = ImageLimits(),
+    framing: str = "whole",
 ) -> np.ndarray:
     """``read_image`` then ``to_model_input``: a path or bytes to a ``(size, size, 3)`` array."""
-    return to_model_input(read_image(source, name=name, limits=limits), size=size)
+    return to_model_input(read_image(source, name=name, limits=limits), size=size,
+                          framing=framing)
 
 
-def to_image_grid(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def to_image_grid(values: np.ndarray, shape: tuple[int, int],
+                  box: CellBox | None = None) -> np.ndarray:
     """Undo ``to_model_input``'s geometry for a map: model grid → the image's own pixels.
 
     Args:
         values: ``(size, size)`` float map on the model's input grid.
         shape: ``(height, width)`` of the original image.
+        box: the frame the model saw (default: the whole picture, padded to a square).
 
     Returns:
-        ``(height, width)`` float32, bilinearly resampled, with the padding cut away.
+        ``(height, width)`` float32, bilinearly resampled; outside the frame it is 0 (the
+        model did not see those pixels).
     """
     height, width = shape
-    side = max(height, width)
+    box = box or whole_image_box((height, width))
+    side = max(1, int(round(box.side)))
+    top, left = int(round(box.top)), int(round(box.left))
     grid = Image.fromarray(np.asarray(values, dtype=np.float32))
     if grid.size != (side, side):
         grid = grid.resize((side, side), Image.BILINEAR)
-    top, left = (side - height) // 2, (side - width) // 2
-    return np.asarray(grid, dtype=np.float32)[top : top + height, left : left + width].copy()
+    square = np.asarray(grid, dtype=np.float32)
+    result = np.zeros((height, width), dtype=np.float32)
+    src_top, src_left = max(top, 0), max(left, 0)
+    src_bottom, src_right = min(top + side, height), min(left + side, width)
+    if src_bottom > src_top and src_right > src_left:
+        result[src_top:src_bottom, src_left:src_right] = square[
+            src_top - top : src_bottom - top, src_left - left : src_right - left]
+    return result

@@ -60,11 +60,15 @@ class ModelCard:
     model_sha256: str = ""
     runtime_file: str = ""
     runtime_sha256: str = ""
+    framing: str = "whole"  # "cell": inputs are framed around their white cell first
+    familiarity_file: str = ""
+    familiarity_sha256: str = ""
     head: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     external: list = field(default_factory=list)
+    foreign: dict = field(default_factory=dict)
     intended_use: str = INTENDED_USE
     out_of_scope: str = OUT_OF_SCOPE
     limitations: tuple[str, ...] = DEFAULT_LIMITATIONS
@@ -76,6 +80,8 @@ class ModelCard:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         if not 0.0 <= self.review_threshold <= 1.0:
             raise ValueError(f"review_threshold must lie in [0, 1], got {self.review_threshold}")
+        if self.framing not in ("whole", "cell"):
+            raise ValueError(f"framing must be 'whole' or 'cell', got {self.framing!r}")
 
 
 def load_card(model_dir: str | Path) -> ModelCard:

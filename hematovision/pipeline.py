@@ -15,27 +15,64 @@ class Augmentation:
     """Random changes a cell image may undergo without changing its class.
 
     A cell under the microscope has no up or down, so all eight flips and quarter turns
-    are equally real; zoom, shift and colour ranges are kept small, as between slides of
-    one lab. Simulating other labs' stains is a separate, stronger augmentation.
+    are equally real. The rest imitates what differs between laboratories: stain strength
+    and hue (jittered in haematoxylin–eosin–DAB space, Tellez et al. 2019), gamma of the
+    camera, focus (blur and over-sharpening), JPEG compression and framing (scale, shift).
+    Setting a family's strength to 0 turns it off.
     """
 
-    max_zoom: float = 0.15
+    min_zoom: float = 0.85
+    max_zoom: float = 1.2
     max_shift: float = 0.05
     brightness: float = 0.08
     contrast: float = 0.15
     saturation: float = 0.15
     hue: float = 0.03
+    stain: float = 0.05  # HED: each stain scaled by 1 ± stain and shifted by ± stain
+    gamma: float = 0.2  # gamma drawn from [1 - gamma, 1 + gamma]
+    focus: float = 0.7  # mix of a blurred copy: -focus (sharpen) … +focus (blur)
+    min_jpeg_quality: int = 50  # 100 turns JPEG artefacts off
+
+
+# Ruifrok & Johnston's stain vectors, as in skimage.color.rgb_from_hed.
+_RGB_FROM_HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
+_RGB_FROM_HED = _RGB_FROM_HED / np.linalg.norm(_RGB_FROM_HED, axis=1, keepdims=True)
+_RGB_FROM_HED[2] = np.cross(_RGB_FROM_HED[0], _RGB_FROM_HED[1])
+_HED_FROM_RGB = np.linalg.inv(_RGB_FROM_HED)
+
+
+def _jitter_stain(image: tf.Tensor, seed: tf.Tensor, strength: float) -> tf.Tensor:
+    """Scale and shift each stain's optical density (image in 0–1)."""
+    seeds = tf.random.experimental.stateless_split(seed, num=2)
+    density = -tf.math.log(tf.clip_by_value(image, 1e-3, 1.0))
+    stains = tf.tensordot(density, tf.constant(_HED_FROM_RGB, tf.float32), 1)
+    scale = tf.random.stateless_uniform([3], seeds[0], 1 - strength, 1 + strength)
+    shift = tf.random.stateless_uniform([3], seeds[1], -strength, strength)
+    density = tf.tensordot(stains * scale + shift, tf.constant(_RGB_FROM_HED, tf.float32), 1)
+    return tf.exp(-tf.maximum(density, 0.0))
+
+
+def _change_focus(image: tf.Tensor, seed: tf.Tensor, strength: float) -> tf.Tensor:
+    """Blend with a blurred copy: positive amounts blur, negative ones sharpen (unsharp mask)."""
+    amount = tf.random.stateless_uniform([], seed, -strength, strength)
+    taps = tf.constant([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+    # Separable binomial blur: two 1-D passes cost a fifth of one 5×5 pass.
+    rows = tf.tile(tf.reshape(taps, [5, 1, 1, 1]), [1, 1, 3, 1])
+    cols = tf.tile(tf.reshape(taps, [1, 5, 1, 1]), [1, 1, 3, 1])
+    blurred = tf.nn.depthwise_conv2d(image[None], rows, [1, 1, 1, 1], "SAME")
+    blurred = tf.nn.depthwise_conv2d(blurred, cols, [1, 1, 1, 1], "SAME")[0]
+    return image + amount * (blurred - image)
 
 
 def augment(image: tf.Tensor, seed: tf.Tensor, settings: Augmentation = Augmentation()
             ) -> tf.Tensor:
     """Augment one ``(h, w, 3)`` float32 image (0–255) with a stateless ``seed`` of shape (2,)."""
-    seeds = tf.random.experimental.stateless_split(seed, num=9)
+    seeds = tf.random.experimental.stateless_split(seed, num=13)
     size = tf.shape(image)[0:2]
     image = tf.image.stateless_random_flip_left_right(image, seeds[0])
     turns = tf.random.stateless_uniform([], seeds[1], 0, 4, dtype=tf.int32)
     image = tf.image.rot90(image, turns)
-    zoom = tf.random.stateless_uniform([], seeds[2], 1.0, 1.0 + settings.max_zoom)
+    zoom = tf.random.stateless_uniform([], seeds[2], settings.min_zoom, settings.max_zoom)
     shift = tf.random.stateless_uniform([2], seeds[3], -settings.max_shift, settings.max_shift)
     half = 0.5 / zoom
     centre = 0.5 + shift
@@ -45,13 +82,26 @@ def augment(image: tf.Tensor, seed: tf.Tensor, settings: Augmentation = Augmenta
     shifted = tf.image.crop_and_resize(image[None] - background, box[None], [0], size)[0]
     image = shifted + background
     image = image / 255.0
+    if settings.stain > 0:
+        image = _jitter_stain(image, seeds[9], settings.stain)
+    if settings.gamma > 0:
+        gamma = tf.random.stateless_uniform([], seeds[10], 1 - settings.gamma,
+                                            1 + settings.gamma)
+        image = tf.clip_by_value(image, 0.0, 1.0) ** gamma
+    if settings.focus > 0:
+        image = _change_focus(image, seeds[11], settings.focus)
     image = tf.image.stateless_random_brightness(image, settings.brightness, seeds[4])
     image = tf.image.stateless_random_contrast(
         image, 1 - settings.contrast, 1 + settings.contrast, seeds[5])
     image = tf.image.stateless_random_saturation(
         image, 1 - settings.saturation, 1 + settings.saturation, seeds[6])
     image = tf.image.stateless_random_hue(image, settings.hue, seeds[7])
-    return tf.clip_by_value(image * 255.0, 0.0, 255.0)
+    image = tf.clip_by_value(image, 0.0, 1.0)
+    if settings.min_jpeg_quality < 100:
+        image = tf.image.stateless_random_jpeg_quality(
+            image, settings.min_jpeg_quality, 100, seeds[12])
+        image = tf.reshape(image, tf.concat([size, [3]], 0))
+    return image * 255.0
 
 
 def training_dataset(

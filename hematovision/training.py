@@ -31,9 +31,11 @@ from hematovision.dataset import (
     _rank,
     scan_folder,
     split_dataset,
+    split_files,
     split_fingerprint,
 )
 from hematovision.decoding import decode_images, run_in_batches
+from hematovision.familiarity import FAMILIARITY_FILE, fit_familiarity, sharpness
 from hematovision.metrics import balanced_accuracy
 from hematovision.model_card import MODEL_FILE, ModelCard, load_card, save_card
 from hematovision.network import (
@@ -44,11 +46,11 @@ from hematovision.network import (
     set_fine_tuning,
     with_temperature,
 )
-from hematovision.pipeline import training_dataset
+from hematovision.pipeline import Augmentation, training_dataset
 from hematovision.runtime import RUNTIME_FILE, export_litert
 from hematovision.torch_state_dict import sha256_of_file
 
-__all__ = ["TrainingConfig", "train", "add_fast_runtime", "HISTORY_FILE"]
+__all__ = ["TrainingConfig", "train", "add_fast_runtime", "add_familiarity", "HISTORY_FILE"]
 
 log = logging.getLogger(__name__)
 HISTORY_FILE = "history.csv"
@@ -78,6 +80,8 @@ class TrainingConfig:
     classes: tuple[str, ...] | None = None
     review_threshold: float = 0.7
     init_from: str | None = None  # continue fine-tuning a trained model folder
+    framing: str = "cell"  # see hematovision.images.frame_image
+    augmentation: Augmentation = field(default_factory=Augmentation)
 
 
 class _EpochLog(keras.callbacks.Callback):
@@ -174,8 +178,8 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainingConfig = Tr
     arrays, labels, counts = {}, {}, {}
     for split in ("train", "val"):
         items = [item for item in used if assignment[item.sha256] == split]
-        images, kept, _ = decode_images([it.path for it in items], config.input_size,
-                                        progress=progress)
+        images, kept, _, _ = decode_images([it.path for it in items], config.input_size,
+                                           progress=progress, framing=config.framing)
         arrays[split] = images
         labels[split] = np.array([index[items[i].label] for i in kept], dtype=np.int64)
         counts[split] = {c: int(np.sum(labels[split] == index[c])) for c in classes}
@@ -224,6 +228,7 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainingConfig = Tr
         preprocessing=backbone.preprocessing,
         weight_source=backbone.weight_source if config.pretrained else "none (random init)",
         gradcam_layer=backbone.gradcam_layer,
+        framing=config.framing,
         temperature=temperature,
         review_threshold=config.review_threshold,
         model_sha256=sha256_of_file(model_path),
@@ -248,7 +253,8 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainingConfig = Tr
               "skipped_files": len(dataset.skipped)},
     )
     save_card(out_dir, card)
-    return add_fast_runtime(out_dir)
+    add_fast_runtime(out_dir)
+    return _save_familiarity(out_dir, arrays, labels["train"], progress)
 
 
 def add_fast_runtime(model_dir: str | Path) -> ModelCard:
@@ -258,10 +264,52 @@ def add_fast_runtime(model_dir: str | Path) -> ModelCard:
     model = keras.saving.load_model(model_dir / card.model_file, compile=False, safe_mode=True)
     if sha256_of_file(model_dir / card.model_file) != card.model_sha256:
         raise ValueError(f"{model_dir / card.model_file} does not match its card's sha256")
-    logits = keras.Model(model.inputs, model.get_layer(LOGITS_LAYER).output)
-    path = export_litert(logits, model_dir / RUNTIME_FILE)
+    # One output, logits then pooled features: a second output's order is not stable
+    # through conversion, a concatenation is.
+    both = keras.layers.Concatenate(name="logits_and_features")(
+        [model.get_layer(LOGITS_LAYER).output, model.get_layer(FEATURES_LAYER).output])
+    path = export_litert(keras.Model(model.inputs, both), model_dir / RUNTIME_FILE)
     card = replace(card, runtime_file=path.name, runtime_sha256=sha256_of_file(path))
     save_card(model_dir, card)
+    return card
+
+
+def add_familiarity(model_dir: str | Path, data_dir: str | Path, progress: bool = True
+                    ) -> ModelCard:
+    """Fit the familiarity statistics of a trained model on its own training and validation
+    splits (read from ``split.json`` under ``data_dir``) and record them in its card."""
+    model_dir = Path(model_dir)
+    card = load_card(model_dir)
+    arrays, labels = {}, {}
+    for which in ("train", "val"):
+        files = split_files(model_dir, data_dir, which)
+        if not files:
+            raise ValueError(f"{data_dir}: none of {model_dir}'s {which} files are there")
+        images, kept, _, _ = decode_images([path for path, _ in files], card.input_size,
+                                           progress=progress, framing=card.framing)
+        arrays[which] = images
+        labels[which] = np.array([card.classes.index(files[i][1]) for i in kept])
+    return _save_familiarity(model_dir, arrays, labels["train"], progress)
+
+
+def _save_familiarity(model_dir: Path, arrays, train_labels, progress) -> ModelCard:
+    from hematovision.classifier import Classifier
+
+    classifier = Classifier(model_dir)
+    features = {}
+    for which in ("train", "val"):
+        features[which] = run_in_batches(lambda batch: classifier.analyse(batch)[2],
+                                         arrays[which], progress=progress,
+                                         description=f"features ({which})")
+    familiarity = fit_familiarity(features["train"], train_labels, features["val"],
+                                  train_sharpness=sharpness(arrays["train"]))
+    path = familiarity.save(model_dir / FAMILIARITY_FILE)
+    card = replace(load_card(model_dir), familiarity_file=path.name,
+                   familiarity_sha256=sha256_of_file(path))
+    save_card(model_dir, card)
+    print(f"familiarity: distance above {familiarity.threshold:.3f} is Unfamiliar "
+          f"({100 * (1 - familiarity.quantile):.0f} % of validation cells), and so is "
+          f"sharpness below {familiarity.min_sharpness:.2f}")
     return card
 
 
@@ -320,7 +368,7 @@ def _fine_tune(model, arrays, labels, weights, config, history_path, out_dir, fi
                   metrics=["accuracy"])
     model.fit(
         training_dataset(arrays["train"], labels["train"], classes, config.batch_size,
-                         config.seed),
+                         config.seed, config.augmentation),
         epochs=config.fine_tune_epochs, class_weight=weights,
         verbose=1 if sys.stdout.isatty() else 2,
         callbacks=[

@@ -104,16 +104,17 @@ def explain(method: str, image: np.ndarray, classifier: Classifier,
                          f"it takes {sorted(explainer.defaults)}")
     chosen = {**explainer.defaults, **settings}
     started = time.perf_counter()
-    model_input = classifier.prepare(image)
+    box = classifier.frame(image)
+    model_input = classifier.prepare(image, box)
     if class_index is None:
         class_index = int(np.argmax(classifier.predict_proba(model_input[None])[0]))
     if not 0 <= class_index < len(classifier.classes):
         raise ValueError(f"class index {class_index} is outside 0..{len(classifier.classes) - 1}")
     heatmap, signed = explainer.compute(model_input, classifier, class_index, progress, **chosen)
     shape = image.shape[:2]
-    heatmap = np.clip(to_image_grid(heatmap, shape), 0.0, 1.0)
+    heatmap = np.clip(to_image_grid(heatmap, shape, box), 0.0, 1.0)
     if signed is not None:
-        signed = np.clip(to_image_grid(signed, shape), -1.0, 1.0)
+        signed = np.clip(to_image_grid(signed, shape, box), -1.0, 1.0)
     return Explanation(method, classifier.classes[class_index], class_index,
                        heatmap.astype(np.float32), signed, time.perf_counter() - started, chosen)
 

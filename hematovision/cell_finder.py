@@ -1,0 +1,161 @@
+"""Find the white cell in a picture and frame it at a fixed scale.
+
+Laboratories crop their cells differently: in PBC the white cell is about a third of the
+frame wide, in other labs' exports it fills the frame. A network trained on one framing
+misreads the other (size and texture cues change with scale). Framing every image around
+its cell, with the cell at about the same fraction of the frame, removes that difference
+before the network sees the image.
+
+The cell is found by its nucleus: the largest, most central region of strong haematoxylin
+(the purple of May-Grünwald Giemsa and Wright stains), measured in the
+haematoxylin–eosin–DAB colour space of Ruifrok & Johnston (``skimage.color.rgb2hed``).
+Red cells, plasma and slide background carry little haematoxylin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+from skimage.color import rgb2hed
+from skimage.filters import threshold_otsu
+from skimage.morphology import disk
+
+__all__ = ["CellBox", "find_cell", "whole_image_box", "crop_square", "NUCLEUS_TO_FRAME"]
+
+# The square frame is this many times the nucleus' longest side. In the 100 masked cells
+# of zheng2018_d2 the whole cell is 1.1–1.8× (median 1.4×) its nucleus, so 2.5× holds the
+# cell with a margin and puts it at about 55 % of the frame.
+NUCLEUS_TO_FRAME = 2.5
+# Never zoom in further than half of the image's shorter side: a tiny nucleus (a platelet,
+# an erythroblast) still keeps its neighbours as a size reference.
+MIN_FRAME_FRACTION = 0.5
+# The working copy is shrunk to about this many pixels on its long side; the nucleus is
+# large enough at that size, and the search stays under ~20 ms.
+_WORKING_SIDE = 256
+# A nucleus smaller than this share of the picture is noise or debris, larger is no cell.
+_MIN_AREA, _MAX_AREA = 0.002, 0.6
+# Otsu splits any picture in two; only a split with real haematoxylin contrast is a stain.
+_MIN_CONTRAST = 0.01
+# Colour thresholds in 0–255 steps. Nuclei in PBC and zheng2018_d2 have blue − green of
+# 43–150 and red − green of 21–100 (means over the nucleus), grey pictures 0.
+_MIN_CHROMA = 20
+_MIN_BLUE_OVER_GREEN = 25
+
+
+@dataclass(frozen=True)
+class CellBox:
+    """A square frame in the picture's pixel coordinates (it may reach past the edges).
+
+    Attributes:
+        top, left, side: the square, in pixels of the original picture.
+        found: whether a stained nucleus was found; if not, the box is the whole picture.
+        reason: in words, what was found or why not.
+        nucleus: ``(top, left, bottom, right)`` of the nucleus, or ``None``.
+    """
+
+    top: float
+    left: float
+    side: float
+    found: bool
+    reason: str
+    nucleus: tuple[float, float, float, float] | None = None
+
+
+def whole_image_box(shape: tuple[int, ...], reason: str = "whole picture") -> CellBox:
+    """The square that holds the whole picture, centred (the shorter side is padded)."""
+    height, width = shape[:2]
+    side = max(height, width)
+    return CellBox(-((side - height) // 2), -((side - width) // 2), side, False, reason)
+
+
+def find_cell(image: np.ndarray) -> CellBox:
+    """Find the white cell in an RGB uint8 picture and return the square that frames it.
+
+    When no stained nucleus is found (a photo, a blank or unstained picture, a field of
+    red cells only), the box is the whole picture and ``found`` is ``False``; callers
+    must say so rather than pretend a cell was framed.
+    """
+    height, width = image.shape[:2]
+    scale = min(1.0, _WORKING_SIDE / max(height, width))
+    small = image
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+    nucleus = _nucleus_mask(small)
+    if isinstance(nucleus, str):
+        return whole_image_box(image.shape, nucleus)
+    rows, cols = np.nonzero(nucleus)
+    top, bottom = rows.min() / scale, (rows.max() + 1) / scale
+    left, right = cols.min() / scale, (cols.max() + 1) / scale
+    side = max(bottom - top, right - left) * NUCLEUS_TO_FRAME
+    side = max(side, MIN_FRAME_FRACTION * min(height, width))
+    centre_y, centre_x = (top + bottom) / 2, (left + right) / 2
+    return CellBox(centre_y - side / 2, centre_x - side / 2, side, True,
+                   "stained nucleus found", (top, left, bottom, right))
+
+
+def _nucleus_mask(small: np.ndarray) -> np.ndarray | str:
+    """The nucleus as a boolean mask of ``small``, or a sentence saying why there is none."""
+    rgb = small.astype(np.int16)
+    # Grey and black pixels (borders, rotation fill, grey pictures) have no stain colour;
+    # leaving them out keeps them from setting the threshold.
+    coloured = rgb.max(axis=2) - rgb.min(axis=2) >= _MIN_CHROMA
+    if coloured.mean() < _MIN_AREA:
+        return "no cell found: the picture has no stain colours"
+    haematoxylin = rgb2hed(small)[..., 0]
+    candidates = haematoxylin[coloured]
+    if float(np.ptp(candidates)) == 0.0:
+        return "no cell found: the picture has no stain contrast"
+    threshold = threshold_otsu(candidates)
+    mask = coloured & (haematoxylin > threshold)
+    contrast = float(haematoxylin[mask].mean() - haematoxylin[~mask].mean()) if (
+        mask.any() and (~mask).any()) else 0.0
+    if contrast < _MIN_CONTRAST:
+        return "no cell found: no purple-stained nucleus stands out"
+    radius = max(1, round(min(small.shape[:2]) * 0.015))
+    mask = ndimage.binary_opening(mask, structure=disk(radius))
+    # Closing joins the lobes of a segmented nucleus into one region.
+    mask = ndimage.binary_closing(mask, structure=disk(3 * radius))
+    labels, count = ndimage.label(mask)
+    if count == 0:
+        return "no cell found: no stained region larger than debris"
+    index = np.arange(1, count + 1)
+    areas = ndimage.sum(mask, labels, index) / mask.size
+    centres = np.array(ndimage.center_of_mass(mask, labels, index))
+    middle = (np.array(small.shape[:2]) - 1) / 2
+    spread = 0.3 * min(small.shape[:2])
+    distance = np.sum((centres - middle) ** 2, axis=1) / spread**2
+    # Big and central wins: analysers centre the cell they were asked to show.
+    score = np.where((areas >= _MIN_AREA) & (areas <= _MAX_AREA),
+                     areas * np.exp(-distance / 2), 0.0)
+    if not np.any(score > 0):
+        return "no cell found: stained regions are too small or too large for a nucleus"
+    nucleus = labels == index[int(np.argmax(score))]
+    red, green, blue = rgb[nucleus].mean(axis=0)
+    # Romanowsky-stained nuclei are purple to blue: blue well above green, red not below
+    # it. Brown (DAB), green, orange and grey objects are not nuclei.
+    if blue - green < _MIN_BLUE_OVER_GREEN or red < green:
+        return "no cell found: the darkest region is not the purple of a stained nucleus"
+    return nucleus
+
+
+def crop_square(image: np.ndarray, box: CellBox) -> np.ndarray:
+    """Cut ``box`` out of ``image``; where it reaches past the edge, fill with the slide
+    background (the median colour of the picture's border), never black."""
+    height, width = image.shape[:2]
+    top, left = int(round(box.top)), int(round(box.left))
+    side = max(1, int(round(box.side)))
+    if top >= 0 and left >= 0 and top + side <= height and left + side <= width:
+        return image[top : top + side, left : left + side]
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    square = np.empty((side, side, 3), dtype=np.uint8)
+    square[:] = np.median(border, axis=0).astype(np.uint8)
+    src_top, src_left = max(top, 0), max(left, 0)
+    src_bottom, src_right = min(top + side, height), min(left + side, width)
+    if src_bottom > src_top and src_right > src_left:
+        square[src_top - top : src_bottom - top, src_left - left : src_right - left] = (
+            image[src_top:src_bottom, src_left:src_right])
+    return square

@@ -1,0 +1,94 @@
+"""The cell finder on real images: PBC, the external lab's masked cells, and non-cells."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hematovision.cell_finder import crop_square, find_cell, whole_image_box
+from hematovision.foreign import foreign_images
+from hematovision.images import frame_image, read_image, to_image_grid, to_model_input
+from tests.conftest import PBC, ZHENG
+
+
+def _masked_cells():
+    with open(ZHENG / "labels.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [(ZHENG / row["image"], ZHENG / row["mask"]) for row in rows]
+
+
+def test_box_holds_the_masked_cell_in_at_least_95_percent_of_the_external_images():
+    contained = 0
+    cells = _masked_cells()
+    assert len(cells) == 100
+    for image_path, mask_path in cells:
+        box = find_cell(read_image(image_path))
+        rows, cols = np.nonzero(np.asarray(Image.open(mask_path)) > 0)
+        contained += (box.found and rows.min() >= box.top - 1 and cols.min() >= box.left - 1
+                      and rows.max() <= box.top + box.side + 1
+                      and cols.max() <= box.left + box.side + 1)
+    assert contained >= 95
+
+
+def test_finds_a_cell_in_nearly_every_pbc_image_and_centres_it():
+    paths = sorted(PBC.glob("*/*.jpg"))[::60]
+    found = 0
+    for path in paths:
+        image = read_image(path)
+        box = find_cell(image)
+        found += box.found
+        if box.found:
+            centre = np.array([box.top + box.side / 2, box.left + box.side / 2])
+            # PBC cells are centred by the analyser: the frame's centre is near the image's.
+            assert np.all(np.abs(centre - np.array(image.shape[:2]) / 2) < 0.3 * 360), path
+            assert 0.5 * min(image.shape[:2]) <= box.side
+    assert found >= 0.98 * len(paths)
+
+
+def test_says_no_cell_for_blank_noise_text_and_grey_pictures():
+    for item in foreign_images([], cells=0):
+        if item.kind in ("blank", "noise", "text"):
+            box = find_cell(item.image)
+            assert not box.found, item.name
+            assert box.reason.startswith("no cell found"), item.name
+            assert (box.top, box.left, box.side) == (
+                whole_image_box(item.image.shape).top, whole_image_box(item.image.shape).left,
+                whole_image_box(item.image.shape).side)
+
+
+def test_crop_pads_with_the_slide_background_beyond_the_edges():
+    image = np.zeros((100, 80, 3), np.uint8)
+    image[:] = (230, 200, 190)
+    image[40:60, 30:50] = (90, 30, 140)
+    box = find_cell(image)
+    assert box.found
+    crop = crop_square(image, box)
+    assert crop.shape[0] == crop.shape[1] == round(box.side)
+    # The frame is 2.5 nucleus widths but at least half the shorter side.
+    assert box.side == pytest.approx(max(20 * 2.5, 40), abs=4)
+    outside = crop_square(image, box.__class__(-30, -30, 160, True, ""))
+    assert tuple(outside[0, 0]) == (230, 200, 190)
+
+
+def test_maps_return_to_the_framed_square_of_the_original_picture():
+    image = read_image(sorted((PBC / "neutrophil").glob("*.jpg"))[0])
+    box = frame_image(image, "cell")
+    values = np.ones((224, 224), np.float32)
+    grid = to_image_grid(values, image.shape[:2], box)
+    assert grid.shape == image.shape[:2]
+    inside = grid[int(box.top) + 2 : int(box.top + box.side) - 2,
+                  int(box.left) + 2 : int(box.left + box.side) - 2]
+    assert inside.size and inside.min() == pytest.approx(1.0)
+    if box.top > 2:
+        assert grid[0].max() == 0.0  # the model never saw the rows above its frame
+
+
+def test_whole_framing_is_the_padded_picture_as_before():
+    image = np.random.default_rng(0).integers(0, 256, (90, 60, 3), dtype=np.uint8)
+    framed = to_model_input(image, 90, framing="whole")
+    assert np.array_equal(framed[:, 15:75], image.astype(np.float32))
+    with pytest.raises(ValueError, match="unknown framing"):
+        frame_image(image, "zoom")
