@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import replace
 
 import numpy as np
 import streamlit as st
 
+from hematovision.cell_finder import crop_square
 from hematovision.classifier import Classifier, Prediction
 from hematovision.explainers import Explanation, explain
 
@@ -17,15 +19,31 @@ def model_key(classifier: Classifier) -> str:
 
 
 @st.cache_data(max_entries=2048, show_spinner=False)
-def _probabilities(model: str, image_sha: str, _classifier: Classifier, _image: np.ndarray
-                   ) -> np.ndarray:
-    return _classifier.predict_proba(_classifier.prepare(_image)[None])[0]
+def _prediction(model: str, image_sha: str, _classifier: Classifier, _image: np.ndarray
+                ) -> Prediction:
+    return _classifier.predict([_image])[0]
 
 
 def predict(classifier: Classifier, image_sha: str, image: np.ndarray, threshold: float
             ) -> Prediction:
-    probabilities = _probabilities(model_key(classifier), image_sha, classifier, image)
-    return classifier.predictions_from(probabilities[None], threshold)[0]
+    """The model's answer for one image, cached by content; the Review threshold is the
+    user's and is applied afresh."""
+    prediction = _prediction(model_key(classifier), image_sha, classifier, image)
+    return replace(prediction, review_threshold=threshold)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _model_view(model: str, image_sha: str, _classifier: Classifier, _image: np.ndarray
+                ) -> tuple[np.ndarray, str]:
+    box = _classifier.frame(_image)
+    return crop_square(_image, box), box.reason
+
+
+def model_view(classifier: Classifier, image_sha: str, image: np.ndarray
+               ) -> tuple[np.ndarray, str]:
+    """The square the model classified (for cell-framing models, the crop around the
+    cell) and, in words, how it was found."""
+    return _model_view(model_key(classifier), image_sha, classifier, image)
 
 
 class _ExplanationStore:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from hematovision.archive import ArchiveError, read_zip
-from hematovision.classifier import REVIEW, Classifier, Prediction
+from hematovision.classifier import REVIEW, UNFAMILIAR, Classifier, Prediction
 from hematovision.images import IMAGE_SUFFIXES, ImageError, ImageLimits, read_image
 
 __all__ = ["CellResult", "Differential", "sources_from_paths", "sources_from_upload",
@@ -32,7 +32,8 @@ class CellResult:
 
 @dataclass(frozen=True)
 class Differential:
-    """The white-cell differential: counts and shares per class, Review cells left out."""
+    """The white-cell differential: counts and shares per class; Review and Unfamiliar
+    cells are left out of the counts and reported on their own."""
 
     classes: tuple[str, ...]
     counts: dict[str, int]
@@ -40,6 +41,7 @@ class Differential:
     review: int
     unreadable: int
     total: int
+    unfamiliar: int = 0
 
     @property
     def counted(self) -> int:
@@ -93,7 +95,7 @@ def classify_sources(classifier: Classifier, sources: list[tuple[str, bytes | No
     for start in range(0, len(sources), batch_size):
         chunk = sources[start : start + batch_size]
         rows: list[CellResult | None] = []
-        inputs, pending = [], []
+        inputs, boxes, pending = [], [], []
         for name, data, error in chunk:
             digest = hashlib.sha256(data).hexdigest() if data is not None else ""
             if data is None:
@@ -104,12 +106,13 @@ def classify_sources(classifier: Classifier, sources: list[tuple[str, bytes | No
             except ImageError as failure:
                 rows.append(CellResult(name, digest, error=str(failure)))
                 continue
-            inputs.append(classifier.prepare(image))
+            box = classifier.frame(image)
+            inputs.append(classifier.prepare(image, box))
+            boxes.append(box)
             pending.append((len(rows), name, digest, _thumbnail(image)))
             rows.append(None)
         if inputs:
-            predictions = classifier.predictions_from(
-                classifier.predict_proba(np.stack(inputs)), threshold)
+            predictions = classifier.predict_inputs(np.stack(inputs), boxes, threshold)
             for (row, name, digest, thumb), prediction in zip(pending, predictions):
                 rows[row] = CellResult(name, digest, prediction, thumb)
         results += rows
@@ -120,35 +123,42 @@ def classify_sources(classifier: Classifier, sources: list[tuple[str, bytes | No
 
 def differential(results: list[CellResult], classes: tuple[str, ...]) -> Differential:
     counts = {name: 0 for name in classes}
-    review = unreadable = 0
+    review = unreadable = unfamiliar = 0
     for result in results:
         if result.prediction is None:
             unreadable += 1
+        elif result.prediction.status == UNFAMILIAR:
+            unfamiliar += 1
         elif result.prediction.status == REVIEW:
             review += 1
         else:
             counts[result.prediction.label] += 1
     counted = sum(counts.values())
     shares = {name: (count / counted if counted else 0.0) for name, count in counts.items()}
-    return Differential(tuple(classes), counts, shares, review, unreadable, len(results))
+    return Differential(tuple(classes), counts, shares, review, unreadable, len(results),
+                        unfamiliar)
 
 
 def results_csv(results: list[CellResult], classes: tuple[str, ...]) -> str:
     """The table as CSV text: one row per input, errors included.
 
     Columns: path, label, confidence, status, one probability per class (named by the
-    class), sha256 of the file, error.
+    class), familiarity distance, why the image is Unfamiliar, sha256 of the file, error.
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["path", "label", "confidence", "status", *classes, "sha256", "error"])
+    writer.writerow(["path", "label", "confidence", "status", *classes, "distance",
+                     "unfamiliar_reason", "sha256", "error"])
     for r in results:
         p = r.prediction
         if p is None:
-            writer.writerow([r.name, "", "", "", *[""] * len(classes), r.sha256, r.error])
+            writer.writerow([r.name, "", "", "", *[""] * len(classes), "", "", r.sha256,
+                             r.error])
         else:
+            distance = "" if p.distance is None else f"{p.distance:.4f}"
             writer.writerow([r.name, p.label, f"{p.confidence:.6f}", p.status,
-                             *[f"{v:.6f}" for v in p.probabilities], r.sha256, ""])
+                             *[f"{v:.6f}" for v in p.probabilities], distance,
+                             p.unfamiliar_reason, r.sha256, ""])
     return buffer.getvalue()
 
 

@@ -122,6 +122,52 @@ def _foreign(args) -> int:
     return 0
 
 
+def _adapt(args) -> int:
+    from hematovision.adaptation import adapt, adaptation_study
+
+    if args.study:
+        import json
+        from dataclasses import replace
+
+        from hematovision.classifier import Classifier
+        from hematovision.model_card import load_card, save_card
+
+        study = adaptation_study(Classifier(args.model), args.data,
+                                 tuple(args.per_class_study), args.splits)
+        print(f"{'cells/class':>11}  {'before: balanced':>17}  {'after: balanced':>16}  "
+              f"{'after: accuracy':>16}  {'ECE after':>9}")
+        for row in study["rows"]:
+            print(f"{row['per_class']:>11}  {row['before_balanced_accuracy']:>17.3f}  "
+                  f"{row['after_balanced_accuracy']:>10.3f} ± {row['after_balanced_accuracy_sd']:.3f}"
+                  f"  {row['after_accuracy']:>16.3f}  {row['after_ece']:>9.3f}")
+        name = Path(args.data).name
+        (Path(args.model) / f"adaptation_{name}.json").write_text(
+            json.dumps(study, indent=1) + "\n")
+        card = load_card(args.model)
+        rows = [{k: v for k, v in row.items() if k != "runs"} for row in study["rows"]]
+        save_card(args.model, replace(card, adaptation={"data": name, "n": study["n"],
+                                                        "counts": study["counts"],
+                                                        "rows": rows}))
+        return 0
+    if not args.out:
+        print("error: --out is required (or use --study)", file=sys.stderr)
+        return 2
+
+    def show(fraction: float, message: str) -> None:
+        if not args.quiet:
+            print(f"[{100 * fraction:3.0f} %] {message}", flush=True)
+
+    result = adapt(args.model, args.data, args.out, per_class=args.per_class, seed=args.seed,
+                   progress=show)
+    print(f"adapted on {sum(result.used.values())} cells, scored on "
+          f"{sum(result.held_out.values())} held-out cells")
+    for when, row in (("before", result.before), ("after", result.after)):
+        print(f"{when:>6}: accuracy {row['accuracy']:.3f}, balanced accuracy "
+              f"{row['balanced_accuracy']:.3f}, ECE {row['ece']:.3f} (n={row['n']})")
+    print(f"saved {result.out_dir}")
+    return 0
+
+
 def _explain(args) -> int:
     from hematovision.classifier import Classifier
     from hematovision.explainers import explain, get_explainer
@@ -276,6 +322,24 @@ def _parser() -> argparse.ArgumentParser:
     foreign.add_argument("--data", required=True,
                          help="the data folder the model was trained on (its test split)")
     foreign.set_defaults(run=_foreign)
+
+    adapt = commands.add_parser(
+        "adapt", help="adapt a model to your laboratory's cells with a few labelled examples")
+    adapt.add_argument("--model", default=str(default_model_dir()))
+    adapt.add_argument("--data", required=True, help="folder of class folders of your cells")
+    adapt.add_argument("--out", help="new model folder, e.g. models/my-lab")
+    adapt.add_argument("--per-class", type=int, default=10,
+                       help="cells per class to adapt on (at most half of each class; the "
+                            "rest score the result)")
+    adapt.add_argument("--seed", type=int, default=0)
+    adapt.add_argument("--study", action="store_true",
+                       help="measure instead: adapt on 5, 10, 20 cells per class over "
+                            "several random splits, score on the rest; saves nothing but "
+                            "the table")
+    adapt.add_argument("--per-class-study", type=int, nargs="+", default=[5, 10, 20])
+    adapt.add_argument("--splits", type=int, default=5)
+    adapt.add_argument("--quiet", action="store_true")
+    adapt.set_defaults(run=_adapt)
 
     explain = commands.add_parser("explain", help="save a map of why the model chose a class")
     explain.add_argument("image", help="one image file")

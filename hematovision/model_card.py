@@ -69,6 +69,7 @@ class ModelCard:
     metrics: dict = field(default_factory=dict)
     external: list = field(default_factory=list)
     foreign: dict = field(default_factory=dict)
+    adaptation: dict = field(default_factory=dict)
     intended_use: str = INTENDED_USE
     out_of_scope: str = OUT_OF_SCOPE
     limitations: tuple[str, ...] = DEFAULT_LIMITATIONS

@@ -7,15 +7,20 @@ from pathlib import Path
 
 from hematovision.model_card import CARD_FILE
 
-__all__ = ["MODELS_DIR", "DEFAULT_MODEL", "available_models", "default_model_dir"]
+__all__ = ["MODELS_DIR", "DEFAULT_MODEL", "available_models", "default_model_dir", "models_root"]
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = "pbc-lite0"
 
 
+def models_root() -> Path:
+    """Where models live: ``$HEMATOVISION_MODELS`` if set, else the project's ``models/``."""
+    return Path(os.environ.get("HEMATOVISION_MODELS", MODELS_DIR))
+
+
 def available_models(models_dir: str | Path | None = None) -> list[Path]:
     """Model folders (those with a card) under ``models_dir``, sorted by name."""
-    root = Path(models_dir or os.environ.get("HEMATOVISION_MODELS", MODELS_DIR))
+    root = Path(models_dir or models_root())
     if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir() if (p / CARD_FILE).is_file())

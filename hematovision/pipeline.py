@@ -90,12 +90,16 @@ def augment(image: tf.Tensor, seed: tf.Tensor, settings: Augmentation = Augmenta
         image = tf.clip_by_value(image, 0.0, 1.0) ** gamma
     if settings.focus > 0:
         image = _change_focus(image, seeds[11], settings.focus)
-    image = tf.image.stateless_random_brightness(image, settings.brightness, seeds[4])
-    image = tf.image.stateless_random_contrast(
-        image, 1 - settings.contrast, 1 + settings.contrast, seeds[5])
-    image = tf.image.stateless_random_saturation(
-        image, 1 - settings.saturation, 1 + settings.saturation, seeds[6])
-    image = tf.image.stateless_random_hue(image, settings.hue, seeds[7])
+    if settings.brightness > 0:
+        image = tf.image.stateless_random_brightness(image, settings.brightness, seeds[4])
+    if settings.contrast > 0:
+        image = tf.image.stateless_random_contrast(
+            image, 1 - settings.contrast, 1 + settings.contrast, seeds[5])
+    if settings.saturation > 0:
+        image = tf.image.stateless_random_saturation(
+            image, 1 - settings.saturation, 1 + settings.saturation, seeds[6])
+    if settings.hue > 0:
+        image = tf.image.stateless_random_hue(image, settings.hue, seeds[7])
     image = tf.clip_by_value(image, 0.0, 1.0)
     if settings.min_jpeg_quality < 100:
         image = tf.image.stateless_random_jpeg_quality(

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from hematovision.batch import CellResult, Differential
-from hematovision.classifier import REVIEW
+from hematovision.classifier import REVIEW, UNFAMILIAR
 from hematovision.model_card import ModelCard
 
 __all__ = ["DISCLAIMER", "build_report", "gradcam_thumbnails"]
@@ -53,7 +53,7 @@ def _summary_page(pdf, card: ModelCard, diff: Differential, model_sha256: str) -
                      f"accuracy {100 * m['accuracy']:.1f} %, n = {m['n']}, "
                      f"calibration error {m['ece_after_temperature']:.3f}")
     lines.append(f"Files: {diff.total}; counted {diff.counted}; Review {diff.review}; "
-                 f"unreadable {diff.unreadable}")
+                 f"Unfamiliar {diff.unfamiliar}; unreadable {diff.unreadable}")
     for line in lines:
         pdf.cell(0, 6, _text(line), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
@@ -97,7 +97,7 @@ def _cells_pages(pdf, results: list[CellResult], maps: dict[int, np.ndarray]) ->
             caption = f"{name}\nUNREADABLE"
         else:
             p = result.prediction
-            flag = " REVIEW" if p.status == REVIEW else ""
+            flag = {REVIEW: " REVIEW", UNFAMILIAR: " UNFAMILIAR"}.get(p.status, "")
             caption = f"{name}\n{p.label} {100 * p.confidence:.1f} %{flag}"
         pdf.multi_cell(column_width - gap, 3, _text(caption))
         if column == per_row - 1 or index == len(results) - 1:
@@ -107,12 +107,16 @@ def _cells_pages(pdf, results: list[CellResult], maps: dict[int, np.ndarray]) ->
 def _lists_page(pdf, results: list[CellResult]) -> None:
     pdf.add_page()
     pdf.set_font("Helvetica", "B", 12)
-    pdf.cell(0, 8, "Review list (low confidence: check by eye)", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 8, "Review list (low confidence or unfamiliar: check by eye)",
+             new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 9)
-    review = [r for r in results if r.prediction is not None and r.prediction.status == REVIEW]
+    review = [r for r in results if r.prediction is not None
+              and r.prediction.status in (REVIEW, UNFAMILIAR)]
     for r in review:
+        why = (f"UNFAMILIAR, {r.prediction.unfamiliar_reason}"
+               if r.prediction.status == UNFAMILIAR else "REVIEW")
         pdf.multi_cell(0, 5, _text(f"{r.name}: {r.prediction.label} "
-                                   f"{100 * r.prediction.confidence:.1f} %"),
+                                   f"{100 * r.prediction.confidence:.1f} % ({why})"),
                        new_x="LMARGIN", new_y="NEXT")
     if not review:
         pdf.cell(0, 5, "none", new_x="LMARGIN", new_y="NEXT")

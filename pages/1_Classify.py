@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard.results import predict
+from dashboard.results import model_view, predict
 from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
 from dashboard.state import examples_folder, make_cell, try_decode, warm_up_explanations
 from hematovision.charts import probability_bars
@@ -52,19 +52,45 @@ def open_in_explain(sha256: str) -> None:
     st.switch_page("pages/2_Explain.py")
 
 
+def show_answer(container, prediction, key: str, height: int | None = None) -> None:
+    """Label, flags and bars; for an Unfamiliar image the bars only on request."""
+    bars = {"height": height} if height else {}
+    if prediction.status == "Unfamiliar":
+        container.error(f"Unfamiliar: {prediction.unfamiliar_reason}. The model's answer "
+                        "means little here.")
+        if container.toggle("Show the probabilities anyway (unreliable)", key=f"show_{key}"):
+            container.caption(f"Unreliable: {prediction.label} "
+                              f"{100 * prediction.confidence:.1f} %")
+            container.plotly_chart(probability_bars(prediction, **bars), width="stretch",
+                                   key=f"bars_{key}")
+        return
+    if prediction.status == "Review":
+        container.warning(f"Review: the top probability is below {threshold:.0%}.")
+    container.plotly_chart(probability_bars(prediction, **bars), width="stretch",
+                           key=f"bars_{key}")
+
+
 if len(results) == 1:
     cell, image, prediction = results[0]
     left, right = st.columns([1, 2])
     left.image(image, caption=cell.name, width="stretch")
-    right.subheader(f"{prediction.label} — {100 * prediction.confidence:.1f} %")
-    if prediction.status == "Review":
-        right.warning(f"Review: the top probability is below {threshold:.0%}.")
-    right.plotly_chart(probability_bars(prediction), width="stretch", key="bars_single")
+    view, how = model_view(classifier, cell.sha256, image)
+    left.image(view, caption=f"What the model classified ({how})", width=160)
+    if prediction.status == "Unfamiliar":
+        right.subheader("Unfamiliar image")
+    else:
+        right.subheader(f"{prediction.label} — {100 * prediction.confidence:.1f} %")
+    show_answer(right, prediction, "single")
+    if prediction.distance is not None:
+        right.caption(f"Familiarity distance {prediction.distance:.2f} (familiar up to "
+                      f"{prediction.distance_threshold:.2f}).")
     if right.button("Explain this prediction", key=f"explain_{cell.sha256}"):
         open_in_explain(cell.sha256)
 elif results:
     table = [{"cell": cell.name, "label": p.label, "probability": round(p.confidence, 4),
-              "status": p.status} for cell, _, p in results]
+              "status": p.status,
+              "distance": None if p.distance is None else round(p.distance, 2),
+              "why flagged": p.unfamiliar_reason} for cell, _, p in results]
     st.dataframe(table, width="stretch", hide_index=True)
     per_row = 4
     for start in range(0, len(results), per_row):
@@ -72,10 +98,13 @@ elif results:
         for column, (cell, image, prediction) in zip(columns, results[start:start + per_row]):
             with column.container(border=True):
                 st.image(image, caption=cell.name, width="stretch")
-                flag = " · ⚠️ Review" if prediction.status == "Review" else ""
-                st.markdown(f"**{prediction.label}** {100 * prediction.confidence:.1f} %{flag}")
-                st.plotly_chart(probability_bars(prediction, height=220),
-                                width="stretch", key=f"bars_{cell.sha256}")
+                if prediction.status == "Unfamiliar":
+                    st.markdown("**Unfamiliar**")
+                else:
+                    flag = " · ⚠️ Review" if prediction.status == "Review" else ""
+                    st.markdown(f"**{prediction.label}** "
+                                f"{100 * prediction.confidence:.1f} %{flag}")
+                show_answer(st, prediction, cell.sha256, height=220)
                 if st.button("Explain", key=f"explain_{cell.sha256}"):
                     open_in_explain(cell.sha256)
 

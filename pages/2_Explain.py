@@ -52,6 +52,9 @@ class_index = classifier.classes.index(class_name)
 probability = prediction.probabilities[class_index]
 st.markdown(f"Predicted **{prediction.label}** ({100 * prediction.confidence:.1f} %, "
             f"{prediction.status}); explaining **{class_name}** ({100 * probability:.1f} %).")
+if prediction.status == "Unfamiliar":
+    st.error(f"Unfamiliar image: {prediction.unfamiliar_reason}. These maps show what the "
+             "model looked at, but its answer is not to be trusted for this image.")
 
 methods = available_methods()
 columns = st.columns(len(methods) + 1)

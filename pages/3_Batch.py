@@ -20,8 +20,9 @@ from hematovision.report import build_report, gradcam_thumbnails
 st.set_page_config(page_title="Batch · HematoVision", page_icon="🧮", layout="wide")
 classifier = show_sidebar()
 st.title("Batch differential")
-st.write("Classify many cells at once. Cells marked **Review** are left out of the "
-         "differential and listed separately; unreadable files are listed with the reason.")
+st.write("Classify many cells at once. Cells marked **Review** (low confidence) or "
+         "**Unfamiliar** (unlike the training cells) are left out of the differential and "
+         "listed separately; unreadable files are listed with the reason.")
 
 uploads = st.file_uploader("Cell images or .zip files", accept_multiple_files=True,
                            type=["jpg", "jpeg", "png", "bmp", "tif", "tiff", "zip"],
@@ -56,8 +57,8 @@ diff = differential(results, classifier.classes)
 left, right = st.columns([2, 3])
 with left:
     st.metric("Cells counted", diff.counted)
-    st.write(f"Review: **{diff.review}** · unreadable: **{diff.unreadable}** · "
-             f"files: **{diff.total}**")
+    st.write(f"Review: **{diff.review}** · Unfamiliar: **{diff.unfamiliar}** · "
+             f"unreadable: **{diff.unreadable}** · files: **{diff.total}**")
 right.plotly_chart(differential_bars(diff), width="stretch", key="differential")
 
 table = [{"thumbnail": thumbnail_uri(r.thumbnail), "file": r.name,

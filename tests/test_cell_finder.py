@@ -40,7 +40,7 @@ def test_finds_a_cell_in_nearly_every_pbc_image_and_centres_it():
         image = read_image(path)
         box = find_cell(image)
         found += box.found
-        if box.found:
+        if box.found and path.parent.name != "platelet":  # platelets lie anywhere
             centre = np.array([box.top + box.side / 2, box.left + box.side / 2])
             # PBC cells are centred by the analyser: the frame's centre is near the image's.
             assert np.all(np.abs(centre - np.array(image.shape[:2]) / 2) < 0.3 * 360), path

@@ -1,0 +1,273 @@
+"""Adapt a trained model to one laboratory's cells from a handful of labelled examples.
+
+Only the last layer (the class weights on the pooled features) is refitted, with a pull
+towards its original values (L2-SP, Li et al. 2018): ten cells per class cannot retrain a
+network, but they can move its decision boundaries to where another microscope puts the
+cells. The classes stay the model's own, the temperature stays the one fitted on
+validation cells, and the familiarity statistics gain the new laboratory's class centres,
+so its cells are no longer called Unfamiliar.
+
+A part of the user's cells is always held out: the before/after numbers come from cells
+the adaptation never saw.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import log_softmax, softmax
+
+from hematovision.calibration import expected_calibration_error
+from hematovision.classifier import Classifier
+from hematovision.dataset import _rank, scan_folder
+from hematovision.decoding import decode_images
+from hematovision.familiarity import FAMILIARITY_FILE, Familiarity
+from hematovision.metrics import balanced_accuracy
+from hematovision.model_card import load_card, save_card
+from hematovision.torch_state_dict import sha256_of_file
+
+__all__ = ["AdaptationResult", "adapt", "choose_cells", "fit_head", "score"]
+
+ADAPTATION_FILE = "adaptation.json"
+
+
+@dataclass(frozen=True)
+class AdaptationResult:
+    """What adaptation did, measured on the user's held-out cells."""
+
+    out_dir: Path
+    used: dict[str, int]
+    held_out: dict[str, int]
+    before: dict
+    after: dict
+
+
+def choose_cells(labels: list[str], per_class: int, seed: int = 0
+                 ) -> tuple[list[int], list[int]]:
+    """Pick up to ``per_class`` cells of each class for adapting, never more than half of
+    a class, so that every class keeps cells to score the result on."""
+    rng = np.random.default_rng(seed)
+    used, held = [], []
+    for name in sorted(set(labels)):
+        members = [i for i, label in enumerate(labels) if label == name]
+        rng.shuffle(members)
+        take = min(per_class, len(members) // 2)
+        used += members[:take]
+        held += members[take:]
+    return sorted(used), sorted(held)
+
+
+def fit_head(features: np.ndarray, labels: np.ndarray, weights: np.ndarray, bias: np.ndarray,
+             pull: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Refit the logits layer on ``features`` with an L2 pull to the original ``weights``.
+
+    Classes are weighted equally whatever their counts; ``pull`` sets how far the layer
+    may move (larger: closer to the original model).
+    """
+    classes = weights.shape[1]
+    counts = np.bincount(labels, minlength=classes).astype(float)
+    sample_weight = np.where(counts[labels] > 0, 1.0 / np.maximum(counts[labels], 1), 0.0)
+    sample_weight /= sample_weight.sum()
+    onehot = np.eye(classes)[labels]
+    start = np.concatenate([weights.ravel(), bias])
+    scale = pull / weights.size
+
+    def loss(theta):
+        w = theta[: weights.size].reshape(weights.shape)
+        b = theta[weights.size :]
+        logits = features @ w + b
+        logp = log_softmax(logits, axis=1)
+        value = -np.sum(sample_weight * np.sum(onehot * logp, axis=1))
+        delta = theta - start
+        value += scale * np.sum(delta**2)
+        error = (np.exp(logp) - onehot) * sample_weight[:, None]
+        grad = np.concatenate([(features.T @ error).ravel(), error.sum(axis=0)])
+        return value, grad + 2 * scale * delta
+
+    result = minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": 300})
+    theta = result.x
+    return theta[: weights.size].reshape(weights.shape), theta[weights.size :]
+
+
+def score(logits: np.ndarray, labels: np.ndarray, temperature: float) -> dict:
+    """Accuracy, balanced accuracy and ECE of logits on labelled cells."""
+    probabilities = softmax(logits / temperature, axis=1)
+    predicted = probabilities.argmax(axis=1)
+    return {"n": int(len(labels)), "accuracy": float(np.mean(predicted == labels)),
+            "balanced_accuracy": balanced_accuracy(labels, predicted),
+            "ece": expected_calibration_error(probabilities, labels)}
+
+
+def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
+          per_class: int = 10, seed: int = 0, pull: float = 1.0, name: str | None = None,
+          progress: Callable[[float, str], None] | None = None) -> AdaptationResult:
+    """Adapt the model in ``model_dir`` to the labelled cells under ``data_dir``.
+
+    Writes a complete model folder to ``out_dir`` (Keras and LiteRT files, card, the
+    original split, familiarity statistics with the new centres, and ``adaptation.json``
+    listing which cells adapted and which scored the result).
+    """
+    report = progress or (lambda fraction, message: None)
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    if out_dir.resolve() == model_dir.resolve():
+        raise ValueError("write the adapted model to a new folder, not over the original")
+    classifier = Classifier(model_dir)
+    classes = list(classifier.classes)
+    dataset = scan_folder(data_dir, tuple(classes))
+    items = sorted(dataset.items, key=lambda item: _rank(item.sha256))
+    report(0.05, f"reading {len(items)} cells")
+    images, kept, _, _ = decode_images([item.path for item in items], classifier.input_size,
+                                       framing=classifier.card.framing)
+    items = [items[i] for i in kept]
+    labels = np.array([classes.index(item.label) for item in items])
+    report(0.3, "computing features")
+    logits, _, features = classifier.analyse(images.astype(np.float32))
+    if features is None:
+        raise ValueError(f"{model_dir}'s runtime file has no features; run "
+                         f"'hematovision export --model {model_dir}' first")
+    used, held = choose_cells([item.label for item in items], per_class, seed)
+    if not used or not held:
+        raise ValueError(f"{data_dir}: too few labelled cells (need at least 2 per class)")
+
+    report(0.5, "refitting the last layer")
+    keras_model = classifier.model
+    from hematovision.network import LOGITS_LAYER
+
+    layer = keras_model.get_layer(LOGITS_LAYER)
+    weights, bias = (np.asarray(v, dtype=np.float64) for v in layer.get_weights())
+    new_weights, new_bias = fit_head(features[used].astype(np.float64), labels[used],
+                                     weights, bias, pull)
+    temperature = classifier.card.temperature
+    before = score(logits[held], labels[held], temperature)
+    after = score(features[held] @ new_weights + new_bias, labels[held], temperature)
+
+    report(0.65, "saving the adapted model")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    layer.set_weights([new_weights.astype(np.float32), new_bias.astype(np.float32)])
+    try:
+        keras_model.save(out_dir / classifier.card.model_file)
+    finally:
+        layer.set_weights([weights.astype(np.float32), bias.astype(np.float32)])
+    for extra in ("split.json",):
+        if (model_dir / extra).is_file():
+            shutil.copy(model_dir / extra, out_dir / extra)
+    familiarity = _with_new_centres(classifier.familiarity, features[used], labels[used])
+    familiarity_path = familiarity.save(out_dir / FAMILIARITY_FILE) if familiarity else None
+    used_counts = {c: int(np.sum(labels[used] == i)) for i, c in enumerate(classes)}
+    held_counts = {c: int(np.sum(labels[held] == i)) for i, c in enumerate(classes)}
+    card = replace(
+        load_card(model_dir), name=name or out_dir.name,
+        model_sha256=sha256_of_file(out_dir / classifier.card.model_file),
+        runtime_file="", runtime_sha256="",
+        familiarity_file=familiarity_path.name if familiarity_path else "",
+        familiarity_sha256=sha256_of_file(familiarity_path) if familiarity_path else "",
+        metrics={}, external=[], foreign={},
+        training={**load_card(model_dir).training, "adapted_from": str(model_dir),
+                  "adaptation": {"data": str(data_dir), "per_class": per_class,
+                                 "seed": seed, "pull": pull, "used": used_counts,
+                                 "held_out": held_counts, "before": before,
+                                 "after": after}},
+    )
+    save_card(out_dir, card)
+    (out_dir / ADAPTATION_FILE).write_text(json.dumps({
+        "used": [str(items[i].path) for i in used],
+        "held_out": [str(items[i].path) for i in held],
+        "before": before, "after": after}, indent=1) + "\n")
+    report(0.8, "converting to the fast runtime")
+    from hematovision.training import add_fast_runtime
+
+    add_fast_runtime(out_dir)
+    report(1.0, "done")
+    return AdaptationResult(out_dir, used_counts, held_counts, before, after)
+
+
+def _with_new_centres(familiarity: Familiarity | None, features: np.ndarray,
+                      labels: np.ndarray) -> Familiarity | None:
+    """Add the new laboratory's class centres; the covariance and threshold stay."""
+    if familiarity is None:
+        return None
+    centres = [features[labels == c].mean(axis=0) for c in np.unique(labels)]
+    return replace(familiarity, means=np.concatenate([familiarity.means, np.stack(centres)]))
+
+
+def adaptation_study(classifier: Classifier, data_dir: str | Path,
+                     shots: tuple[int, ...] = (5, 10, 20), splits: int = 5, pull: float = 1.0
+                     ) -> dict:
+    """What a few labelled cells per class buy: for each number of cells, adapt on that
+    many (at most half of a class) and score on the rest, over several random splits.
+
+    Nothing is saved; the last layer is refitted in memory for every split.
+    """
+    classes = list(classifier.classes)
+    dataset = scan_folder(data_dir, tuple(classes))
+    items = sorted(dataset.items, key=lambda item: _rank(item.sha256))
+    images, kept, _, _ = decode_images([item.path for item in items], classifier.input_size,
+                                       framing=classifier.card.framing)
+    names = [items[i].label for i in kept]
+    labels = np.array([classes.index(label) for label in names])
+    logits, _, features = classifier.analyse(images.astype(np.float32))
+    layer = classifier.model.get_layer("logits")
+    weights, bias = (np.asarray(v, dtype=np.float64) for v in layer.get_weights())
+    temperature = classifier.card.temperature
+    rows = []
+    for shot in shots:
+        runs = []
+        for seed in range(splits):
+            used, held = choose_cells(names, shot, seed)
+            new_weights, new_bias = fit_head(features[used].astype(np.float64), labels[used],
+                                             weights, bias, pull)
+            runs.append({"seed": seed, "used": len(used), "held_out": len(held),
+                         "before": score(logits[held], labels[held], temperature),
+                         "after": score(features[held] @ new_weights + new_bias,
+                                        labels[held], temperature)})
+        summary = {"per_class": shot, "splits": splits, "runs": runs}
+        for when in ("before", "after"):
+            for key in ("accuracy", "balanced_accuracy", "ece"):
+                values = [run[when][key] for run in runs]
+                summary[f"{when}_{key}"] = float(np.mean(values))
+                summary[f"{when}_{key}_sd"] = float(np.std(values))
+        rows.append(summary)
+    return {"data": str(data_dir), "n": int(len(labels)),
+            "counts": {c: int(np.sum(labels == i)) for i, c in enumerate(classes)},
+            "rows": rows}
+
+
+def adapt_from_zip(model_dir: str | Path, archive: bytes, out_dir: str | Path,
+                   per_class: int = 10, seed: int = 0,
+                   progress: Callable[[float, str], None] | None = None
+                   ) -> tuple[AdaptationResult, list[str]]:
+    """:func:`adapt` on a zip of class folders (``neutrophil/001.png`` …), as uploaded.
+
+    The images are unpacked into a private temporary folder that is removed afterwards.
+    Returns the result and the archive's entries that were not used, with the reason.
+    """
+    import tempfile
+    from pathlib import PurePosixPath
+
+    from hematovision.archive import read_zip
+
+    classes = {name.lower(): name for name in load_card(model_dir).classes}
+    skipped = []
+    with tempfile.TemporaryDirectory(prefix="hematovision-adapt-") as folder:
+        for number, member in enumerate(read_zip(archive)):
+            if member.error:
+                skipped.append(member.error)
+                continue
+            parts = PurePosixPath(member.name).parts
+            label = next((classes[p.lower()] for p in parts[:-1] if p.lower() in classes), None)
+            if label is None:
+                skipped.append(f"{member.name}: not inside a folder named after one of the "
+                               f"model's classes ({', '.join(classes.values())})")
+                continue
+            target = Path(folder) / label / f"{number:05d}{PurePosixPath(member.name).suffix}"
+            target.parent.mkdir(exist_ok=True)
+            target.write_bytes(member.data)
+        result = adapt(model_dir, folder, out_dir, per_class=per_class, seed=seed,
+                       progress=progress)
+    return result, skipped

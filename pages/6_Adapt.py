@@ -1,0 +1,56 @@
+"""Adapt: teach the model your microscope with a few labelled cells per class."""
+
+import re
+
+import streamlit as st
+
+from dashboard.sidebar import show_sidebar
+from hematovision.adaptation import adapt_from_zip
+from hematovision.archive import ArchiveError
+from hematovision.models import models_root
+
+st.set_page_config(page_title="Adapt · HematoVision", page_icon="🧪", layout="wide")
+classifier = show_sidebar()
+st.title("Adapt the model to your laboratory")
+st.write(
+    "Cells from another microscope, stain or camera look different from the training cells, "
+    "and the model is then often wrong, and sure of itself. Ten labelled cells per class "
+    "from your own set-up usually fix much of that. Upload a **.zip with one folder per "
+    f"class** (folder names among: {', '.join(classifier.classes)}). Up to the chosen number "
+    "of cells per class (at most half of each class) adapt the model's last layer; the rest "
+    "score the result, before and after, so the numbers below come from cells the "
+    "adaptation never saw. The adapted model is saved as a new model; the original stays.")
+
+archive = st.file_uploader("Labelled cells (.zip of class folders)", type=["zip"],
+                           key="adapt_zip")
+left, right = st.columns(2)
+per_class = left.number_input("Cells per class to adapt on", 2, 50, 10, key="adapt_per_class")
+default_name = f"{classifier.name}-adapted"
+name = right.text_input("Name of the new model", default_name, key="adapt_name")
+if archive is not None and st.button("Adapt", key="adapt_run", type="primary"):
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or default_name
+    out_dir = models_root() / safe
+    if out_dir.exists():
+        st.error(f"A model called {safe} already exists; choose another name.")
+        st.stop()
+    bar = st.progress(0.0, text="Starting…")
+    try:
+        result, skipped = adapt_from_zip(
+            classifier.model_dir, archive.getvalue(), out_dir, int(per_class),
+            progress=lambda fraction, message: bar.progress(fraction, text=message))
+    except (ArchiveError, ValueError, FileNotFoundError) as error:
+        st.error(f"Could not adapt: {error}")
+        st.stop()
+    st.success(f"Saved the adapted model as **{safe}**; choose it in the sidebar.")
+    st.dataframe([{"": when, "cells scored": row["n"],
+                   "accuracy": round(row["accuracy"], 3),
+                   "balanced accuracy": round(row["balanced_accuracy"], 3),
+                   "calibration error (ECE)": round(row["ece"], 3)}
+                  for when, row in (("before", result.before), ("after", result.after))],
+                 hide_index=True)
+    st.caption("Cells used per class: " + ", ".join(
+        f"{c} {n}" for c, n in result.used.items() if n) + ". Held out: " + ", ".join(
+        f"{c} {n}" for c, n in result.held_out.items() if n) + ".")
+    if skipped:
+        with st.expander(f"{len(skipped)} files were not used"):
+            st.write("\n".join(f"- {why}" for why in skipped))

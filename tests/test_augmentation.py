@@ -1,0 +1,70 @@
+"""Augmentation: shapes, value ranges, determinism, and each family doing what it says."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from hematovision.images import load_model_input  # noqa: E402
+from hematovision.pipeline import Augmentation, augment, training_dataset  # noqa: E402
+from tests.conftest import PBC  # noqa: E402
+
+OFF = Augmentation(min_zoom=1.0, max_zoom=1.0, max_shift=0.0, brightness=0.0, contrast=0.0,
+                   saturation=0.0, hue=0.0, stain=0.0, gamma=0.0, focus=0.0,
+                   min_jpeg_quality=100)
+
+
+@pytest.fixture(scope="module")
+def cell() -> np.ndarray:
+    path = sorted((PBC / "eosinophil").glob("*.jpg"))[0]
+    return load_model_input(path, framing="cell")
+
+
+def _run(image, seed, settings=Augmentation()):
+    return augment(tf.constant(image), tf.constant(seed, tf.int64), settings).numpy()
+
+
+def test_shape_range_and_determinism(cell):
+    first = _run(cell, [1, 2])
+    assert first.shape == cell.shape and first.dtype == np.float32
+    assert first.min() >= 0.0 and first.max() <= 255.0
+    assert np.array_equal(first, _run(cell, [1, 2]))
+    assert not np.array_equal(first, _run(cell, [3, 4]))
+
+
+def test_all_families_off_only_flips_and_turns(cell):
+    out = _run(cell, [5, 6], OFF)
+    turns = [np.rot90(flip, k) for flip in (cell, cell[:, ::-1]) for k in range(4)]
+    assert min(np.abs(out - t).max() for t in turns) < 1.0
+
+
+@pytest.mark.parametrize("family, settings", [
+    ("stain", {"stain": 0.2}),
+    ("gamma", {"gamma": 0.4}),
+    ("focus", {"focus": 1.0}),
+    ("jpeg", {"min_jpeg_quality": 10}),
+    ("scale", {"min_zoom": 0.6, "max_zoom": 0.6}),
+])
+def test_each_family_changes_the_image_alone(cell, family, settings):
+    from dataclasses import replace
+
+    changed = [np.abs(_run(cell, [seed, 0], replace(OFF, **settings)) -
+                      _run(cell, [seed, 0], OFF)).mean() for seed in range(4)]
+    assert max(changed) > 1.0, family
+
+
+def test_zooming_out_fills_with_background_not_black(cell):
+    out = _run(cell, [0, 0], Augmentation(**{**OFF.__dict__, "min_zoom": 0.5,
+                                             "max_zoom": 0.5}))
+    assert out[:5, :5].mean() > 100  # the corner is slide background, not black
+
+
+def test_training_dataset_batches_one_hot_labels(cell):
+    images = np.stack([cell.astype(np.uint8)] * 5)
+    data = training_dataset(images, np.array([0, 1, 2, 1, 0]), 3, batch_size=4, seed=1)
+    batch_images, batch_labels = next(iter(data))
+    assert batch_images.shape == (4, 224, 224, 3)
+    assert batch_labels.shape == (4, 3)
+    assert np.allclose(batch_labels.numpy().sum(axis=1), 1.0)
