@@ -137,8 +137,9 @@ def _adapt(args) -> int:
         print(f"{'cells/class':>11}  {'before: balanced':>17}  {'after: balanced':>16}  "
               f"{'after: accuracy':>16}  {'ECE after':>9}")
         for row in study["rows"]:
+            spread = row["after_balanced_accuracy_sd"]
             print(f"{row['per_class']:>11}  {row['before_balanced_accuracy']:>17.3f}  "
-                  f"{row['after_balanced_accuracy']:>10.3f} ± {row['after_balanced_accuracy_sd']:.3f}"
+                  f"{row['after_balanced_accuracy']:>10.3f} ± {spread:.3f}"
                   f"  {row['after_accuracy']:>16.3f}  {row['after_ece']:>9.3f}")
         name = Path(args.data).name
         (Path(args.model) / f"adaptation_{name}.json").write_text(

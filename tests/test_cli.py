@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import KAGGLE, PBC, SHIPPED_MODEL
+from .conftest import KAGGLE, PBC, SHIPPED_MODEL, ZHENG
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -79,6 +79,47 @@ def test_evaluate_on_an_external_folder_reports_restricted_classes(tiny_model):
     card = json.loads((tiny_model / "card.json").read_text())
     assert card["external"][0]["name"] == "kaggle_bloodcells_sample"
     assert card["metrics"]["n"] == 6  # the test-split result survives the external one
+
+
+def test_evaluate_on_several_folders_prints_one_cross_lab_table(tiny_model):
+    result = run_cli("evaluate", "--model", str(tiny_model), "--data", str(PBC), str(ZHENG),
+                     "--quiet", "--bootstrap", "20")
+    assert result.returncode == 0, result.stderr
+    table = result.stdout[result.stdout.index("Unfamiliar     Review"):]
+    assert "pbc (test)" in table and "zheng2018_d2" in table
+    assert "restricted" in table  # zheng has 2 of the tiny model's 3 classes
+    report = json.loads((tiny_model / "evaluation_zheng2018_d2.json").read_text())
+    assert 0.0 <= report["metrics"]["share_unfamiliar"] <= 1.0
+    assert {p["status"] for p in report["predictions"]} <= {"Confident", "Review", "Unfamiliar"}
+
+
+def test_adapt_end_to_end_on_a_few_external_cells(tiny_model, tmp_path):
+    from hematovision.classifier import Classifier
+    from hematovision.images import read_image
+
+    data = tmp_path / "my-lab"
+    for label in ("eosinophil", "lymphocyte"):
+        (data / label).mkdir(parents=True)
+        for path in sorted((ZHENG / "images" / label).glob("*.png"))[:8]:
+            shutil.copy(path, data / label / path.name)
+    before_sha = json.loads((tiny_model / "card.json").read_text())["model_sha256"]
+    out = tmp_path / "adapted"
+    result = run_cli("adapt", "--model", str(tiny_model), "--data", str(data), "--out", str(out),
+                     "--per-class", "3", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "before: accuracy" in result.stdout and " after: accuracy" in result.stdout
+    card = json.loads((out / "card.json").read_text())
+    adaptation = card["training"]["adaptation"]
+    assert adaptation["used"] == {"eosinophil": 3, "lymphocyte": 3, "platelet": 0}
+    assert adaptation["held_out"] == {"eosinophil": 5, "lymphocyte": 5, "platelet": 0}
+    assert card["classes"] == ["eosinophil", "lymphocyte", "platelet"]
+    listing = json.loads((out / "adaptation.json").read_text())
+    assert not set(listing["used"]) & set(listing["held_out"])
+    adapted = Classifier(out)
+    assert adapted.runtime == "litert" and adapted.familiarity is not None
+    prediction = adapted.predict([read_image(next((data / "lymphocyte").iterdir()))])[0]
+    assert prediction.label in card["classes"]
+    assert json.loads((tiny_model / "card.json").read_text())["model_sha256"] == before_sha
 
 
 def test_train_on_the_kaggle_layout(tmp_path):

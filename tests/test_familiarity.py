@@ -1,0 +1,102 @@
+"""Unfamiliar images: the statistics, the shipped model's flags, the foreign set."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hematovision.classifier import CONFIDENT, UNFAMILIAR, Classifier, ModelFileError
+from hematovision.familiarity import fit_familiarity, load_familiarity, sharpness
+from hematovision.foreign import KINDS, foreign_images
+from hematovision.images import read_image
+from tests.conftest import PBC, SHIPPED_MODEL
+
+
+def test_statistics_flag_far_points_and_keep_the_chosen_share_of_validation():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 5, (3, 16))
+    labels = rng.integers(0, 3, 3000)
+    train = centres[labels] + rng.normal(0, 1, (3000, 16))
+    val = centres[rng.integers(0, 3, 1000)] + rng.normal(0, 1, (1000, 16))
+    familiarity = fit_familiarity(train, labels, val, quantile=0.95)
+    assert np.mean(familiarity.is_unfamiliar(val)) == pytest.approx(0.05, abs=0.01)
+    far = rng.normal(0, 1, (100, 16)) + 40
+    assert familiarity.is_unfamiliar(far).all()
+
+
+def test_statistics_round_trip_without_pickles(tmp_path):
+    rng = np.random.default_rng(1)
+    train = rng.normal(0, 1, (200, 4))
+    familiarity = fit_familiarity(train, rng.integers(0, 2, 200), train[:50],
+                                  train_sharpness=np.full(200, 10.0))
+    path = familiarity.save(tmp_path / "familiarity.npz")
+    loaded = load_familiarity(path)
+    assert loaded.threshold == familiarity.threshold
+    assert loaded.min_sharpness == pytest.approx(5.0)
+    assert np.allclose(loaded.distance(train[:5]), familiarity.distance(train[:5]))
+
+
+def test_sharpness_drops_when_a_cell_is_blurred():
+    from PIL import Image, ImageFilter
+
+    image = read_image(sorted((PBC / "monocyte").glob("*.jpg"))[0])
+    blurred = np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(8)))
+    sharp, soft = sharpness(np.stack([image, blurred]).astype(np.float32))
+    assert soft < sharp / 10
+
+
+def test_shipped_model_has_its_statistics_and_features(classifier):
+    assert classifier.familiarity is not None
+    assert classifier.card.familiarity_sha256
+    assert classifier.familiarity.threshold > 0
+
+
+def test_held_out_pbc_cells_are_rarely_unfamiliar(classifier, pbc_examples):
+    images = [read_image(path) for path, _ in pbc_examples]
+    predictions = classifier.predict(images)
+    flagged = sum(p.status == UNFAMILIAR for p in predictions)
+    assert flagged <= 2, [p.unfamiliar_reason for p in predictions if p.unfamiliar_reason]
+    assert all(p.distance is not None and p.distance > 0 for p in predictions)
+
+
+@pytest.mark.parametrize("kind", ["blank", "noise", "text", "photo"])
+def test_clearly_foreign_pictures_are_unfamiliar_with_a_reason(classifier, kind):
+    items = [item for item in foreign_images([], cells=0) if item.kind == kind]
+    predictions = classifier.predict([item.image for item in items])
+    flagged = [p for p in predictions if p.status == UNFAMILIAR]
+    assert len(flagged) >= 0.9 * len(items)
+    assert all(p.unfamiliar_reason for p in flagged)
+    assert all(p.status != CONFIDENT or p.unfamiliar_reason == "" for p in predictions)
+
+
+def test_the_foreign_set_has_every_kind(pbc_examples):
+    kinds = {item.kind for item in foreign_images([p for p, _ in pbc_examples], cells=8)}
+    assert kinds == set(KINDS)
+
+
+def test_damaged_statistics_file_is_refused_by_name(tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(SHIPPED_MODEL, copy, ignore=shutil.ignore_patterns("checkpoint.keras"))
+    path = copy / "familiarity.npz"
+    path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(ModelFileError, match="familiarity.npz"):
+        Classifier(copy)
+
+
+def test_cli_foreign_measures_and_records_in_the_card(tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(SHIPPED_MODEL, copy, ignore=shutil.ignore_patterns("checkpoint.keras"))
+    run = subprocess.run([sys.executable, "-m", "hematovision", "foreign", "--model", str(copy),
+                          "--data", str(PBC)], capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "flagged Unfamiliar" in run.stdout
+    card = json.loads((copy / "card.json").read_text())
+    assert card["foreign"]["n"] > 100
+    assert set(card["foreign"]["kinds"]) == set(KINDS)
+    detail = json.loads((copy / "foreign.json").read_text())
+    assert len(detail["images"]) == card["foreign"]["n"]
