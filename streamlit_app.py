@@ -39,6 +39,21 @@ for entry in card.external:
         "stains or scanners may be misclassified. Check the Review flag and the maps."
     )
 
+st.subheader("What the flags mean")
+st.markdown(
+    """
+- **Confident** — the calibrated probability of the top class is above the Review threshold
+  and the image looks like the cells the model learned from.
+- **Review** — the model is unsure (top probability under the threshold, adjustable in the
+  sidebar). Check the cell yourself.
+- **Unfamiliar** — the image is unlike the training cells: no stained white cell was found,
+  it is out of focus, or the network's own features lie far from every class it knows
+  (Mahalanobis distance). The probabilities and maps are still shown on request, labelled
+  unreliable. Cells from another laboratory are often Unfamiliar: the **Adapt** page teaches
+  the model your microscope with about ten labelled cells per class.
+"""
+)
+
 st.subheader("How to read the maps")
 st.markdown(
     """

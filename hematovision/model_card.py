@@ -147,6 +147,39 @@ def _metrics_table(metrics: dict) -> list[str]:
     return lines
 
 
+_FRAMING = {
+    "whole": "the whole picture, padded to a square",
+    "cell": "a square around the white cell, found by its stained nucleus, with the cell at "
+            "about half the frame (the whole picture when none is found, flagged Unfamiliar)",
+}
+
+
+def _flag_lines(metrics: dict) -> list[str]:
+    if "share_unfamiliar" not in metrics:
+        return []
+    return [f"- flagged Unfamiliar {_pct(metrics['share_unfamiliar'])}, Review "
+            f"{_pct(metrics.get('share_review'))}; accuracy on the cells not flagged "
+            f"Unfamiliar {_pct(metrics.get('accuracy_familiar'))}; of the wrong answers "
+            f"{_pct(metrics.get('wrong_flagged'))} were flagged"]
+
+
+def _cross_lab_table(card: ModelCard) -> list[str]:
+    lines = ["## Across laboratories", "",
+             "| data | labels | n | accuracy | balanced accuracy | ECE | Unfamiliar |",
+             "|---|---|---|---|---|---|---|"]
+    rows = [("held-out test", card.metrics, None)] if card.metrics else []
+    rows += [(e.get("name", "?"), e.get("metrics", {}), e.get("restricted"))
+             for e in card.external]
+    for name, strict, restricted in rows:
+        for labels, row in (("strict", strict), ("restricted", restricted)):
+            if row:
+                lines.append(f"| {name} | {labels} | {row.get('n')} | {_pct(row.get('accuracy'))} "
+                             f"| {_pct(row.get('balanced_accuracy'))} | "
+                             f"{row.get('ece_after_temperature', float('nan')):.3f} | "
+                             f"{_pct(strict.get('share_unfamiliar'))} |")
+    return [*lines, ""]
+
+
 def render_markdown(card: ModelCard) -> str:
     lines = [
         f"# Model card: {card.name}",
@@ -159,6 +192,9 @@ def render_markdown(card: ModelCard) -> str:
         f"**review threshold**: {card.review_threshold:.2f}",
         f"**Model file**: `{card.model_file}` (sha256 `{card.model_sha256}`)",
         f"**Fast runtime**: `{card.runtime_file or 'none'}` (sha256 `{card.runtime_sha256}`)",
+        f"**Framing**: {_FRAMING[card.framing]}",
+        f"**Familiarity statistics**: `{card.familiarity_file or 'none'}` "
+        f"(sha256 `{card.familiarity_sha256}`)",
         "",
         "## Intended use",
         card.intended_use,
@@ -172,13 +208,37 @@ def render_markdown(card: ModelCard) -> str:
     if card.training:
         lines += ["## Training", "```", json.dumps(card.training, indent=2), "```", ""]
     if card.metrics:
-        lines += ["## Held-out test results", *_metrics_table(card.metrics), ""]
+        lines += ["## Held-out test results", *_metrics_table(card.metrics),
+                  *_flag_lines(card.metrics), ""]
+    if card.external:
+        lines += _cross_lab_table(card)
     for result in card.external:
         lines += [f"## External data: {result.get('name', '?')}",
-                  *_metrics_table(result.get("metrics", {}))]
+                  *_metrics_table(result.get("metrics", {})),
+                  *_flag_lines(result.get("metrics", {}))]
         if "restricted" in result:
             lines += ["", "Restricted to the classes present:",
                       *_metrics_table(result["restricted"])]
+        lines.append("")
+    if card.foreign:
+        lines += ["## Images that are not blood cells",
+                  f"Flagged Unfamiliar: {card.foreign['flagged']} of {card.foreign['n']} "
+                  f"({_pct(card.foreign['share_flagged'])}); measured with "
+                  "`hematovision foreign`.", "", "| kind | n | flagged |", "|---|---|---|"]
+        lines += [f"| {kind} | {row['n']} | {_pct(row['share_flagged'])} |"
+                  for kind, row in card.foreign.get("kinds", {}).items()]
+        lines.append("")
+    if card.adaptation:
+        lines += [f"## Adapting to another laboratory ({card.adaptation['data']})",
+                  "Last layer refitted on N cells per class (at most half of a class), scored "
+                  "on the rest; mean ± sd over random splits (`hematovision adapt --study`).",
+                  "", "| cells/class | balanced before | balanced after | accuracy after "
+                  "| ECE after |", "|---|---|---|---|---|"]
+        lines += [f"| {row['per_class']} | {_pct(row['before_balanced_accuracy'])} | "
+                  f"{_pct(row['after_balanced_accuracy'])} ± "
+                  f"{100 * row['after_balanced_accuracy_sd']:.1f} | "
+                  f"{_pct(row['after_accuracy'])} | {row['after_ece']:.3f} |"
+                  for row in card.adaptation.get("rows", [])]
         lines.append("")
     if card.limitations:
         lines += ["## Known limitations", *[f"- {item}" for item in card.limitations], ""]

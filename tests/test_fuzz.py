@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from hematovision.archive import ArchiveError, read_zip
-from hematovision.images import ImageError, ImageLimits, read_image
+from hematovision.cell_finder import find_cell
+from hematovision.images import ImageError, ImageLimits, read_image, to_model_input
 
 LIMITS = ImageLimits(max_bytes=2_000_000, max_pixels=4_000_000)
 
@@ -46,6 +47,19 @@ def _check(data: bytes) -> None:
     except ImageError:
         return
     assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+    # Whatever decodes must also survive the cell finder and framing (tiny, flat,
+    # one-pixel-wide pictures included).
+    framed = to_model_input(image, 32, framing="cell")
+    assert framed.shape == (32, 32, 3)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(0, 2**32 - 1))
+def test_the_cell_finder_survives_any_small_picture(height, width, seed):
+    image = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    box = find_cell(image)
+    assert box.side > 0 and box.reason
+    assert to_model_input(image, 16, box=box).shape == (16, 16, 3)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
