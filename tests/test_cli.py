@@ -85,7 +85,9 @@ def test_evaluate_on_several_folders_prints_one_cross_lab_table(tiny_model):
     result = run_cli("evaluate", "--model", str(tiny_model), "--data", str(PBC), str(ZHENG),
                      "--quiet", "--bootstrap", "20")
     assert result.returncode == 0, result.stderr
-    table = result.stdout[result.stdout.index("Unfamiliar     Review"):]
+    header = next(line for line in result.stdout.splitlines()
+                  if line.startswith("data") and "Unfamiliar" in line and "Review" in line)
+    table = result.stdout[result.stdout.index(header):]
     assert "pbc (test)" in table and "zheng2018_d2" in table
     assert "restricted" in table  # zheng has 2 of the tiny model's 3 classes
     report = json.loads((tiny_model / "evaluation_zheng2018_d2.json").read_text())

@@ -147,3 +147,57 @@ def test_quiz_answer_path_scores_and_reveals_the_model(classifier):
     assert at.session_state["quiz_score"] == {"right": 1, "asked": 1}
     assert any(truth in s.value for s in at.success)
     assert any("The model said" in m.value for m in at.markdown)
+
+
+def test_an_unfamiliar_image_is_flagged_and_its_answer_shown_only_on_request():
+    import io
+
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("RGB", (300, 300), "white")
+    ImageDraw.Draw(picture).text((20, 140), "not a blood cell", fill="black")
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    at = _page("pages/1_Classify.py")
+    at.session_state["examples"] = [make_cell("text.png", buffer.getvalue())]
+    at.run()
+    assert not at.exception
+    assert any("Unfamiliar" in e.value and "no cell found" in e.value for e in at.error)
+    assert "Unfamiliar image" in " ".join(h.value for h in at.subheader)
+    assert len(at.get("plotly_chart")) == 0  # no bars until asked for
+    at.toggle(key="show_single").set_value(True).run()
+    assert len(at.get("plotly_chart")) == 1
+    assert any("Unreliable" in c.value for c in at.caption)
+
+
+def test_adapt_from_an_uploaded_zip_saves_a_new_model_and_reports_unused_files(tmp_path):
+    import io
+    import json
+    import zipfile
+
+    from hematovision.adaptation import adapt_from_zip
+    from hematovision.classifier import Classifier
+
+    from .conftest import SHIPPED_MODEL, ZHENG
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for label in ("neutrophil", "lymphocyte"):
+            for path in sorted((ZHENG / "images" / label).glob("*.png"))[:6]:
+                archive.write(path, f"my-lab/{label.upper()}/{path.name}")
+        archive.writestr("my-lab/notes.txt", "not an image")
+        archive.writestr("../escape/neutrophil/x.png", b"\x89PNG")
+        archive.writestr("my-lab/unknown-class/y.png", (ZHENG / "images" / "neutrophil" /
+                                                        "003.png").read_bytes())
+    steps = []
+    result, skipped = adapt_from_zip(SHIPPED_MODEL, buffer.getvalue(), tmp_path / "my-lab",
+                                     per_class=3, progress=lambda f, m: steps.append(f))
+    assert steps[-1] == 1.0 and steps == sorted(steps)
+    assert result.used["neutrophil"] == 3 and result.held_out["lymphocyte"] == 3
+    assert len(skipped) == 3
+    assert any("unsafe path" in why for why in skipped)
+    assert any("not an image" in why for why in skipped)
+    assert any("not inside a folder named after" in why for why in skipped)
+    card = json.loads((tmp_path / "my-lab" / "card.json").read_text())
+    assert card["training"]["adaptation"]["after"]["n"] == 6
+    assert Classifier(tmp_path / "my-lab").familiarity.means.shape[0] == 8 + 2
