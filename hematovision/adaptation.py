@@ -35,6 +35,9 @@ from hematovision.torch_state_dict import sha256_of_file
 __all__ = ["AdaptationResult", "adapt", "choose_cells", "fit_head", "score"]
 
 ADAPTATION_FILE = "adaptation.json"
+# hematovision.network.LOGITS_LAYER, spelled out: importing network would load Keras when
+# the Adapt page merely opens.
+_LOGITS_LAYER = "logits"
 
 
 @dataclass(frozen=True)
@@ -119,27 +122,15 @@ def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
         raise ValueError("write the adapted model to a new folder, not over the original")
     classifier = Classifier(model_dir)
     classes = list(classifier.classes)
-    dataset = scan_folder(data_dir, tuple(classes))
-    items = sorted(dataset.items, key=lambda item: _rank(item.sha256))
-    report(0.05, f"reading {len(items)} cells")
-    images, kept, _, _ = decode_images([item.path for item in items], classifier.input_size,
-                                       framing=classifier.card.framing)
-    items = [items[i] for i in kept]
-    labels = np.array([classes.index(item.label) for item in items])
-    report(0.3, "computing features")
-    logits, _, features = classifier.analyse(images.astype(np.float32))
-    if features is None:
-        raise ValueError(f"{model_dir}'s runtime file has no features; run "
-                         f"'hematovision export --model {model_dir}' first")
+    report(0.05, "reading the cells")
+    items, labels, logits, features = _read_cells(classifier, data_dir)
     used, held = choose_cells([item.label for item in items], per_class, seed)
     if not used or not held:
         raise ValueError(f"{data_dir}: too few labelled cells (need at least 2 per class)")
 
     report(0.5, "refitting the last layer")
     keras_model = classifier.model
-    from hematovision.network import LOGITS_LAYER
-
-    layer = keras_model.get_layer(LOGITS_LAYER)
+    layer = keras_model.get_layer(_LOGITS_LAYER)
     weights, bias = (np.asarray(v, dtype=np.float64) for v in layer.get_weights())
     new_weights, new_bias = fit_head(features[used].astype(np.float64), labels[used],
                                      weights, bias, pull)
@@ -187,6 +178,23 @@ def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
     return AdaptationResult(out_dir, used_counts, held_counts, before, after)
 
 
+def _read_cells(classifier: Classifier, data_dir: str | Path):
+    """The user's labelled cells (in a fixed, content-hashed order), their labels as class
+    indices, and the model's logits and pooled features for them."""
+    classes = list(classifier.classes)
+    items = sorted(scan_folder(data_dir, tuple(classes)).items,
+                   key=lambda item: _rank(item.sha256))
+    images, kept, _, _ = decode_images([item.path for item in items], classifier.input_size,
+                                       framing=classifier.card.framing)
+    items = [items[i] for i in kept]
+    labels = np.array([classes.index(item.label) for item in items])
+    logits, _, features = classifier.analyse(images.astype(np.float32))
+    if features is None:
+        raise ValueError(f"{classifier.model_dir}'s runtime file has no features; run "
+                         f"'hematovision export --model {classifier.model_dir}' first")
+    return items, labels, logits, features
+
+
 def _with_new_centres(familiarity: Familiarity | None, features: np.ndarray,
                       labels: np.ndarray) -> Familiarity | None:
     """Add the new laboratory's class centres; the covariance and threshold stay."""
@@ -205,14 +213,9 @@ def adaptation_study(classifier: Classifier, data_dir: str | Path,
     Nothing is saved; the last layer is refitted in memory for every split.
     """
     classes = list(classifier.classes)
-    dataset = scan_folder(data_dir, tuple(classes))
-    items = sorted(dataset.items, key=lambda item: _rank(item.sha256))
-    images, kept, _, _ = decode_images([item.path for item in items], classifier.input_size,
-                                       framing=classifier.card.framing)
-    names = [items[i].label for i in kept]
-    labels = np.array([classes.index(label) for label in names])
-    logits, _, features = classifier.analyse(images.astype(np.float32))
-    layer = classifier.model.get_layer("logits")
+    items, labels, logits, features = _read_cells(classifier, data_dir)
+    names = [item.label for item in items]
+    layer = classifier.model.get_layer(_LOGITS_LAYER)
     weights, bias = (np.asarray(v, dtype=np.float64) for v in layer.get_weights())
     temperature = classifier.card.temperature
     rows = []

@@ -16,7 +16,7 @@ from hematovision.dataset import scan_folder, test_split_files
 from hematovision.decoding import decode_images
 from hematovision.familiarity import sharpness
 from hematovision.metrics import balanced_accuracy, classification_report
-from hematovision.model_card import load_card, save_card
+from hematovision.model_card import _pct, load_card, save_card
 
 __all__ = ["evaluate", "format_report", "format_table"]
 
@@ -200,10 +200,6 @@ def format_report(report: dict) -> str:
     if report["unreadable"]:
         lines.append(f"unreadable files left out: {len(report['unreadable'])}")
     return "\n".join(lines)
-
-
-def _pct(value) -> str:
-    return "–" if value is None else f"{100 * value:.1f} %"
 
 
 def format_table(reports: list[dict]) -> str:
