@@ -9,7 +9,6 @@ from dataclasses import replace
 import numpy as np
 import streamlit as st
 
-from hematovision.cell_finder import crop_square
 from hematovision.classifier import Classifier, Prediction
 from hematovision.explainers import Explanation, explain
 
@@ -18,32 +17,30 @@ def model_key(classifier: Classifier) -> str:
     return f"{classifier.name}:{classifier.model_sha256}"
 
 
-@st.cache_data(max_entries=2048, show_spinner=False)
-def _prediction(model: str, image_sha: str, _classifier: Classifier, _image: np.ndarray
-                ) -> Prediction:
-    return _classifier.predict([_image])[0]
+@st.cache_data(max_entries=512, show_spinner=False)
+def _classified(model: str, image_sha: str, _classifier: Classifier, _image: np.ndarray
+                ) -> tuple[Prediction, np.ndarray, str]:
+    # The cell is framed once: the very input that is classified is also shown.
+    box = _classifier.frame(_image)
+    model_input = _classifier.prepare(_image, box)
+    prediction = _classifier.predict_inputs(model_input[None], [box])[0]
+    return prediction, model_input.astype(np.uint8), box.reason
 
 
 def predict(classifier: Classifier, image_sha: str, image: np.ndarray, threshold: float
             ) -> Prediction:
     """The model's answer for one image, cached by content; the Review threshold is the
     user's and is applied afresh."""
-    prediction = _prediction(model_key(classifier), image_sha, classifier, image)
+    prediction = _classified(model_key(classifier), image_sha, classifier, image)[0]
     return replace(prediction, review_threshold=threshold)
-
-
-@st.cache_data(max_entries=256, show_spinner=False)
-def _model_view(model: str, image_sha: str, _classifier: Classifier, _image: np.ndarray
-                ) -> tuple[np.ndarray, str]:
-    box = _classifier.frame(_image)
-    return crop_square(_image, box), box.reason
 
 
 def model_view(classifier: Classifier, image_sha: str, image: np.ndarray
                ) -> tuple[np.ndarray, str]:
-    """The square the model classified (for cell-framing models, the crop around the
-    cell) and, in words, how it was found."""
-    return _model_view(model_key(classifier), image_sha, classifier, image)
+    """The model's input for this image (for cell-framing models, the crop around the
+    cell, at the model's size) and, in words, how the cell was found."""
+    _, view, how = _classified(model_key(classifier), image_sha, classifier, image)
+    return view, how
 
 
 class _ExplanationStore:

@@ -153,13 +153,13 @@ def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
     used_counts = {c: int(np.sum(labels[used] == i)) for i, c in enumerate(classes)}
     held_counts = {c: int(np.sum(labels[held] == i)) for i, c in enumerate(classes)}
     card = replace(
-        load_card(model_dir), name=name or out_dir.name,
+        classifier.card, name=name or out_dir.name,
         model_sha256=sha256_of_file(out_dir / classifier.card.model_file),
         runtime_file="", runtime_sha256="",
         familiarity_file=familiarity_path.name if familiarity_path else "",
         familiarity_sha256=sha256_of_file(familiarity_path) if familiarity_path else "",
         metrics={}, external=[], foreign={},
-        training={**load_card(model_dir).training, "adapted_from": str(model_dir),
+        training={**classifier.card.training, "adapted_from": str(model_dir),
                   "adaptation": {"data": str(data_dir), "per_class": per_class,
                                  "seed": seed, "pull": pull, "used": used_counts,
                                  "held_out": held_counts, "before": before,

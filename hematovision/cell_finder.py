@@ -23,7 +23,8 @@ from skimage.color import rgb2hed
 from skimage.filters import threshold_otsu
 from skimage.morphology import disk
 
-__all__ = ["CellBox", "find_cell", "whole_image_box", "crop_square", "NUCLEUS_TO_FRAME"]
+__all__ = ["CellBox", "find_cell", "whole_image_box", "crop_square", "overlap",
+           "NUCLEUS_TO_FRAME"]
 
 # The square frame is this many times the nucleus' longest side. In the 100 masked cells
 # of zheng2018_d2 the whole cell is 1.1–1.8× (median 1.4×) its nucleus, so 2.5× holds the
@@ -142,20 +143,33 @@ def _nucleus_mask(small: np.ndarray) -> np.ndarray | str:
     return nucleus
 
 
+def overlap(box: CellBox, shape: tuple[int, ...]) -> tuple[int, tuple, tuple] | None:
+    """Where ``box`` (rounded to whole pixels) meets a picture of ``shape``.
+
+    Returns the square's side, the picture's ``(rows, cols)`` slices and the matching
+    slices of the square; ``None`` when they do not meet.
+    """
+    height, width = shape[:2]
+    top, left = int(round(box.top)), int(round(box.left))
+    side = max(1, int(round(box.side)))
+    bottom, right = min(top + side, height), min(left + side, width)
+    src_top, src_left = max(top, 0), max(left, 0)
+    if bottom <= src_top or right <= src_left:
+        return None
+    return (side, (slice(src_top, bottom), slice(src_left, right)),
+            (slice(src_top - top, bottom - top), slice(src_left - left, right - left)))
+
+
 def crop_square(image: np.ndarray, box: CellBox) -> np.ndarray:
     """Cut ``box`` out of ``image``; where it reaches past the edge, fill with the slide
     background (the median colour of the picture's border), never black."""
-    height, width = image.shape[:2]
-    top, left = int(round(box.top)), int(round(box.left))
     side = max(1, int(round(box.side)))
-    if top >= 0 and left >= 0 and top + side <= height and left + side <= width:
-        return image[top : top + side, left : left + side]
+    meeting = overlap(box, image.shape)
+    if meeting is not None and meeting[2] == (slice(0, side), slice(0, side)):
+        return image[meeting[1]]
     border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
     square = np.empty((side, side, 3), dtype=np.uint8)
     square[:] = np.median(border, axis=0).astype(np.uint8)
-    src_top, src_left = max(top, 0), max(left, 0)
-    src_bottom, src_right = min(top + side, height), min(left + side, width)
-    if src_bottom > src_top and src_right > src_left:
-        square[src_top - top : src_bottom - top, src_left - left : src_right - left] = (
-            image[src_top:src_bottom, src_left:src_right])
+    if meeting is not None:
+        square[meeting[2]] = image[meeting[1]]
     return square

@@ -17,7 +17,7 @@ from scipy.special import softmax
 
 from hematovision.cell_finder import CellBox
 from hematovision.familiarity import load_familiarity, sharpness
-from hematovision.images import frame_image, to_model_input
+from hematovision.images import frame_image, missing_cell, to_model_input
 from hematovision.model_card import ModelCard, load_card
 from hematovision.runtime import LiteRTRunner
 from hematovision.torch_state_dict import sha256_of_file
@@ -261,26 +261,28 @@ class Classifier:
         """Classify prepared model inputs; ``boxes`` (from :meth:`frame`) say whether a cell
         was found in each."""
         _, probabilities, features = self.analyse(batch)
+        no_cell = None if boxes is None else [missing_cell(box, self.card.framing)
+                                              for box in boxes]
         return self.predictions_from(probabilities, review_threshold,
-                                     self.distances(features), boxes, sharpness(batch))
+                                     self.distances(features), no_cell, sharpness(batch))
 
     def predictions_from(self, probabilities: np.ndarray, review_threshold: float | None = None,
                          distances: np.ndarray | None = None,
-                         boxes: Sequence[CellBox] | None = None,
+                         no_cell: Sequence[str] | None = None,
                          focus: np.ndarray | None = None) -> list[Prediction]:
+        """Predictions from computed outputs; ``no_cell`` gives, per image, why no cell was
+        framed (empty when one was), as :func:`hematovision.images.missing_cell` says."""
         threshold = self.card.review_threshold if review_threshold is None else review_threshold
         limit = self.familiarity.threshold if self.familiarity is not None else None
         min_focus = self.familiarity.min_sharpness if self.familiarity is not None else 0.0
         result = []
         for index, row in enumerate(probabilities):
             top = int(np.argmax(row))
-            no_cell = ""
-            if boxes is not None and self.card.framing == "cell" and not boxes[index].found:
-                no_cell = boxes[index].reason
             distance = None if distances is None else float(distances[index])
             result.append(Prediction(self.classes[top], float(row[top]),
                                      tuple(float(p) for p in row), self.classes, threshold,
-                                     distance, limit, no_cell,
+                                     distance, limit,
+                                     "" if no_cell is None else no_cell[index],
                                      None if focus is None else float(focus[index]),
                                      min_focus))
         return result

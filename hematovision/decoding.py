@@ -14,7 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from hematovision.images import ImageError, frame_image, read_image, to_model_input
+from hematovision.images import (
+    ImageError,
+    frame_image,
+    missing_cell,
+    read_image,
+    to_model_input,
+)
 
 __all__ = ["decode_images", "run_in_batches"]
 
@@ -30,7 +36,7 @@ def _decode_one(args: tuple[str, int, str]) -> tuple[np.ndarray | None, str, str
         array = to_model_input(image, size=size, box=box).astype(np.uint8)
     except ImageError as error:
         return None, str(error), ""
-    return array, "", ("" if framing != "cell" or box.found else box.reason)
+    return array, "", missing_cell(box, framing)
 
 
 def decode_images(

@@ -89,8 +89,7 @@ def evaluate(classifier: Classifier, data_dir: str | Path, whole_folder: bool = 
     distances = classifier.distances(features)
     focus = sharpness(batch)
     statuses = [p.status for p in classifier.predictions_from(
-        probabilities, None, distances, None, focus)]
-    statuses = [UNFAMILIAR if missing else status for status, missing in zip(statuses, no_cell)]
+        probabilities, None, distances, no_cell, focus)]
     report = {
         "model": classifier.name,
         "model_sha256": classifier.model_sha256,

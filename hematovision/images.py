@@ -16,7 +16,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from hematovision.cell_finder import CellBox, crop_square, find_cell, whole_image_box
+from hematovision.cell_finder import (
+    CellBox,
+    crop_square,
+    find_cell,
+    overlap,
+    whole_image_box,
+)
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -24,6 +30,7 @@ __all__ = [
     "ImageLimits",
     "read_image",
     "frame_image",
+    "missing_cell",
     "to_model_input",
     "load_model_input",
     "to_image_grid",
@@ -155,6 +162,11 @@ def frame_image(image: np.ndarray, framing: str = "whole") -> CellBox:
     raise ValueError(f"unknown framing {framing!r}; use 'whole' or 'cell'")
 
 
+def missing_cell(box: CellBox, framing: str) -> str:
+    """Why no cell was framed, when ``framing`` needs one; empty otherwise."""
+    return box.reason if framing == "cell" and not box.found else ""
+
+
 def to_model_input(image: np.ndarray, size: int = 224, framing: str = "whole",
                    box: CellBox | None = None) -> np.ndarray:
     """Shape an RGB array for the model: frame it in a square, then resize.
@@ -213,15 +225,11 @@ def to_image_grid(values: np.ndarray, shape: tuple[int, int],
     height, width = shape
     box = box or whole_image_box((height, width))
     side = max(1, int(round(box.side)))
-    top, left = int(round(box.top)), int(round(box.left))
     grid = Image.fromarray(np.asarray(values, dtype=np.float32))
     if grid.size != (side, side):
         grid = grid.resize((side, side), Image.BILINEAR)
-    square = np.asarray(grid, dtype=np.float32)
     result = np.zeros((height, width), dtype=np.float32)
-    src_top, src_left = max(top, 0), max(left, 0)
-    src_bottom, src_right = min(top + side, height), min(left + side, width)
-    if src_bottom > src_top and src_right > src_left:
-        result[src_top:src_bottom, src_left:src_right] = square[
-            src_top - top : src_bottom - top, src_left - left : src_right - left]
+    meeting = overlap(box, (height, width))
+    if meeting is not None:
+        result[meeting[1]] = np.asarray(grid, dtype=np.float32)[meeting[2]]
     return result
