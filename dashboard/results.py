@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import streamlit as st
 
+from hematovision.cell_finder import CellBox
 from hematovision.classifier import Classifier, Prediction
 from hematovision.explainers import Explanation, explain
 
@@ -19,12 +20,13 @@ def model_key(classifier: Classifier) -> str:
 
 @st.cache_data(max_entries=512, show_spinner=False)
 def _classified(model: str, image_sha: str, _classifier: Classifier, _image: np.ndarray
-                ) -> tuple[Prediction, np.ndarray, str]:
-    # The cell is framed once: the very input that is classified is also shown.
+                ) -> tuple[Prediction, np.ndarray, CellBox]:
+    # The cell is framed once: the very input that is classified is also shown and
+    # explained.
     box = _classifier.frame(_image)
     model_input = _classifier.prepare(_image, box)
     prediction = _classifier.predict_inputs(model_input[None], [box])[0]
-    return prediction, model_input.astype(np.uint8), box.reason
+    return prediction, model_input.astype(np.uint8), box
 
 
 def predict(classifier: Classifier, image_sha: str, image: np.ndarray, threshold: float
@@ -39,8 +41,8 @@ def model_view(classifier: Classifier, image_sha: str, image: np.ndarray
                ) -> tuple[np.ndarray, str]:
     """The model's input for this image (for cell-framing models, the crop around the
     cell, at the model's size) and, in words, how the cell was found."""
-    _, view, how = _classified(model_key(classifier), image_sha, classifier, image)
-    return view, how
+    _, view, box = _classified(model_key(classifier), image_sha, classifier, image)
+    return view, box.reason
 
 
 class _ExplanationStore:
@@ -82,6 +84,8 @@ def explanation(classifier: Classifier, image_sha: str, image: np.ndarray, metho
            tuple(sorted(settings.items())))
     found = _store().get(key)
     if found is None:
-        found = explain(method, image, classifier, class_index, progress=progress, **settings)
+        box = _classified(model_key(classifier), image_sha, classifier, image)[2]
+        found = explain(method, image, classifier, class_index, progress=progress, box=box,
+                        **settings)
         _store().put(key, found)
     return found

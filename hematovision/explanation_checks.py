@@ -126,8 +126,10 @@ def _pointing(classifier, masked, methods, rng, progress) -> dict:
         mask = np.asarray(Image.open(mask_path).convert("L"))
         share["cell"] += float((mask > 0).mean()) / total
         share["nucleus"] += float((mask == 255).mean()) / total
-        index = int(np.argmax(classifier.predict_proba(classifier.prepare(image)[None])[0]))
-        maps = {name: explain(name, image, classifier, index).heatmap for name in methods}
+        box = classifier.frame(image)
+        index = int(np.argmax(classifier.predict_proba(classifier.prepare(image, box)[None])[0]))
+        maps = {name: explain(name, image, classifier, index, box=box).heatmap
+                for name in methods}
         maps["random"] = rng.random(mask.shape)
         for name, heatmap in maps.items():
             on_cell, on_nucleus = pointing_game(heatmap, mask)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -38,6 +40,17 @@ def test_contract(method, classifier, cell):
 def test_default_class_is_the_prediction(classifier, cell):
     result = explain("gradcam", cell, classifier)
     assert result.class_name == classifier.predict([cell])[0].label
+
+
+def test_a_given_frame_is_the_one_explained(classifier, cell):
+    # The dashboard passes the box it classified; the map must be the same as when the
+    # explainer frames the cell itself, and a different box must move the map.
+    found = classifier.frame(cell)
+    assert np.array_equal(explain("gradcam", cell, classifier, 0, box=found).heatmap,
+                          explain("gradcam", cell, classifier, 0).heatmap)
+    moved = replace(found, left=0, top=0)
+    assert not np.array_equal(explain("gradcam", cell, classifier, 0, box=moved).heatmap,
+                              explain("gradcam", cell, classifier, 0).heatmap)
 
 
 @pytest.mark.parametrize("method,settings,message", [

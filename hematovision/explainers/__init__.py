@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hematovision.cell_finder import CellBox
 from hematovision.classifier import Classifier
 from hematovision.images import to_image_grid
 
@@ -88,13 +89,15 @@ def get_explainer(name: str) -> Explainer:
 
 def explain(method: str, image: np.ndarray, classifier: Classifier,
             class_index: int | None = None, progress: Progress | None = None,
-            **settings) -> Explanation:
+            box: CellBox | None = None, **settings) -> Explanation:
     """Explain ``classifier``'s score for ``class_index`` (default: its prediction) on ``image``.
 
     Args:
         method: a registry name, e.g. ``"gradcam"``.
         image: ``(height, width, 3)`` uint8 RGB, as from ``read_image``.
         progress: called with the fraction done, for long methods.
+        box: the square the model looks at, when the caller has framed the cell already
+            (finding it again costs tens of milliseconds per method).
         settings: method settings; unknown names are an error.
     """
     explainer = get_explainer(method)
@@ -104,7 +107,7 @@ def explain(method: str, image: np.ndarray, classifier: Classifier,
                          f"it takes {sorted(explainer.defaults)}")
     chosen = {**explainer.defaults, **settings}
     started = time.perf_counter()
-    box = classifier.frame(image)
+    box = box or classifier.frame(image)
     model_input = classifier.prepare(image, box)
     if class_index is None:
         class_index = int(np.argmax(classifier.predict_proba(model_input[None])[0]))
