@@ -16,6 +16,7 @@ chosen, not hoped for. The statistics are stored beside the model in ``familiari
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -51,10 +52,15 @@ class Familiarity:
         divided by the square root of the dimension so that typical cells score ~1)."""
         features = np.asarray(features, dtype=np.float64)
         projected = features @ self.whitening
-        centres = self.means @ self.whitening
+        centres = self._centres
         squared = (np.sum(projected**2, axis=1)[:, None] - 2 * projected @ centres.T
                    + np.sum(centres**2, axis=1)[None, :])
         return np.sqrt(np.maximum(squared.min(axis=1), 0.0) / features.shape[1])
+
+    @cached_property
+    def _centres(self) -> np.ndarray:
+        # Whitened once per model, not per image: ten times the work of one image.
+        return self.means @ self.whitening
 
     def is_unfamiliar(self, features: np.ndarray) -> np.ndarray:
         return self.distance(features) > self.threshold

@@ -28,26 +28,20 @@ def export_litert(logits_model, path: str | Path) -> Path:
     return Path(path)
 
 
-class LiteRTRunner:
-    """Runs a converted model on batches of any size.
+class _Interpreter:
+    """One LiteRT interpreter behind a lock (an interpreter is not safe to share between
+    threads); resizing the input happens only when the batch size changes."""
 
-    One interpreter is not safe to share between threads, and Streamlit serves each
-    browser session from its own thread, so calls are serialised with a lock; resizing
-    the input happens only when the batch size changes.
-    """
-
-    def __init__(self, path: str | Path, threads: int | None = None):
+    def __init__(self, path: Path, threads: int):
         from ai_edge_litert.interpreter import Interpreter
 
-        self._interpreter = Interpreter(model_path=str(path),
-                                        num_threads=threads or os.cpu_count() or 1)
+        self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._batch = -1
         self._lock = threading.Lock()
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
         with self._lock:
             if batch.shape[0] != self._batch:
                 self._interpreter.resize_tensor_input(self._input, batch.shape)
@@ -56,3 +50,31 @@ class LiteRTRunner:
             self._interpreter.set_tensor(self._input, batch)
             self._interpreter.invoke()
             return self._interpreter.get_tensor(self._output).copy()
+
+
+class LiteRTRunner:
+    """Runs a converted model on batches of any size.
+
+    Streamlit serves each browser session from its own thread. Two interpreters on the
+    same file: one for single cells and small batches, one for the large batches of LIME,
+    SHAP and batch runs. A user's classification then never queues behind another user's
+    explanation (a 64-image batch takes most of a second), and neither lane re-plans its
+    tensors when the two kinds of call alternate.
+    """
+
+    SMALL = 8  # batches up to this size take the quick lane
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        self._path, self._threads = Path(path), threads or os.cpu_count() or 1
+        self._quick = _Interpreter(self._path, self._threads)
+        self._bulk: _Interpreter | None = None  # made on first use: start-up stays quick
+        self._making = threading.Lock()
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if batch.shape[0] <= self.SMALL:
+            return self._quick(batch)
+        with self._making:
+            if self._bulk is None:
+                self._bulk = _Interpreter(self._path, self._threads)
+        return self._bulk(batch)
