@@ -210,7 +210,7 @@ class Classifier:
             )
         return batch
 
-    def analyse(self, batch: np.ndarray, batch_size: int = 64
+    def analyse(self, batch: np.ndarray, batch_size: int = 32
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Uncalibrated logits and calibrated probabilities, each ``(n, classes)``, and the
         pooled features ``(n, features)`` (``None`` if the runtime file has none)."""
@@ -224,12 +224,12 @@ class Classifier:
         return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
                 features)
 
-    def forward(self, batch: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    def forward(self, batch: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
         """Uncalibrated logits and calibrated probabilities, each ``(n, classes)``."""
         logits, probabilities, _ = self.analyse(batch, batch_size)
         return logits, probabilities
 
-    def predict_proba(self, batch: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    def predict_proba(self, batch: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Calibrated class probabilities for ``(n, size, size, 3)`` RGB 0–255 model inputs."""
         return self.forward(batch, batch_size)[1]
 

@@ -7,6 +7,9 @@ hiding regions by blurring them. Positive values push towards the class, negativ
 
 from __future__ import annotations
 
+import copy
+from functools import lru_cache
+
 import numpy as np
 
 from hematovision.classifier import Classifier
@@ -16,13 +19,12 @@ __all__ = ["shap_values", "shap_map"]
 
 
 def shap_values(model_input: np.ndarray, classifier: Classifier, class_index: int,
-                evaluations: int, blur: int = 32, batch_size: int = 64, progress=None
+                evaluations: int, blur: int = 32, batch_size: int = 32, progress=None
                 ) -> np.ndarray:
     """Owen values of the class probability, ``(size, size)`` (summed over colour)."""
     import shap
 
-    size = classifier.input_size
-    masker = shap.maskers.Image(f"blur({blur},{blur})", (size, size, 3))
+    masker = _masker(classifier.input_size, blur)
     calls = {"done": 0}
 
     def score(images: np.ndarray) -> np.ndarray:
@@ -36,6 +38,20 @@ def shap_values(model_input: np.ndarray, classifier: Classifier, class_index: in
     values = explainer(model_input[None], max_evals=evaluations, batch_size=batch_size,
                        outputs=[class_index], silent=True).values
     return np.asarray(values)[0, ..., 0].sum(axis=-1)
+
+
+def _masker(size: int, blur: int):
+    # Building the partition tree over every pixel and colour takes over half a second,
+    # and it depends only on the shape. Each call gets its own shallow copy: the masker
+    # remembers the last image it blurred, which must not be shared between users.
+    return copy.copy(_masker_template(size, blur))
+
+
+@lru_cache(maxsize=4)
+def _masker_template(size: int, blur: int):
+    import shap
+
+    return shap.maskers.Image(f"blur({blur},{blur})", (size, size, 3))
 
 
 def shap_map(model_input, classifier, class_index, progress=None, evaluations=250, blur=32):
