@@ -121,7 +121,7 @@ async def user(browser, url: str, number: int, files: list[Path], others: set[st
     try:
         for path in files:
             # A fresh page per cell: a new session, as when a user opens the app again.
-            await page.goto(f"{url}/Classify")
+            await page.goto(f"{url}/Classify", timeout=120_000)
             uploader = page.locator('input[type="file"]')
             await uploader.wait_for(state="attached", timeout=120_000)
             started = time.perf_counter()
@@ -151,7 +151,7 @@ async def explainer_user(browser, url: str, paths: list[Path], stop: asyncio.Eve
         for path in paths:
             if stop.is_set():
                 break
-            await page.goto(f"{url}/Classify")
+            await page.goto(f"{url}/Classify", timeout=120_000)
             await page.locator('input[type="file"]').set_input_files(str(path))
             await page.get_by_text("Explain this prediction").click(timeout=120_000)
             await page.get_by_text("Download the panel (PNG)").wait_for(timeout=180_000)
