@@ -22,7 +22,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", required=True, help="a cell image to upload")
-    parser.add_argument("--out", default=str(ROOT / "assets" / "screenshots"))
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     args = parser.parse_args()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -51,6 +51,10 @@ def main() -> None:
             time.sleep(1.0)
             Path(args.out).mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(Path(args.out) / "classify.png"))
+            # As a user reading the answer would: meanwhile the server loads TensorFlow for
+            # Grad-CAM and compiles SHAP in the background, so the panel's captions show
+            # the times of a warm server, not of its first seconds.
+            time.sleep(30)
             page.get_by_role("button", name="Explain this prediction").click()
             expect(page.get_by_text("Download the panel (PNG)")).to_be_visible(timeout=180_000)
             time.sleep(1.5)
