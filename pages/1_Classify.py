@@ -23,7 +23,10 @@ if folder is not None:
         label = left.selectbox("Class", example_classes(folder), key="example_class")
         count = middle.number_input("How many", 1, 24, 1, key="example_count")
         if right.button("Add examples", key="add_examples"):
-            for path in example_cells(classifier, folder, label, int(count)):
+            # Seeded by how many examples this session holds: a lesson can be repeated
+            # with the same cells, and each further click still brings new ones.
+            seed = len(st.session_state["examples"])
+            for path in example_cells(classifier, folder, label, int(count), seed=seed):
                 st.session_state["examples"].append(make_cell(path.name, path.read_bytes()))
         if st.session_state["examples"] and st.button("Remove examples", key="clear_examples"):
             st.session_state["examples"] = []

@@ -43,6 +43,12 @@ def test_classify_adds_an_example_and_shows_label_and_bars(pbc_examples):
     assert len(at.get("plotly_chart")) == 1
     headline = " ".join(h.value for h in at.subheader)
     assert "eosinophil" in headline  # examples come from the held-out test split
+    # Seeded by the session's count of examples: a fresh session shows the same first cell.
+    again = _page("pages/1_Classify.py").run()
+    again.selectbox(key="example_class").set_value("eosinophil")
+    again.button(key="add_examples").click().run()
+    first = [cell.name for cell in at.session_state["examples"]]
+    assert [cell.name for cell in again.session_state["examples"]] == first
 
 
 def test_a_bad_upload_shows_an_error_and_the_rest_are_classified(pbc_examples):
