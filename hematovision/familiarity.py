@@ -59,7 +59,8 @@ class Familiarity:
 
     @cached_property
     def _centres(self) -> np.ndarray:
-        # Whitened once per model, not per image: ten times the work of one image.
+        # Whitened once per model, not per image: one such product per class, more work
+        # than whitening the image itself.
         return self.means @ self.whitening
 
     def is_unfamiliar(self, features: np.ndarray) -> np.ndarray:
