@@ -30,16 +30,15 @@ import argparse
 import asyncio
 import os
 import re
-import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from local_server import start_server, stop_server  # noqa: E402
 
 from hematovision.dataset import test_split_files  # noqa: E402
 from hematovision.models import default_model_dir  # noqa: E402
@@ -51,12 +50,6 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 # A single cell's answer: "neutrophil — 99.1 %" or the Unfamiliar heading.
 ANSWER = re.compile(r"( — \d+\.\d %|Unfamiliar image)")
 DATASETS = Path(os.environ.get("HEMATOVISION_DATASETS", ROOT.parent / "shared" / "datasets"))
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _rss_kib(pid: int) -> int:
@@ -83,34 +76,6 @@ class MemoryWatch(threading.Thread):
         while self.running:
             self.peak = max(self.peak, _rss_kib(self.pid))
             time.sleep(0.2)
-
-
-def start_server() -> tuple[subprocess.Popen, str]:
-    port = _port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address",
-         "127.0.0.1", "--server.port", str(port), "--server.headless", "true"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(180):
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return process, url
-        except OSError:
-            time.sleep(0.5)
-    process.kill()
-    raise RuntimeError("streamlit did not start")
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        # A short run can end while the server still loads TensorFlow for the Explain
-        # warm-up; such a server has been seen to ignore SIGTERM for minutes.
-        process.kill()
-        process.wait(timeout=30)
 
 
 async def user(browser, url: str, number: int, files: list[Path], others: set[str],

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from local_server import start_server, stop_server  # noqa: E402
 
 from hematovision.dataset import test_split_files  # noqa: E402
 from hematovision.models import default_model_dir  # noqa: E402
@@ -29,29 +28,12 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def time_to_first_prediction(script: str, page: str, image: Path, browser, env: dict) -> float:
     from playwright.sync_api import expect
 
-    port = _port()
     started = time.perf_counter()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", script, "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, url = start_server(script, env)
     try:
-        url = f"http://127.0.0.1:{port}"
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.05)
         tab = browser.new_page()
         tab.goto(f"{url}/{page}")
         tab.locator('input[type="file"]').set_input_files(str(image))
@@ -61,8 +43,7 @@ def time_to_first_prediction(script: str, page: str, image: Path, browser, env: 
         tab.close()
         return elapsed
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_server(server)
 
 
 def main() -> None:
