@@ -1,12 +1,13 @@
 """Explanation speed and fidelity: naive library use against HematoVision, same cell, one run.
 
-    python benchmarks/explain.py [--model models/pbc-lite0] [--image PATH]
+    python benchmarks/explain.py [--model models/pbc-lite0] [--image PATH] [--fidelity-cells N]
 
 For each method it prints the naive time (the libraries used as their docs show, on
 ``model.predict``), ours, and the ratio. For LIME and SHAP it also computes a slow
-reference (LIME 5,000 samples on the same superpixels; SHAP 2,000 evaluations) and prints
-the Spearman rank correlation of our map with it. Last, the whole Explain panel for a new
-cell and for a cached one (the dashboard's cache).
+reference (LIME 5,000 samples, SHAP 2,000 evaluations, each on the same superpixels) and
+prints the Spearman rank correlation of our map with it; ``--fidelity-cells N`` repeats
+that check on N more held-out cells, one class after another. Last, the whole Explain
+panel for a new cell and for a cached one (the dashboard's cache).
 """
 
 from __future__ import annotations
@@ -69,10 +70,34 @@ def gradcam_rows(classifier: Classifier, x: np.ndarray, index: int) -> None:
     del keras
 
 
+def lime_fidelity(classifier: Classifier, x: np.ndarray, index: int) -> tuple[float, int]:
+    """Spearman of the default LIME map with 5,000 samples on the same superpixels."""
+    from hematovision.explainers.lime_map import lime_weights
+    from hematovision.explainers.superpixels import segment_cell
+
+    defaults = get_explainer("lime").defaults
+    segmentation = segment_cell(x, defaults["segments"], defaults["compactness"])
+    reference = lime_weights(x, classifier, index, segmentation, samples=5000, seed=123)
+    ours = get_explainer("lime").compute(x, classifier, index, **defaults)[1]
+    return spearmanr(ours.ravel(), reference[segmentation].ravel()).statistic, \
+        int(segmentation.max() + 1)
+
+
+def shap_fidelity(classifier: Classifier, x: np.ndarray, index: int) -> tuple[float, int]:
+    """Spearman of the default SHAP map with 2,000 evaluations on the same superpixels."""
+    from hematovision.explainers.shap_map import shap_values
+    from hematovision.explainers.superpixels import segment_cell
+
+    defaults = get_explainer("shap").defaults
+    segmentation = segment_cell(x, defaults["segments"])
+    reference, _ = shap_values(x, classifier, index, segmentation, 2000, defaults["blur"])
+    ours = get_explainer("shap").compute(x, classifier, index, **defaults)[1]
+    return spearmanr(ours.ravel(), reference[segmentation].ravel()).statistic, \
+        int(segmentation.max() + 1)
+
+
 def lime_row(classifier: Classifier, x: np.ndarray, index: int) -> None:
     from lime.lime_image import LimeImageExplainer
-
-    from hematovision.explainers.lime_map import lime_weights, segment_cell
 
     def keras_predict(images):
         return classifier.model.predict(np.asarray(images, np.float32), verbose=0)
@@ -81,36 +106,54 @@ def lime_row(classifier: Classifier, x: np.ndarray, index: int) -> None:
         x.astype(np.float64), keras_predict, labels=(index,), top_labels=None,
         num_samples=1000, batch_size=32, random_seed=0))
     defaults = get_explainer("lime").defaults
-    segmentation = segment_cell(x, defaults["segments"], defaults["compactness"])
-    reference = lime_weights(x, classifier, index, segmentation, samples=5000, seed=123)
-    ours_seconds, ours = timed(lambda: get_explainer("lime").compute(
+    ours_seconds, _ = timed(lambda: get_explainer("lime").compute(
         x, classifier, index, **defaults))
-    correlation = spearmanr(ours[1].ravel(), reference[segmentation].ravel()).statistic
+    correlation, count = lime_fidelity(classifier, x, index)
     row("lime", naive_seconds, ours_seconds,
         f"Spearman vs 5,000-sample reference {correlation:.3f} "
-        f"({defaults['samples']} samples, {segmentation.max() + 1} superpixels)")
+        f"({defaults['samples']} samples, {count} superpixels)")
 
 
 def shap_row(classifier: Classifier, x: np.ndarray, index: int) -> None:
     import shap
 
-    from hematovision.explainers.shap_map import shap_values
-
     def keras_predict(images):
         return classifier.model.predict(np.asarray(images, np.float32), verbose=0)
 
     masker = shap.maskers.Image("blur(32,32)", x.shape)
-    shap_values(x, classifier, index, evaluations=100)  # warm up SHAP's compiled code
+    get_explainer("shap").compute(x, classifier, index, evaluations=60)  # compile SHAP's code
     naive_seconds, _ = timed(lambda: shap.PartitionExplainer(keras_predict, masker)(
         x[None], max_evals=500, batch_size=50, outputs=[index], silent=True))
     defaults = get_explainer("shap").defaults
-    reference = shap_values(x, classifier, index, evaluations=2000, blur=defaults["blur"])
-    ours_seconds, ours = timed(lambda: get_explainer("shap").compute(
+    ours_seconds, _ = timed(lambda: get_explainer("shap").compute(
         x, classifier, index, **defaults))
-    correlation = spearmanr(ours[1].ravel(), reference.ravel()).statistic
+    correlation, count = shap_fidelity(classifier, x, index)
     row("shap", naive_seconds, ours_seconds,
         f"Spearman vs 2,000-evaluation reference {correlation:.3f} "
-        f"({defaults['evaluations']} evaluations)")
+        f"({defaults['evaluations']} evaluations, {count} superpixels)")
+
+
+def fidelity_rows(classifier: Classifier, files: list[tuple[Path, str]], count: int) -> None:
+    """LIME's and SHAP's fidelity on ``count`` more held-out cells, one class after another:
+    one cell can be lucky."""
+    by_class: dict[str, list[Path]] = {}
+    for path, label in files:
+        by_class.setdefault(label, []).append(path)
+    chosen = [paths[len(paths) // 2 + turn] for turn in range(count)
+              for paths in by_class.values()][:count]
+    results = {"lime": [], "shap": []}
+    for path in chosen:
+        x = classifier.prepare(read_image(path))
+        index = int(np.argmax(classifier.predict_proba(x[None])[0]))
+        lime, _ = lime_fidelity(classifier, x, index)
+        shap, count_shap = shap_fidelity(classifier, x, index)
+        results["lime"].append(lime)
+        results["shap"].append(shap)
+        print(f"  {path.parent.name}/{path.name}: LIME {lime:.3f}, SHAP {shap:.3f} "
+              f"({count_shap} superpixels)", flush=True)
+    for name, values in results.items():
+        print(f"{name} fidelity over {len(values)} cells: min {min(values):.3f}, "
+              f"median {np.median(values):.3f}, mean {np.mean(values):.3f}")
 
 
 def panel_rows(classifier: Classifier, image: np.ndarray, sha: str) -> None:
@@ -140,9 +183,12 @@ def main() -> None:
     parser.add_argument("--model", default=str(default_model_dir()))
     parser.add_argument("--image", help="a cell image (default: a held-out PBC test cell)")
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "pbc"))
+    parser.add_argument("--fidelity-cells", type=int, default=0,
+                        help="also check LIME and SHAP fidelity on this many more cells")
     args = parser.parse_args()
     classifier = Classifier(args.model)
-    path = Path(args.image) if args.image else test_split_files(args.model, args.data)[0][0]
+    files = test_split_files(args.model, args.data)
+    path = Path(args.image) if args.image else files[0][0]
     image = read_image(path)
     x = classifier.prepare(image)
     index = classifier.classes.index(classifier.predict([image])[0].label)
@@ -155,6 +201,8 @@ def main() -> None:
     import hashlib
 
     panel_rows(classifier, image, hashlib.sha256(path.read_bytes()).hexdigest())
+    if args.fidelity_cells:
+        fidelity_rows(classifier, files, args.fidelity_cells)
 
 
 if __name__ == "__main__":

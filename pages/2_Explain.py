@@ -38,15 +38,18 @@ opacity = controls[1].slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="opacit
 colormap = controls[2].selectbox("Colormap", COLORMAPS, key="colormap")
 lime, shap = get_explainer("lime").defaults, get_explainer("shap").defaults
 with st.expander("Method settings"):
-    left, middle, right = st.columns(3)
-    lime_samples = left.number_input("LIME samples", 50, 5000, lime["samples"], 50,
-                                     key="lime_samples")
-    lime_segments = middle.number_input("LIME superpixels", 8, 150, lime["segments"], 4,
-                                        key="lime_segments")
-    shap_evaluations = right.number_input("SHAP evaluations", 50, 5000, shap["evaluations"],
-                                          50, key="shap_evaluations")
+    lime_column, shap_column = st.columns(2)
+    lime_samples = lime_column.number_input("LIME samples", 50, 5000, lime["samples"], 50,
+                                            key="lime_samples")
+    lime_segments = lime_column.number_input("LIME superpixels", 8, 150, lime["segments"], 4,
+                                             key="lime_segments")
+    shap_evaluations = shap_column.number_input("SHAP evaluations", 50, 5000,
+                                                shap["evaluations"], 50, key="shap_evaluations")
+    shap_segments = shap_column.number_input(
+        "SHAP superpixels", 8, 150, shap["segments"], 4, key="shap_segments",
+        help="More patches give a finer map but need more evaluations to settle.")
 settings = {"lime": {"samples": int(lime_samples), "segments": int(lime_segments)},
-            "shap": {"evaluations": int(shap_evaluations)}}
+            "shap": {"evaluations": int(shap_evaluations), "segments": int(shap_segments)}}
 
 class_index = classifier.classes.index(class_name)
 probability = prediction.probabilities[class_index]

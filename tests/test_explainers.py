@@ -93,7 +93,8 @@ def test_fast_gradcam_equals_tf_keras_vis(classifier, cell, method, reference):
 def test_lime_weights_equal_the_library(classifier, cell):
     from lime.lime_image import LimeImageExplainer
 
-    from hematovision.explainers.lime_map import lime_weights, segment_cell
+    from hematovision.explainers.lime_map import lime_weights
+    from hematovision.explainers.superpixels import segment_cell
 
     x = classifier.prepare(cell)
     segmentation = segment_cell(x)
@@ -107,6 +108,41 @@ def test_lime_weights_equal_the_library(classifier, cell):
     for feature, weight in library.local_exp[index]:
         theirs[feature] = weight
     assert np.allclose(ours, theirs, atol=1e-4)
+
+
+def test_shap_values_add_up_to_the_probability_the_cell_adds(classifier, cell):
+    # Owen values are efficient: together they account for the whole difference between
+    # the cell and the fully blurred image, whatever the evaluation budget.
+    import cv2
+
+    from hematovision.explainers.shap_map import shap_values
+    from hematovision.explainers.superpixels import segment_cell
+
+    x = classifier.prepare(cell)
+    index = classifier.classes.index(classifier.predict([cell])[0].label)
+    segmentation = segment_cell(x, 32)
+    values, blurred_probability = shap_values(x, classifier, index, segmentation, 120)
+    assert values.shape == (segmentation.max() + 1,)
+    blurred = cv2.blur(x.astype(np.float32), (32, 32))
+    assert blurred_probability == pytest.approx(
+        classifier.predict_proba(blurred[None])[0, index], abs=1e-5)
+    whole = classifier.predict_proba(x[None])[0, index]
+    assert values.sum() == pytest.approx(whole - blurred_probability, abs=1e-4)
+
+
+def test_superpixel_hierarchy_is_a_balanced_tree_over_the_patches(classifier, cell):
+    from scipy.cluster.hierarchy import is_valid_linkage, leaves_list
+
+    from hematovision.explainers.superpixels import segment_cell, segment_hierarchy
+
+    x = classifier.prepare(cell)
+    segmentation = segment_cell(x, 32)
+    count = segmentation.max() + 1
+    tree = segment_hierarchy(x, segmentation)
+    assert tree.shape == (count - 1, 4) and is_valid_linkage(tree)
+    assert sorted(leaves_list(tree)) == list(range(count))
+    assert tree[-1, 3] == count
+    assert tree[:, 2].max() == np.ceil(np.log2(count))  # as shallow as a binary tree can be
 
 
 def test_explaining_never_changes_the_shared_model(classifier, cell):

@@ -16,58 +16,15 @@ from __future__ import annotations
 
 import numpy as np
 from lime.lime_base import LimeBase
-from skimage.segmentation import slic
 from sklearn.metrics import pairwise_distances
 
 from hematovision.classifier import Classifier
 from hematovision.explainers import Explainer, register, signed_heatmap
+from hematovision.explainers.superpixels import mean_colours, segment_cell
 
-__all__ = ["segment_cell", "lime_weights", "lime_map"]
+__all__ = ["lime_weights", "lime_map"]
 
 KERNEL_WIDTH = 0.25  # LIME's default for images
-
-
-def stained_mask(model_input: np.ndarray) -> np.ndarray:
-    """Pixels that differ clearly from the slide background (the median border colour):
-    the cells, as opposed to the empty glass between them. Of the three-level Otsu split of
-    the colour distance (glass, cytoplasm and red cells, nucleus) the lower threshold."""
-    from skimage.filters import threshold_multiotsu
-
-    border = np.concatenate([model_input[0], model_input[-1], model_input[:, 0],
-                             model_input[:, -1]])
-    distance = np.linalg.norm(model_input - np.median(border, axis=0), axis=-1)
-    if distance.max() - distance.min() < 1e-6:
-        return np.ones(distance.shape, bool)
-    return distance > threshold_multiotsu(distance, classes=3)[0]
-
-
-def segment_cell(model_input: np.ndarray, segments: int = 40, compactness: float = 10.0,
-                 background: bool = True) -> np.ndarray:
-    """SLIC superpixels of the ``(size, size, 3)`` 0–255 input; ``(size, size)`` int labels
-    from 0.
-
-    With ``background``, the empty glass is one superpixel (label 0) and the superpixels go
-    where the structure is: nucleus lobes, cytoplasm, neighbouring red cells. Glass cut into
-    many patches gives LIME many features whose true weight is zero and whose estimated
-    weights are pure sampling noise.
-    """
-    image = model_input / 255.0
-    if background:
-        mask = stained_mask(model_input)
-        if mask.mean() > 0.02:
-            labels = slic(image, n_segments=segments, compactness=compactness, sigma=1.0,
-                          start_label=1, mask=mask)
-            return np.unique(labels, return_inverse=True)[1].reshape(labels.shape)
-    return slic(image, n_segments=segments, compactness=compactness, sigma=1.0, start_label=0)
-
-
-def _mean_colours(model_input: np.ndarray, segmentation: np.ndarray) -> np.ndarray:
-    # LIME's default hide colour: each superpixel replaced by its own mean colour.
-    count = segmentation.max() + 1
-    flat = segmentation.ravel()
-    sums = np.stack([np.bincount(flat, model_input[..., c].ravel(), count) for c in range(3)], 1)
-    means = sums / np.maximum(np.bincount(flat, minlength=count), 1)[:, None]
-    return means[segmentation].astype(np.float32)
 
 
 def log_odds(probabilities: np.ndarray) -> np.ndarray:
@@ -97,7 +54,8 @@ def lime_weights(model_input: np.ndarray, classifier: Classifier, class_index: i
     """
     count = int(segmentation.max()) + 1
     masks = _masks(np.random.RandomState(seed), samples, count, antithetic)
-    hidden = _mean_colours(model_input, segmentation)
+    # LIME's default hide colour: each superpixel replaced by its own mean colour.
+    hidden = mean_colours(model_input, segmentation)
     probabilities = np.zeros((samples, len(classifier.classes)), np.float32)
     for start in range(0, samples, batch_size):
         keep = masks[start : start + batch_size][:, segmentation][..., None].astype(bool)

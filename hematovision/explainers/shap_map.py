@@ -1,30 +1,64 @@
-"""SHAP: each region's share of the class probability, by Owen values over a partition.
+"""SHAP: each patch of the cell's share of the class probability, by Owen values.
 
-Lundberg & Lee 2017, "A Unified Approach to Interpreting Model Predictions"; the
-partition explainer computes Owen values over a hierarchy of image halves, quarters, …,
-hiding regions by blurring them. Positive values push towards the class, negative away.
+Lundberg & Lee 2017, "A Unified Approach to Interpreting Model Predictions". SHAP's
+partition explainer computes Owen values: Shapley values over a hierarchy of feature
+groups, hiding a group by blurring it. Positive values push towards the class, negative
+away, and all of them add up to the class probability minus that of the blurred image.
+
+shap's own image masker makes every pixel a feature under a hierarchy of image halves,
+quarters, … At the few hundred model calls a CPU can afford in seconds it stops at coarse
+blocks wherever the budget runs out, so the map depends on the budget (rank correlation
+0.71 between 250 and 2,000 calls on a basophil). Here the features are the cell's
+superpixels, grouped by position and colour, which the same explainer resolves almost
+completely in 250 calls.
 """
 
 from __future__ import annotations
-
-import copy
-from functools import lru_cache
 
 import numpy as np
 
 from hematovision.classifier import Classifier
 from hematovision.explainers import Explainer, register, signed_heatmap
+from hematovision.explainers.superpixels import segment_cell, segment_hierarchy
 
-__all__ = ["shap_values", "shap_map"]
+__all__ = ["SuperpixelMasker", "shap_values", "shap_map"]
+
+
+class SuperpixelMasker:
+    """A masker for shap's explainers whose features are superpixels: a hidden superpixel shows the
+    image blurred by a ``blur`` × ``blur`` box, as in ``shap.maskers.Image("blur(…)")``.
+
+    Args:
+        model_input: ``(size, size, 3)`` 0–255, the image being explained.
+        segmentation: ``(size, size)`` int superpixel labels from 0.
+    """
+
+    def __init__(self, model_input: np.ndarray, segmentation: np.ndarray, blur: int = 32):
+        import cv2
+
+        self.segmentation = segmentation
+        count = int(segmentation.max()) + 1
+        self.shape = (1, count)
+        self.clustering = segment_hierarchy(model_input, segmentation)
+        self.blurred = cv2.blur(np.asarray(model_input, np.float32), (blur, blur))
+        self.immutable_outputs = True
+        self.fixed_background = True
+
+    def __call__(self, mask: np.ndarray, x: np.ndarray):
+        keep = np.asarray(mask, bool)[self.segmentation][..., None]
+        return (np.where(keep, x, self.blurred)[None],)
+
+    def mask_shapes(self, x: np.ndarray):
+        return [(self.shape[1],)]
 
 
 def shap_values(model_input: np.ndarray, classifier: Classifier, class_index: int,
-                evaluations: int, blur: int = 32, batch_size: int = 32, progress=None
-                ) -> np.ndarray:
-    """Owen values of the class probability, ``(size, size)`` (summed over colour)."""
+                segmentation: np.ndarray, evaluations: int, blur: int = 32,
+                batch_size: int = 32, progress=None) -> tuple[np.ndarray, float]:
+    """Owen values of the class probability, one per superpixel ``(n_superpixels,)``, and
+    the probability with every superpixel hidden (the values add up to the difference)."""
     import shap
 
-    masker = _masker(classifier.input_size, blur)
     calls = {"done": 0}
 
     def score(images: np.ndarray) -> np.ndarray:
@@ -34,39 +68,31 @@ def shap_values(model_input: np.ndarray, classifier: Classifier, class_index: in
             progress(min(1.0, calls["done"] / evaluations))
         return result
 
-    explainer = shap.PartitionExplainer(score, masker)
-    values = explainer(model_input[None], max_evals=evaluations, batch_size=batch_size,
-                       outputs=[class_index], silent=True).values
-    return np.asarray(values)[0, ..., 0].sum(axis=-1)
+    masker = SuperpixelMasker(model_input, segmentation, blur)
+    explanation = shap.PartitionExplainer(score, masker)(
+        np.asarray(model_input, np.float32)[None], max_evals=evaluations,
+        batch_size=batch_size, outputs=[class_index], silent=True)
+    return (np.asarray(explanation.values)[0, :, 0],
+            float(np.asarray(explanation.base_values).ravel()[0]))
 
 
-def _masker(size: int, blur: int):
-    # Building the partition tree over every pixel and colour takes over half a second,
-    # and it depends only on the shape. Each call gets its own shallow copy: the masker
-    # remembers the last image it blurred, which must not be shared between users.
-    return copy.copy(_masker_template(size, blur))
-
-
-@lru_cache(maxsize=4)
-def _masker_template(size: int, blur: int):
-    import shap
-
-    return shap.maskers.Image(f"blur({blur},{blur})", (size, size, 3))
-
-
-def shap_map(model_input, classifier, class_index, progress=None, evaluations=250, blur=32):
-    values = shap_values(model_input, classifier, class_index, evaluations, blur,
-                         progress=progress)
-    return signed_heatmap(values)
+def shap_map(model_input, classifier, class_index, progress=None, evaluations=250,
+             segments=32, blur=32):
+    segmentation = segment_cell(model_input, segments)
+    values, _ = shap_values(model_input, classifier, class_index, segmentation, evaluations,
+                            blur, progress=progress)
+    return signed_heatmap(values[segmentation])
 
 
 register(Explainer(
     name="shap",
     title="SHAP",
-    caption=("Splits the image into halves, quarters and smaller blocks and measures how "
-             "much each block, blurred out, changes the class probability (Owen values). "
-             "Red: evidence for the class; blue: against. Block-shaped by design."),
-    defaults={"evaluations": 250, "blur": 32},
+    caption=("The stained parts of the image are cut into about 32 patches (the empty "
+             "glass is one more), grouped by place and colour: nucleus with nucleus, "
+             "cytoplasm with cytoplasm. Each patch's Owen value is its share of the class "
+             "probability, measured by blurring patches and groups of patches out. Red: "
+             "evidence for the class; blue: against. Patch-shaped by design."),
+    defaults={"evaluations": 250, "segments": 32, "blur": 32},
     compute=shap_map,
     reference="Lundberg & Lee 2017",
 ))
