@@ -168,3 +168,16 @@ def test_gradcam_peaks_on_the_white_cell_not_the_background(classifier):
         row, col = np.unravel_index(np.argmax(heatmap), heatmap.shape)
         inside += bool(mask[row, col] > 0)
     assert inside / len(cells) >= 0.8
+
+
+def test_log_odds_from_logits_match_the_probabilities_and_do_not_saturate():
+    from scipy.special import softmax
+
+    from hematovision.explainers.lime_map import log_odds
+
+    logits = np.array([[2.0, 0.5, -1.0], [40.0, 0.0, 0.0], [60.0, 0.0, 0.0]])
+    odds = log_odds(logits, temperature=1.5)
+    p = softmax(logits[0] / 1.5)
+    assert np.allclose(odds[0], np.log(p / (1 - p)))
+    # Both probabilities round to 1.0 in float32, yet the second cell is surer.
+    assert np.isfinite(odds).all() and odds[2, 0] > odds[1, 0] > 20

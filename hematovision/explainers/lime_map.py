@@ -27,9 +27,14 @@ __all__ = ["lime_weights", "lime_map"]
 KERNEL_WIDTH = 0.25  # LIME's default for images
 
 
-def log_odds(probabilities: np.ndarray) -> np.ndarray:
-    clipped = np.clip(probabilities, 1e-6, 1 - 1e-6)
-    return np.log(clipped / (1 - clipped))
+def log_odds(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Each class's calibrated log-odds, log p / (1 − p), from the logits ``(n, classes)``;
+    computed from the logits it does not saturate where p rounds to 1."""
+    from scipy.special import logsumexp
+
+    scaled = np.asarray(logits, np.float64) / temperature
+    return np.stack([scaled[:, c] - logsumexp(np.delete(scaled, c, axis=1), axis=1)
+                     for c in range(scaled.shape[1])], axis=1)
 
 
 def _masks(rng: np.random.RandomState, samples: int, count: int, antithetic: bool) -> np.ndarray:
@@ -56,11 +61,15 @@ def lime_weights(model_input: np.ndarray, classifier: Classifier, class_index: i
     masks = _masks(np.random.RandomState(seed), samples, count, antithetic)
     # LIME's default hide colour: each superpixel replaced by its own mean colour.
     hidden = mean_colours(model_input, segmentation)
-    probabilities = np.zeros((samples, len(classifier.classes)), np.float32)
+    logits = np.zeros((samples, len(classifier.classes)), np.float32)
+    probabilities = np.zeros_like(logits)
+    # Boolean masks and float32 images: the batches are built at the size the model reads.
+    image, keep_masks = np.asarray(model_input, np.float32), masks.astype(bool)
     for start in range(0, samples, batch_size):
-        keep = masks[start : start + batch_size][:, segmentation][..., None].astype(bool)
-        batch = np.where(keep, model_input[None], hidden[None])
-        probabilities[start : start + batch_size] = classifier.predict_proba(batch, batch_size)
+        keep = keep_masks[start : start + batch_size][:, segmentation][..., None]
+        batch = np.where(keep, image[None], hidden[None])
+        logits[start : start + batch_size], probabilities[start : start + batch_size] = \
+            classifier.forward(batch, batch_size)
         if progress is not None:
             progress(min(1.0, (start + batch_size) / samples))
     distances = pairwise_distances(masks, masks[0:1], metric="cosine").ravel()
@@ -68,7 +77,8 @@ def lime_weights(model_input: np.ndarray, classifier: Classifier, class_index: i
     def kernel(d):
         return np.sqrt(np.exp(-(d ** 2) / KERNEL_WIDTH ** 2))
 
-    scores = log_odds(probabilities) if link == "logit" else probabilities
+    scores = (log_odds(logits, classifier.card.temperature) if link == "logit"
+              else probabilities)
     base = LimeBase(kernel, random_state=np.random.RandomState(seed))
     _, ranked, _, _ = base.explain_instance_with_data(
         masks, scores, distances, class_index, num_features=count,
