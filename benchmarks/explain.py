@@ -70,30 +70,25 @@ def gradcam_rows(classifier: Classifier, x: np.ndarray, index: int) -> None:
     del keras
 
 
-def lime_fidelity(classifier: Classifier, x: np.ndarray, index: int) -> tuple[float, int]:
-    """Spearman of the default LIME map with 5,000 samples on the same superpixels."""
+def fidelity(method: str, classifier: Classifier, x: np.ndarray, index: int,
+             ours: np.ndarray | None = None) -> tuple[float, int]:
+    """Spearman of the default LIME or SHAP map (``ours``, computed when not given) with the
+    slow reference on the same superpixels, and how many superpixels there are."""
     from hematovision.explainers.lime_map import lime_weights
-    from hematovision.explainers.superpixels import segment_cell
-
-    defaults = get_explainer("lime").defaults
-    segmentation = segment_cell(x, defaults["segments"], defaults["compactness"])
-    reference = lime_weights(x, classifier, index, segmentation, samples=5000, seed=123)
-    ours = get_explainer("lime").compute(x, classifier, index, **defaults)[1]
-    return spearmanr(ours.ravel(), reference[segmentation].ravel()).statistic, \
-        int(segmentation.max() + 1)
-
-
-def shap_fidelity(classifier: Classifier, x: np.ndarray, index: int) -> tuple[float, int]:
-    """Spearman of the default SHAP map with 2,000 evaluations on the same superpixels."""
     from hematovision.explainers.shap_map import shap_values
     from hematovision.explainers.superpixels import segment_cell
 
-    defaults = get_explainer("shap").defaults
-    segmentation = segment_cell(x, defaults["segments"])
-    reference, _ = shap_values(x, classifier, index, segmentation, 2000, defaults["blur"])
-    ours = get_explainer("shap").compute(x, classifier, index, **defaults)[1]
-    return spearmanr(ours.ravel(), reference[segmentation].ravel()).statistic, \
-        int(segmentation.max() + 1)
+    defaults = get_explainer(method).defaults
+    if method == "lime":
+        segmentation = segment_cell(x, defaults["segments"], defaults["compactness"])
+        reference = lime_weights(x, classifier, index, segmentation, samples=5000, seed=123)
+    else:
+        segmentation = segment_cell(x, defaults["segments"])
+        reference, _ = shap_values(x, classifier, index, segmentation, 2000, defaults["blur"])
+    if ours is None:
+        ours = get_explainer(method).compute(x, classifier, index, **defaults)[1]
+    return (spearmanr(ours.ravel(), reference[segmentation].ravel()).statistic,
+            int(segmentation.max() + 1))
 
 
 def lime_row(classifier: Classifier, x: np.ndarray, index: int) -> None:
@@ -108,9 +103,9 @@ def lime_row(classifier: Classifier, x: np.ndarray, index: int) -> None:
     defaults = get_explainer("lime").defaults
     # Warm, as in the dashboard: its start-up has already made the batch interpreter.
     get_explainer("lime").compute(x, classifier, index, **{**defaults, "samples": 40})
-    ours_seconds, _ = timed(lambda: get_explainer("lime").compute(
+    ours_seconds, ours = timed(lambda: get_explainer("lime").compute(
         x, classifier, index, **defaults))
-    correlation, count = lime_fidelity(classifier, x, index)
+    correlation, count = fidelity("lime", classifier, x, index, ours[1])
     row("lime", naive_seconds, ours_seconds,
         f"Spearman vs 5,000-sample reference {correlation:.3f} "
         f"({defaults['samples']} samples, {count} superpixels)")
@@ -127,9 +122,9 @@ def shap_row(classifier: Classifier, x: np.ndarray, index: int) -> None:
     naive_seconds, _ = timed(lambda: shap.PartitionExplainer(keras_predict, masker)(
         x[None], max_evals=500, batch_size=50, outputs=[index], silent=True))
     defaults = get_explainer("shap").defaults
-    ours_seconds, _ = timed(lambda: get_explainer("shap").compute(
+    ours_seconds, ours = timed(lambda: get_explainer("shap").compute(
         x, classifier, index, **defaults))
-    correlation, count = shap_fidelity(classifier, x, index)
+    correlation, count = fidelity("shap", classifier, x, index, ours[1])
     row("shap", naive_seconds, ours_seconds,
         f"Spearman vs 2,000-evaluation reference {correlation:.3f} "
         f"({defaults['evaluations']} evaluations, {count} superpixels)")
@@ -147,8 +142,8 @@ def fidelity_rows(classifier: Classifier, files: list[tuple[Path, str]], count: 
     for path in chosen:
         x = classifier.prepare(read_image(path))
         index = int(np.argmax(classifier.predict_proba(x[None])[0]))
-        lime, _ = lime_fidelity(classifier, x, index)
-        shap, count_shap = shap_fidelity(classifier, x, index)
+        lime, _ = fidelity("lime", classifier, x, index)
+        shap, count_shap = fidelity("shap", classifier, x, index)
         results["lime"].append(lime)
         results["shap"].append(shap)
         print(f"  {path.parent.name}/{path.name}: LIME {lime:.3f}, SHAP {shap:.3f} "
