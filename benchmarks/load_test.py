@@ -38,15 +38,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from local_server import start_server, stop_server  # noqa: E402
-
+from dashboard.local_server import CHROMIUM, CHROMIUM_FLAGS, start_server, stop_server  # noqa: E402
 from hematovision.dataset import test_split_files  # noqa: E402
 from hematovision.models import default_model_dir  # noqa: E402
 
-CHROMIUM = os.environ.get("HEMATOVISION_CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage"]
 # A single cell's answer: "neutrophil — 99.1 %" or the Unfamiliar heading.
 ANSWER = re.compile(r"( — \d+\.\d %|Unfamiliar image)")
 DATASETS = Path(os.environ.get("HEMATOVISION_DATASETS", ROOT.parent / "shared" / "datasets"))
@@ -148,7 +143,8 @@ async def run_browsers(args, url: str, chosen: list[Path], plan: list[list[Path]
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM,
+                                                   args=CHROMIUM_FLAGS)
         # Warm the server once (model load), as a real deployment would be.
         warm = await browser.new_page()
         await warm.goto(f"{url}/Classify")

@@ -19,13 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from local_server import start_server, stop_server  # noqa: E402
-
+from dashboard.local_server import CHROMIUM, CHROMIUM_FLAGS, start_server, stop_server  # noqa: E402
 from hematovision.dataset import test_split_files  # noqa: E402
 from hematovision.models import default_model_dir  # noqa: E402
-
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def time_to_first_prediction(script: str, page: str, image: Path, browser, env: dict) -> float:
@@ -58,7 +54,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         results = {}
         for name, script, page in (("naive", "benchmarks/naive_app.py", ""),
                                    ("ours", "streamlit_app.py", "Classify")):

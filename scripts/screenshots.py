@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+sys.path.insert(0, str(ROOT))
+
+from dashboard.local_server import CHROMIUM, CHROMIUM_FLAGS, running_server  # noqa: E402
 
 
 def main() -> None:
@@ -24,26 +22,11 @@ def main() -> None:
     parser.add_argument("--image", required=True, help="a cell image to upload")
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     args = parser.parse_args()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address",
-         "127.0.0.1", "--server.port", str(port), "--server.headless", "true"],
-        cwd=ROOT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.3)
+    with running_server(env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")) as url:
         from playwright.sync_api import expect, sync_playwright
 
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport={"width": 1500, "height": 950})
             page.goto(f"{url}/Classify")
             page.locator('input[type="file"]').set_input_files(args.image)
@@ -60,9 +43,6 @@ def main() -> None:
             time.sleep(1.5)
             page.screenshot(path=str(Path(args.out) / "explain.png"), full_page=True)
             browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

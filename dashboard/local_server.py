@@ -1,8 +1,11 @@
-"""A Streamlit server on 127.0.0.1 for the benchmarks: start it, wait until it answers,
-stop it for sure."""
+"""The dashboard on 127.0.0.1 and a headless Chromium to drive it, for the browser test,
+the benchmarks and the README's screenshots: start the server, wait until it answers, stop
+it for sure."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -11,6 +14,13 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Playwright cannot download its own browser offline; Debian's chromium is driven instead.
+CHROMIUM = os.environ.get("HEMATOVISION_CHROMIUM", "/usr/bin/chromium")
+# No sandbox (containers), no GPU, and none of Chromium's own network traffic, which
+# would otherwise compete with the app for two cores.
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--disable-dev-shm-usage"]
 
 
 def free_port() -> int:
@@ -26,7 +36,8 @@ def start_server(script: str = "streamlit_app.py", env: dict | None = None,
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", script, "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true"],
+         "--server.port", str(port), "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.perf_counter() + wait
@@ -49,3 +60,13 @@ def stop_server(process: subprocess.Popen) -> None:
         # ignore SIGTERM for minutes.
         process.kill()
         process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def running_server(script: str = "streamlit_app.py", env: dict | None = None):
+    """The server's URL while the block runs."""
+    process, url = start_server(script, env)
+    try:
+        yield url
+    finally:
+        stop_server(process)
