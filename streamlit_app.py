@@ -60,11 +60,11 @@ st.markdown(
 - **Grad-CAM / Grad-CAM++** — warm colours mark where the features that raise the
   chosen class's score sit. They are coarse (a 7×7 grid, smoothed): read them as *region*,
   not detail. On a good prediction they cover the nucleus and granules, not the background.
-- **LIME** — the cell is cut into patches; green patches support the class, pink ones
-  argue against it. Patch-shaped by design.
-- **SHAP** — finer patches of the cell, grouped nucleus with nucleus and cytoplasm with
-  cytoplasm, each get their share of the class probability: red for, blue against. The
-  shares add up to what the cell adds over a blurred copy of itself.
+- **LIME** — the cell is cut into patches; green patches raise the model's confidence in
+  the class, pink ones lower it. Patch-shaped by design.
+- **SHAP** — the same patches, grouped nucleus with nucleus and cytoplasm with cytoplasm,
+  each get their share of the class probability: red for, blue against. The shares add up
+  to what the cell adds over a blurred copy of itself.
 - When the methods **disagree**, or the maps sit on the background or a neighbouring red
   cell, trust the prediction less. You can ask every map about **any class** ("why not
   monocyte?").

@@ -81,7 +81,9 @@ def fidelity(method: str, classifier: Classifier, x: np.ndarray, index: int,
     defaults = get_explainer(method).defaults
     if method == "lime":
         segmentation = segment_cell(x, defaults["segments"], defaults["compactness"])
-        reference = lime_weights(x, classifier, index, segmentation, samples=5000, seed=123)
+        # LIME's own sampling, 5,000 samples, fitted to what the map explains.
+        reference = lime_weights(x, classifier, index, segmentation, samples=5000, seed=123,
+                                 link=defaults["link"])
     else:
         segmentation = segment_cell(x, defaults["segments"])
         reference, _ = shap_values(x, classifier, index, segmentation, 2000, defaults["blur"])

@@ -6,7 +6,8 @@
    rise fast (high insertion AUC). A random map is the baseline.
 2. Localisation (Zhang et al. 2018, "Top-down neural attention by excitation backprop"):
    the pointing game on cells with expert masks: is the map's maximum on the white cell,
-   on its nucleus?
+   on its nucleus? A patch map (LIME, SHAP) has a whole patch at its maximum; the share of
+   that patch on the cell is scored, so a patch half on the cell counts one half.
 3. Model randomisation (Adebayo et al. 2018, "Sanity Checks for Saliency Maps"): maps
    from a copy of the model with its top layers re-initialised must differ from the
    trained model's; the Spearman rank correlation between the two is reported (near 0 is
@@ -61,10 +62,15 @@ def deletion_insertion(classifier: Classifier, model_input: np.ndarray, heatmap:
     return curve[:steps], curve[steps:]
 
 
-def pointing_game(heatmap: np.ndarray, mask: np.ndarray) -> tuple[bool, bool]:
-    """Is the map's maximum on the cell (mask > 0) and on the nucleus (mask == 255)?"""
-    row, col = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
-    return bool(mask[row, col] > 0), bool(mask[row, col] == 255)
+def pointing_game(heatmap: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """Which share of the map's maximum lies on the cell (mask > 0) and on the nucleus
+    (mask == 255): 1 or 0 for a single peak, the patch's share for a patch map.
+
+    Taking the first maximal pixel instead would judge a patch by its top-left corner.
+    """
+    heatmap = np.asarray(heatmap, np.float64)
+    top = heatmap >= heatmap.max() - 1e-6 * max(abs(heatmap.max()), 1.0)
+    return float((mask[top] > 0).mean()), float((mask[top] == 255).mean())
 
 
 def randomised_copy(classifier: Classifier, prefixes=("logits", "top_", "block15_")) -> Classifier:

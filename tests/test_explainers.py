@@ -99,7 +99,8 @@ def test_lime_weights_equal_the_library(classifier, cell):
     x = classifier.prepare(cell)
     segmentation = segment_cell(x)
     index = classifier.classes.index(classifier.predict([cell])[0].label)
-    ours = lime_weights(x, classifier, index, segmentation, samples=120, seed=7)
+    ours = lime_weights(x, classifier, index, segmentation, samples=120, seed=7,
+                        link="identity", antithetic=False)
     library = LimeImageExplainer(random_state=7).explain_instance(
         x.astype(np.float64), classifier.predict_proba, labels=(index,), top_labels=None,
         num_samples=120, batch_size=32, segmentation_fn=lambda image: segmentation,

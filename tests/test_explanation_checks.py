@@ -31,6 +31,17 @@ def test_pointing_game_reads_the_mask():
     assert pointing_game(heat, mask) == (False, False)
 
 
+def test_pointing_game_scores_a_patch_by_its_share_on_the_cell():
+    mask = np.zeros((10, 10), np.uint8)
+    mask[2:8, 2:8] = 128
+    mask[4:6, 4:6] = 255
+    heat = np.full((10, 10), 0.2)
+    heat[4:6, 0:4] = 1.0  # a patch of 8 pixels: 4 on the cytoplasm, 4 on the glass
+    assert pointing_game(heat, mask) == (0.5, 0.0)
+    heat[4:6, 4:8] = 1.0  # now 16: 4 more on the nucleus, 4 on the cytoplasm
+    assert pointing_game(heat, mask) == (0.75, 0.25)
+
+
 def test_deletion_starts_at_the_prediction_and_insertion_ends_there(classifier, pbc_examples):
     x = classifier.prepare(read_image(pbc_examples[0][0]))
     probabilities = classifier.predict_proba(x[None])[0]

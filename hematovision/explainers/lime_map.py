@@ -1,4 +1,4 @@
-"""LIME: which superpixels, when greyed out, change the class probability.
+"""LIME: which superpixels, when greyed out, change the model's confidence in the class.
 
 Ribeiro et al. 2016, "Why Should I Trust You?": Explaining the Predictions of Any
 Classifier. The image is cut into superpixels (SLIC, Achanta et al. 2012); random subsets
@@ -8,8 +8,16 @@ supports the class, negative where it argues against it.
 
 ``lime_image.LimeImageExplainer`` builds every perturbed image in a Python loop over
 superpixels (seconds per cell); here the perturbations are built with one numpy ``where``
-per batch and scored by the classifier seam in batches. The sampling, kernel and
-regression are LIME's, so the weights match the library's for the same samples.
+per batch and scored by the classifier seam in batches. The kernel and regression are
+LIME's, and with ``link="identity", antithetic=False`` so are the samples and the weights.
+
+The map's defaults differ in two ways, both for the same reason. A confident model's
+probability hardly moves until the decisive patch goes, so probability weights of every
+other patch are sampling noise at a few hundred samples (rank correlation with a
+5,000-sample LIME fit as low as −0.16 on a platelet, 0.25 on a basophil). Fitted to the
+calibrated log-odds the response is close to additive, and drawing every random mask with
+its complement cancels the pairwise interactions in the fit: on eight held-out cells, six
+seeds each, 47 of 48 maps reached 0.9 against 25 of 48 (see README, "Fidelity").
 """
 
 from __future__ import annotations
@@ -54,8 +62,9 @@ def lime_weights(model_input: np.ndarray, classifier: Classifier, class_index: i
                  progress=None, link: str = "identity", antithetic: bool = False) -> np.ndarray:
     """LIME's weight for each superpixel, ``(n_superpixels,)``.
 
-    ``link="logit"`` fits the class's log-odds instead of its probability; ``antithetic``
-    pairs every random mask with its complement. Both defaults reproduce the library.
+    ``link="logit"`` fits the class's calibrated log-odds instead of its probability;
+    ``antithetic`` pairs every random mask with its complement. Both defaults reproduce
+    the library; the map uses both options (see the module's note).
     """
     count = int(segmentation.max()) + 1
     masks = _masks(np.random.RandomState(seed), samples, count, antithetic)
@@ -90,10 +99,10 @@ def lime_weights(model_input: np.ndarray, classifier: Classifier, class_index: i
 
 
 def lime_map(model_input, classifier, class_index, progress=None, samples=250, segments=24,
-             compactness=10.0, seed=0):
+             compactness=10.0, seed=0, link="logit", antithetic=True):
     segmentation = segment_cell(model_input, segments, compactness)
     weights = lime_weights(model_input, classifier, class_index, segmentation, samples, seed,
-                           progress=progress)
+                           progress=progress, link=link, antithetic=antithetic)
     return signed_heatmap(weights[segmentation])
 
 
@@ -102,9 +111,10 @@ register(Explainer(
     title="LIME",
     caption=("The stained parts of the image are cut into about 24 patches (the empty "
              "glass is one more); the model scores hundreds of copies with random patches "
-             "greyed out. Green patches raise the class probability when present, pink ones "
-             "lower it. Patch-shaped by design."),
-    defaults={"samples": 250, "segments": 24, "compactness": 10.0, "seed": 0},
+             "greyed out. Green patches raise the model's confidence in the class (its "
+             "log-odds) when present, pink ones lower it. Patch-shaped by design."),
+    defaults={"samples": 250, "segments": 24, "compactness": 10.0, "seed": 0,
+              "link": "logit", "antithetic": True},
     compute=lime_map,
     reference="Ribeiro et al. 2016",
     signed_colormap="PiYG",
