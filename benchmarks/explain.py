@@ -132,14 +132,19 @@ def shap_row(classifier: Classifier, x: np.ndarray, index: int) -> None:
         f"({defaults['evaluations']} evaluations, {count} superpixels)")
 
 
-def fidelity_rows(classifier: Classifier, files: list[tuple[Path, str]], count: int) -> None:
-    """LIME's and SHAP's fidelity on ``count`` more held-out cells, one class after another:
-    one cell can be lucky."""
+def middle_cells(files: list[tuple[Path, str]], count: int) -> list[Path]:
+    """``count`` held-out cells, one class after another, each the middle one of its class
+    (then the next): one cell can be lucky."""
     by_class: dict[str, list[Path]] = {}
     for path, label in files:
         by_class.setdefault(label, []).append(path)
-    chosen = [paths[len(paths) // 2 + turn] for turn in range(count)
-              for paths in by_class.values()][:count]
+    return [paths[len(paths) // 2 + turn] for turn in range(count)
+            for paths in by_class.values()][:count]
+
+
+def fidelity_rows(classifier: Classifier, files: list[tuple[Path, str]], count: int) -> None:
+    """LIME's and SHAP's fidelity on ``count`` more held-out cells."""
+    chosen = middle_cells(files, count)
     results = {"lime": [], "shap": []}
     for path in chosen:
         x = classifier.prepare(read_image(path))

@@ -22,6 +22,8 @@ seeds each, 47 of 48 maps reached 0.9 against 25 of 48 (see README, "Fidelity").
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from lime.lime_base import LimeBase
 from sklearn.metrics import pairwise_distances
@@ -30,7 +32,7 @@ from hematovision.classifier import Classifier
 from hematovision.explainers import Explainer, register, signed_heatmap
 from hematovision.explainers.superpixels import mean_colours, segment_cell
 
-__all__ = ["lime_weights", "lime_map"]
+__all__ = ["LimeSamples", "lime_samples", "fit_lime", "lime_weights", "lime_map", "log_odds"]
 
 KERNEL_WIDTH = 0.25  # LIME's default for images
 
@@ -47,8 +49,9 @@ def log_odds(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 
 def _masks(rng: np.random.RandomState, samples: int, count: int, antithetic: bool) -> np.ndarray:
     if antithetic:
-        # Each mask with its complement: both are draws of LIME's distribution, and the
-        # pair cancels much of the sampling noise in a linear fit.
+        # Each mask with its complement (a fold-over design): both are draws of LIME's
+        # distribution, and in the fit each pair cancels the pairwise interactions that
+        # would otherwise leak into the patches' weights.
         half = rng.randint(0, 2, ((samples + 1) // 2, count))
         masks = np.concatenate([half, 1 - half])[:samples]
     else:
@@ -57,17 +60,22 @@ def _masks(rng: np.random.RandomState, samples: int, count: int, antithetic: boo
     return masks
 
 
-def lime_weights(model_input: np.ndarray, classifier: Classifier, class_index: int,
-                 segmentation: np.ndarray, samples: int, seed: int = 0, batch_size: int = 32,
-                 progress=None, link: str = "identity", antithetic: bool = False) -> np.ndarray:
-    """LIME's weight for each superpixel, ``(n_superpixels,)``.
+@dataclass(frozen=True)
+class LimeSamples:
+    """The perturbed copies' masks ``(n, superpixels)`` (1 = patch shown; the first row is
+    the unperturbed image) and the model's logits and probabilities for them."""
 
-    ``link="logit"`` fits the class's calibrated log-odds instead of its probability;
-    ``antithetic`` pairs every random mask with its complement. Both defaults reproduce
-    the library; the map uses both options (see the module's note).
-    """
-    count = int(segmentation.max()) + 1
-    masks = _masks(np.random.RandomState(seed), samples, count, antithetic)
+    masks: np.ndarray
+    logits: np.ndarray
+    probabilities: np.ndarray
+
+
+def lime_samples(model_input: np.ndarray, classifier: Classifier, segmentation: np.ndarray,
+                 samples: int, seed: int = 0, antithetic: bool = False, batch_size: int = 32,
+                 progress=None) -> LimeSamples:
+    """Score ``samples`` copies of the cell with random patches greyed out."""
+    masks = _masks(np.random.RandomState(seed), samples, int(segmentation.max()) + 1,
+                   antithetic)
     # LIME's default hide colour: each superpixel replaced by its own mean colour.
     hidden = mean_colours(model_input, segmentation)
     logits = np.zeros((samples, len(classifier.classes)), np.float32)
@@ -81,21 +89,42 @@ def lime_weights(model_input: np.ndarray, classifier: Classifier, class_index: i
             classifier.forward(batch, batch_size)
         if progress is not None:
             progress(min(1.0, (start + batch_size) / samples))
+    return LimeSamples(masks, logits, probabilities)
+
+
+def fit_lime(samples: LimeSamples, class_index: int, link: str = "identity",
+             temperature: float = 1.0, seed: int = 0) -> np.ndarray:
+    """LIME's kernel-weighted ridge fit: one weight per superpixel, ``(n_superpixels,)``."""
+    masks = samples.masks
     distances = pairwise_distances(masks, masks[0:1], metric="cosine").ravel()
 
     def kernel(d):
         return np.sqrt(np.exp(-(d ** 2) / KERNEL_WIDTH ** 2))
 
-    scores = (log_odds(logits, classifier.card.temperature) if link == "logit"
-              else probabilities)
+    scores = (log_odds(samples.logits, temperature) if link == "logit"
+              else samples.probabilities)
     base = LimeBase(kernel, random_state=np.random.RandomState(seed))
     _, ranked, _, _ = base.explain_instance_with_data(
-        masks, scores, distances, class_index, num_features=count,
+        masks, scores, distances, class_index, num_features=masks.shape[1],
         feature_selection="none")
-    weights = np.zeros(count, np.float64)
+    weights = np.zeros(masks.shape[1], np.float64)
     for feature, weight in ranked:
         weights[feature] = weight
     return weights
+
+
+def lime_weights(model_input: np.ndarray, classifier: Classifier, class_index: int,
+                 segmentation: np.ndarray, samples: int, seed: int = 0, batch_size: int = 32,
+                 progress=None, link: str = "identity", antithetic: bool = False) -> np.ndarray:
+    """LIME's weight for each superpixel, ``(n_superpixels,)``.
+
+    ``link="logit"`` fits the class's calibrated log-odds instead of its probability;
+    ``antithetic`` pairs every random mask with its complement. Both defaults reproduce
+    the library; the map uses both options (see the module's note).
+    """
+    scored = lime_samples(model_input, classifier, segmentation, samples, seed, antithetic,
+                          batch_size, progress)
+    return fit_lime(scored, class_index, link, classifier.card.temperature, seed)
 
 
 def lime_map(model_input, classifier, class_index, progress=None, samples=250, segments=24,
