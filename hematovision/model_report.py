@@ -80,7 +80,8 @@ def check_verdicts(checks: dict) -> dict[str, str]:
              "pixels: its bright regions matter to the model." if faithful else
              "It does not beat a random map on deletion and insertion: do not read its bright "
              "regions as what the model relies on."),
-            f"Its maximum lies on the white cell in {100 * on_cell:.0f} % of masked cells.",
+            f"Its maximum (for a patch map, its top patch) lies on the white cell "
+            f"{100 * on_cell:.0f} % of the time, over cells with expert masks.",
             ("It changes when the model's top layers are scrambled (rank correlation "
              f"{correlation:.2f}), so it reflects what the model learned." if correlation < 0.5
              else f"It barely changes when the model's top layers are scrambled (rank "
