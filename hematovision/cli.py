@@ -122,6 +122,10 @@ def _foreign(args) -> int:
     return 0
 
 
+def _show_progress(fraction: float, message: str) -> None:
+    print(f"[{100 * fraction:3.0f} %] {message}", flush=True)
+
+
 def _adapt(args) -> int:
     from hematovision.adaptation import adapt, adaptation_study
 
@@ -133,7 +137,8 @@ def _adapt(args) -> int:
         from hematovision.model_card import load_card, save_card
 
         study = adaptation_study(Classifier(args.model), args.data,
-                                 tuple(args.per_class_study), args.splits)
+                                 tuple(args.per_class_study), args.splits, tuning=args.tuning,
+                                 progress=None if args.quiet else _show_progress)
         print(f"{'cells/class':>11}  {'before: balanced':>17}  {'after: balanced':>16}  "
               f"{'after: accuracy':>16}  {'ECE after':>9}")
         for row in study["rows"]:
@@ -147,6 +152,7 @@ def _adapt(args) -> int:
         card = load_card(args.model)
         rows = [{k: v for k, v in row.items() if k != "runs"} for row in study["rows"]]
         save_card(args.model, replace(card, adaptation={"data": name, "n": study["n"],
+                                                        "tuning": study["tuning"],
                                                         "counts": study["counts"],
                                                         "rows": rows}))
         return 0
@@ -154,12 +160,8 @@ def _adapt(args) -> int:
         print("error: --out is required (or use --study)", file=sys.stderr)
         return 2
 
-    def show(fraction: float, message: str) -> None:
-        if not args.quiet:
-            print(f"[{100 * fraction:3.0f} %] {message}", flush=True)
-
     result = adapt(args.model, args.data, args.out, per_class=args.per_class, seed=args.seed,
-                   progress=show)
+                   tuning=args.tuning, progress=None if args.quiet else _show_progress)
     print(f"adapted on {sum(result.used.values())} cells, scored on "
           f"{sum(result.held_out.values())} held-out cells")
     for when, row in (("before", result.before), ("after", result.after)):
@@ -333,6 +335,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="cells per class to adapt on (at most half of each class; the "
                             "rest score the result)")
     adapt.add_argument("--seed", type=int, default=0)
+    adapt.add_argument("--tuning", default="last-block", choices=["last-block", "last-layer"],
+                       help="fine-tune the last block and head (default, a few minutes) or "
+                            "refit only the last layer (seconds)")
     adapt.add_argument("--study", action="store_true",
                        help="measure instead: adapt on 5, 10, 20 cells per class over "
                             "several random splits, score on the rest; saves nothing but "

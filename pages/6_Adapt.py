@@ -17,14 +17,20 @@ st.write(
     "and the model is then often wrong, and sure of itself. Ten labelled cells per class "
     "from your own set-up usually fix much of that. Upload a **.zip with one folder per "
     f"class** (folder names among: {', '.join(classifier.classes)}). Up to the chosen number "
-    "of cells per class (at most half of each class) adapt the model's last layer; the rest "
-    "score the result, before and after, so the numbers below come from cells the "
-    "adaptation never saw. The adapted model is saved as a new model; the original stays.")
+    "of cells per class (at most half of each class) adapt the model; the rest score the "
+    "result, before and after, so the numbers below come from cells the adaptation never "
+    "saw. The adapted model is saved as a new model; the original stays.")
 
 archive = st.file_uploader("Labelled cells (.zip of class folders)", type=["zip"],
                            key="adapt_zip")
-left, right = st.columns(2)
+left, middle, right = st.columns(3)
 per_class = left.number_input("Cells per class to adapt on", 2, 50, 10, key="adapt_per_class")
+TUNINGS = {"last-block": "Last block and layer (a few minutes, better)",
+           "last-layer": "Last layer only (seconds)"}
+tuning = middle.radio("What to tune", list(TUNINGS), format_func=TUNINGS.get,
+                      key="adapt_tuning",
+                      help="The last block also changes what the network sees in your cells; "
+                           "the last layer only moves the boundaries between classes.")
 default_name = f"{classifier.name}-adapted"
 name = right.text_input("Name of the new model", default_name, key="adapt_name")
 if archive is not None and st.button("Adapt", key="adapt_run", type="primary"):
@@ -36,7 +42,7 @@ if archive is not None and st.button("Adapt", key="adapt_run", type="primary"):
     bar = st.progress(0.0, text="Starting…")
     try:
         result, skipped = adapt_from_zip(
-            classifier.model_dir, archive.getvalue(), out_dir, int(per_class),
+            classifier.model_dir, archive.getvalue(), out_dir, int(per_class), tuning=tuning,
             progress=lambda fraction, message: bar.progress(fraction, text=message))
     except (ArchiveError, ValueError, FileNotFoundError) as error:
         st.error(f"Could not adapt: {error}")

@@ -95,7 +95,8 @@ def test_evaluate_on_several_folders_prints_one_cross_lab_table(tiny_model):
     assert {p["status"] for p in report["predictions"]} <= {"Confident", "Review", "Unfamiliar"}
 
 
-def test_adapt_end_to_end_on_a_few_external_cells(tiny_model, tmp_path):
+@pytest.mark.parametrize("tuning", ["last-block", "last-layer"])
+def test_adapt_end_to_end_on_a_few_external_cells(tiny_model, tmp_path, tuning):
     from hematovision.classifier import Classifier
     from hematovision.images import read_image
 
@@ -107,11 +108,12 @@ def test_adapt_end_to_end_on_a_few_external_cells(tiny_model, tmp_path):
     before_sha = json.loads((tiny_model / "card.json").read_text())["model_sha256"]
     out = tmp_path / "adapted"
     result = run_cli("adapt", "--model", str(tiny_model), "--data", str(data), "--out", str(out),
-                     "--per-class", "3", "--quiet")
+                     "--per-class", "3", "--tuning", tuning, "--quiet")
     assert result.returncode == 0, result.stderr
     assert "before: accuracy" in result.stdout and " after: accuracy" in result.stdout
     card = json.loads((out / "card.json").read_text())
     adaptation = card["training"]["adaptation"]
+    assert adaptation["tuning"] == tuning
     assert adaptation["used"] == {"eosinophil": 3, "lymphocyte": 3, "platelet": 0}
     assert adaptation["held_out"] == {"eosinophil": 5, "lymphocyte": 5, "platelet": 0}
     assert card["classes"] == ["eosinophil", "lymphocyte", "platelet"]

@@ -108,6 +108,15 @@ def test_every_page_runs(page):
     assert not at.exception
 
 
+def test_adapt_page_offers_both_tunings_with_the_last_block_first():
+    at = _page("pages/6_Adapt.py").run()
+    assert not at.exception
+    choice = at.radio(key="adapt_tuning")
+    assert choice.options == ["Last block and layer (a few minutes, better)",
+                              "Last layer only (seconds)"]
+    assert choice.value == "last-block"
+
+
 def test_batch_page_classifies_a_folder_and_lists_the_broken_file(pbc_examples, tmp_path):
     import shutil
 

@@ -1,0 +1,66 @@
+"""Adapting the shipped model's last block to another laboratory's cells."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.special import log_softmax
+
+from .conftest import SHIPPED_MODEL, ZHENG
+
+
+@pytest.fixture(scope="module")
+def block_and_cells():
+    from hematovision.backbones import get_backbone
+    from hematovision.classifier import Classifier
+    from hematovision.images import load_model_input
+    from hematovision.last_block import LastBlock
+
+    classifier = Classifier(SHIPPED_MODEL)
+    paths = [sorted((ZHENG / "images" / label).glob("*.png"))[0]
+             for label in ("eosinophil", "lymphocyte", "monocyte", "neutrophil")]
+    cells = np.stack([load_model_input(path, framing="cell") for path in paths])
+    block = LastBlock(classifier.model, get_backbone(classifier.card.backbone).last_block)
+    yield classifier, block, cells
+    block.reset()
+
+
+def test_the_cut_network_gives_the_model_s_own_logits(block_and_cells):
+    classifier, block, cells = block_and_cells
+    logits, _ = classifier.forward(cells)
+    assert np.max(np.abs(block.logits(block.trunk_outputs(cells)) - logits)) < 1e-3
+
+
+def test_augmented_copies_repeat_with_their_seed(block_and_cells):
+    _, block, cells = block_and_cells
+    first = block.trunk_outputs(cells[:2], copies=3, seed=0)
+    assert first.shape[:2] == (2, 3)
+    np.testing.assert_array_equal(first, block.trunk_outputs(cells[:2], copies=3, seed=0))
+    assert not np.allclose(first, block.trunk_outputs(cells[:2], copies=3, seed=1))
+    assert not np.allclose(first[:, 0], first[:, 1])  # the copies differ from each other
+
+
+def test_tuning_moves_only_the_last_block_and_reset_restores_it(block_and_cells):
+    from hematovision.adaptation import BlockTuning
+
+    classifier, block, cells = block_and_cells
+    trunk_before = [np.array(w) for w in block.trunk.weights]
+    top_before = [np.array(w) for w in block.top.trainable_weights]
+    inputs = block.trunk_outputs(cells, copies=2)
+    labels = np.array([classifier.classes.index(c) for c in
+                       ("eosinophil", "lymphocyte", "monocyte", "neutrophil")])
+    steps = []
+    block.tune(inputs, labels, BlockTuning(epochs=3, learning_rate=1e-3), steps.append)
+    assert steps == pytest.approx([1 / 3, 2 / 3, 1.0])
+    for before, after in zip(trunk_before, block.trunk.weights):
+        np.testing.assert_array_equal(before, np.array(after))
+    assert any(not np.array_equal(b, np.array(a))
+               for b, a in zip(top_before, block.top.trainable_weights))
+    # Three epochs on these four cells make their own classes more likely.
+    rows = np.arange(len(labels))
+    tuned = log_softmax(block.logits(block.trunk_outputs(cells)), axis=1)[rows, labels]
+    original = log_softmax(classifier.forward(cells)[0], axis=1)[rows, labels]
+    assert tuned.mean() > original.mean()
+    block.reset()
+    for before, after in zip(top_before, block.top.trainable_weights):
+        np.testing.assert_array_equal(before, np.array(after))
