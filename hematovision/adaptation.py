@@ -2,15 +2,18 @@
 
 Two depths of tuning, both pulled towards the trained weights (L2-SP, Li et al. 2018):
 
-- ``last-layer``: only the class weights on the pooled features are refitted. Seconds;
-  it moves the decision boundaries to where another microscope puts the cells.
-- ``last-block`` (the default): the network's last block is fine-tuned as well, on
-  augmented copies of the cells (:mod:`hematovision.last_block`). A few minutes; it also
-  changes what the pooled features see, which is where another lab's errors start.
+- ``last-layer`` (the default): only the class weights on the pooled features are
+  refitted. Seconds; it moves the decision boundaries to where another microscope puts
+  the cells, and the familiarity statistics gain the new laboratory's class centres, so
+  its cells are no longer called Unfamiliar.
+- ``last-block``: the network's last block is fine-tuned as well, on augmented copies of
+  the cells (:mod:`hematovision.last_block`). A few minutes; it also changes what the
+  pooled features see, which is where another lab's errors start, and for the same reason
+  the distance check of familiarity no longer applies and is switched off.
 
-The classes stay the model's own, the temperature stays the one fitted on validation
-cells, and the familiarity statistics gain the new laboratory's class centres, so its
-cells are no longer called Unfamiliar.
+The classes stay the model's own (classes the user shows no cells of are left out of the
+softmax while fitting, so they keep their place) and the temperature stays the one fitted
+on validation cells.
 
 A part of the user's cells is always held out: the before/after numbers come from cells
 the adaptation never saw.
@@ -44,6 +47,11 @@ ADAPTATION_FILE = "adaptation.json"
 # hematovision.network.LOGITS_LAYER, spelled out: importing network would load Keras when
 # the Adapt page merely opens.
 _LOGITS_LAYER = "logits"
+_NO_DISTANCE_CHECK = (
+    "Adapted by fine-tuning the last block: its features no longer match the statistics "
+    "fitted on the training cells, so images are not checked for being far from every "
+    "class (the no-cell and focus checks still run). Refitting only the last layer keeps "
+    "that check.")
 
 
 @dataclass(frozen=True)
@@ -89,10 +97,14 @@ def fit_head(features: np.ndarray, labels: np.ndarray, weights: np.ndarray, bias
     """Refit the logits layer on ``features`` with an L2 pull to the original ``weights``.
 
     Classes are weighted equally whatever their counts; ``pull`` sets how far the layer
-    may move (larger: closer to the original model).
+    may move (larger: closer to the original model). The softmax runs over the classes
+    present in ``labels`` only: a lab that shows no immature granulocytes must not teach
+    the model that there are none (over all classes, the absent ones' weights are pushed
+    down until the model never names them again).
     """
     classes = weights.shape[1]
     counts = np.bincount(labels, minlength=classes).astype(float)
+    absent = np.where(counts > 0, 0.0, -np.inf)
     sample_weight = np.where(counts[labels] > 0, 1.0 / np.maximum(counts[labels], 1), 0.0)
     sample_weight /= sample_weight.sum()
     onehot = np.eye(classes)[labels]
@@ -102,9 +114,9 @@ def fit_head(features: np.ndarray, labels: np.ndarray, weights: np.ndarray, bias
     def loss(theta):
         w = theta[: weights.size].reshape(weights.shape)
         b = theta[weights.size :]
-        logits = features @ w + b
+        logits = features @ w + b + absent
         logp = log_softmax(logits, axis=1)
-        value = -np.sum(sample_weight * np.sum(onehot * logp, axis=1))
+        value = -np.sum(sample_weight * np.sum(np.where(onehot > 0, logp, 0.0), axis=1))
         delta = theta - start
         value += scale * np.sum(delta**2)
         error = (np.exp(logp) - onehot) * sample_weight[:, None]
@@ -125,7 +137,7 @@ def score(logits: np.ndarray, labels: np.ndarray, temperature: float) -> dict:
             "ece": expected_calibration_error(probabilities, labels)}
 
 
-TUNINGS = ("last-block", "last-layer")
+TUNINGS = ("last-layer", "last-block")
 
 
 class _Tuner:
@@ -192,12 +204,13 @@ class _Tuner:
 
 def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
           per_class: int = 10, seed: int = 0, pull: float = 1.0, name: str | None = None,
-          tuning: str = "last-block", settings: BlockTuning = BlockTuning(),
+          tuning: str = "last-layer", settings: BlockTuning = BlockTuning(),
           progress: Callable[[float, str], None] | None = None) -> AdaptationResult:
     """Adapt the model in ``model_dir`` to the labelled cells under ``data_dir``.
 
-    ``tuning`` is ``"last-block"`` (fine-tune the last block and head, a few minutes) or
-    ``"last-layer"`` (refit the class weights only, seconds). Writes a complete model
+    ``tuning`` is ``"last-layer"`` (refit the class weights only, seconds) or
+    ``"last-block"`` (fine-tune the last block and head, a few minutes; the adapted model
+    then has no distance check, see ``_NO_DISTANCE_CHECK``). Writes a complete model
     folder to ``out_dir`` (Keras and LiteRT files, card, the original split, familiarity
     statistics with the new centres, and ``adaptation.json`` listing which cells adapted
     and which scored the result).
@@ -236,7 +249,16 @@ def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
     for extra in ("split.json",):
         if (model_dir / extra).is_file():
             shutil.copy(model_dir / extra, out_dir / extra)
-    familiarity = _with_new_centres(classifier.familiarity, new_features, labels[used])
+    if tuning == "last-block" and classifier.familiarity is not None:
+        # The tuned block moves every cell's features away from the statistics fitted on
+        # the training cells (measured: all PBC test cells came out Unfamiliar), and they
+        # cannot be refitted without those cells: the distance check is switched off, the
+        # focus check stays.
+        familiarity = replace(classifier.familiarity, threshold=float("inf"))
+        limitations = [*classifier.card.limitations, _NO_DISTANCE_CHECK]
+    else:
+        familiarity = _with_new_centres(classifier.familiarity, new_features, labels[used])
+        limitations = list(classifier.card.limitations)
     familiarity_path = familiarity.save(out_dir / FAMILIARITY_FILE) if familiarity else None
     used_counts = {c: int(np.sum(labels[used] == i)) for i, c in enumerate(classes)}
     held_counts = {c: int(np.sum(labels[held] == i)) for i, c in enumerate(classes)}
@@ -246,7 +268,7 @@ def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
         runtime_file="", runtime_sha256="",
         familiarity_file=familiarity_path.name if familiarity_path else "",
         familiarity_sha256=sha256_of_file(familiarity_path) if familiarity_path else "",
-        metrics={}, external=[], foreign={},
+        metrics={}, external=[], foreign={}, limitations=limitations,
         training={**classifier.card.training, "adapted_from": str(model_dir),
                   "adaptation": {"data": str(data_dir), "per_class": per_class,
                                  "seed": seed, "tuning": tuning, "pull": pull,
@@ -297,7 +319,7 @@ def _with_new_centres(familiarity: Familiarity | None, features: np.ndarray,
 
 def adaptation_study(classifier: Classifier, data_dir: str | Path,
                      shots: tuple[int, ...] = (5, 10, 20), splits: int = 5, pull: float = 1.0,
-                     tuning: str = "last-block", settings: BlockTuning = BlockTuning(),
+                     tuning: str = "last-layer", settings: BlockTuning = BlockTuning(),
                      progress: Callable[[float, str], None] | None = None) -> dict:
     """What a few labelled cells per class buy: for each number of cells, adapt on that
     many (at most half of a class) and score on the rest, over several random splits.
@@ -337,7 +359,7 @@ def adaptation_study(classifier: Classifier, data_dir: str | Path,
 
 
 def adapt_from_zip(model_dir: str | Path, archive: bytes, out_dir: str | Path,
-                   per_class: int = 10, seed: int = 0, tuning: str = "last-block",
+                   per_class: int = 10, seed: int = 0, tuning: str = "last-layer",
                    progress: Callable[[float, str], None] | None = None
                    ) -> tuple[AdaptationResult, list[str]]:
     """:func:`adapt` on a zip of class folders (``neutrophil/001.png`` …), as uploaded.

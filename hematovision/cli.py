@@ -335,9 +335,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="cells per class to adapt on (at most half of each class; the "
                             "rest score the result)")
     adapt.add_argument("--seed", type=int, default=0)
-    adapt.add_argument("--tuning", default="last-block", choices=["last-block", "last-layer"],
-                       help="fine-tune the last block and head (default, a few minutes) or "
-                            "refit only the last layer (seconds)")
+    adapt.add_argument("--tuning", default="last-layer", choices=["last-layer", "last-block"],
+                       help="refit only the last layer (default, seconds) or also fine-tune "
+                            "the last block (a few minutes; switches off the distance check)")
     adapt.add_argument("--study", action="store_true",
                        help="measure instead: adapt on 5, 10, 20 cells per class over "
                             "several random splits, score on the rest; saves nothing but "

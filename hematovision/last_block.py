@@ -75,12 +75,16 @@ class LastBlock:
         """Train the block and head on trunk outputs ``inputs`` ``(n, copies, …)`` of cells
         labelled ``labels`` (class indices), starting from the trained weights.
 
-        Classes count equally whatever their numbers of cells.
+        Classes count equally whatever their numbers of cells, and the softmax runs over
+        the classes present only, so that classes the user did not show keep their place
+        (see :func:`hematovision.adaptation.fit_head`).
         """
         self.reset()
         flat = inputs.reshape(-1, *inputs.shape[2:])
         targets = np.repeat(labels, inputs.shape[1]).astype(np.int32)
-        counts = np.bincount(targets)
+        classes = self.top.output.shape[-1]
+        counts = np.bincount(targets, minlength=classes)
+        absent = tf.constant(np.where(counts > 0, 0.0, -1e9), tf.float32)
         sample_weight = (1.0 / counts[targets]).astype(np.float32)
         sample_weight /= sample_weight.mean()
         weights = self.top.trainable_weights
@@ -90,7 +94,7 @@ class LastBlock:
         @tf.function
         def step(x, y, w):
             with tf.GradientTape() as tape:
-                logits = self.top(x, training=True)
+                logits = self.top(x, training=True) + absent
                 loss = tf.reduce_mean(
                     w * tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
                 loss += settings.pull * tf.add_n(

@@ -229,9 +229,11 @@ def render_markdown(card: ModelCard) -> str:
                   for kind, row in card.foreign.get("kinds", {}).items()]
         lines.append("")
     if card.adaptation:
+        tuned = {"last-block": "Last block and layer fine-tuned",
+                 "last-layer": "Last layer refitted"}[card.adaptation.get("tuning", "last-layer")]
         lines += [f"## Adapting to another laboratory ({card.adaptation['data']})",
-                  "Last layer refitted on N cells per class (at most half of a class), scored "
-                  "on the rest; mean ± sd over random splits (`hematovision adapt --study`).",
+                  f"{tuned} on N cells per class (at most half of a class), scored on the "
+                  "rest; mean ± sd over random splits (`hematovision adapt --study`).",
                   "", "| cells/class | balanced before | balanced after | accuracy after "
                   "| ECE after |", "|---|---|---|---|---|"]
         lines += [f"| {row['per_class']} | {_pct(row['before_balanced_accuracy'])} | "

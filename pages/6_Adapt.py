@@ -25,12 +25,13 @@ archive = st.file_uploader("Labelled cells (.zip of class folders)", type=["zip"
                            key="adapt_zip")
 left, middle, right = st.columns(3)
 per_class = left.number_input("Cells per class to adapt on", 2, 50, 10, key="adapt_per_class")
-TUNINGS = {"last-block": "Last block and layer (a few minutes, better)",
-           "last-layer": "Last layer only (seconds)"}
+TUNINGS = {"last-layer": "Last layer only (seconds)",
+           "last-block": "Last block and layer (a few minutes)"}
 tuning = middle.radio("What to tune", list(TUNINGS), format_func=TUNINGS.get,
                       key="adapt_tuning",
-                      help="The last block also changes what the network sees in your cells; "
-                           "the last layer only moves the boundaries between classes.")
+                      help="The last layer moves the boundaries between classes. The last "
+                           "block also changes what the network sees in your cells, and the "
+                           "adapted model then no longer flags images far from every class.")
 default_name = f"{classifier.name}-adapted"
 name = right.text_input("Name of the new model", default_name, key="adapt_name")
 if archive is not None and st.button("Adapt", key="adapt_run", type="primary"):

@@ -64,3 +64,36 @@ def test_tuning_moves_only_the_last_block_and_reset_restores_it(block_and_cells)
     block.reset()
     for before, after in zip(top_before, block.top.trainable_weights):
         np.testing.assert_array_equal(before, np.array(after))
+
+
+def test_classes_the_lab_did_not_show_keep_their_place(block_and_cells):
+    """Adapting on another lab's lymphocytes and neutrophils must not teach the model that
+    immature granulocytes and erythroblasts no longer exist (over all classes, every held-out
+    PBC ig cell was called something else afterwards)."""
+    import json
+
+    from hematovision.adaptation import fit_head
+    from hematovision.images import load_model_input
+
+    from .conftest import PBC
+
+    classifier, _, _ = block_and_cells
+    lab = [(path, label) for label in ("lymphocyte", "neutrophil")
+           for path in sorted((ZHENG / "images" / label).glob("*.png"))[:6]]
+    lab_cells = np.stack([load_model_input(path, framing="cell") for path, _ in lab])
+    labels = np.array([classifier.classes.index(label) for _, label in lab])
+    split = json.loads((SHIPPED_MODEL / "split.json").read_text())["files"]
+    home = [f for label in ("ig", "erythroblast")
+            for f in [f for f in split if f["split"] == "test" and f["label"] == label][:8]]
+    home_cells = np.stack([load_model_input(PBC / f["path"], framing="cell") for f in home])
+    home_labels = np.array([classifier.classes.index(f["label"]) for f in home])
+
+    layer = classifier.model.get_layer("logits")
+    weights, bias = (np.asarray(v, dtype=np.float64) for v in layer.get_weights())
+    _, _, lab_features = classifier.analyse(lab_cells)
+    home_logits, _, home_features = classifier.analyse(home_cells)
+    new_weights, new_bias = fit_head(lab_features.astype(np.float64), labels, weights, bias)
+    before = np.mean(home_logits.argmax(1) == home_labels)
+    after = np.mean((home_features @ new_weights + new_bias).argmax(1) == home_labels)
+    assert before >= 0.9
+    assert after >= before - 0.125  # at most 2 of 16 lost

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from .conftest import KAGGLE, PBC, SHIPPED_MODEL, ZHENG
@@ -121,6 +122,12 @@ def test_adapt_end_to_end_on_a_few_external_cells(tiny_model, tmp_path, tuning):
     assert not set(listing["used"]) & set(listing["held_out"])
     adapted = Classifier(out)
     assert adapted.runtime == "litert" and adapted.familiarity is not None
+    if tuning == "last-layer":  # the lab's two class centres join the familiarity check
+        assert adapted.familiarity.means.shape[0] == 3 + 2
+        assert np.isfinite(adapted.familiarity.threshold)
+    else:  # the tuned block's features no longer match the statistics: check off, said so
+        assert adapted.familiarity.threshold == np.inf
+        assert any("not checked for being far" in item for item in card["limitations"])
     prediction = adapted.predict([read_image(next((data / "lymphocyte").iterdir()))])[0]
     assert prediction.label in card["classes"]
     assert json.loads((tiny_model / "card.json").read_text())["model_sha256"] == before_sha

@@ -108,13 +108,12 @@ def test_every_page_runs(page):
     assert not at.exception
 
 
-def test_adapt_page_offers_both_tunings_with_the_last_block_first():
+def test_adapt_page_offers_both_tunings_with_the_last_layer_first():
     at = _page("pages/6_Adapt.py").run()
     assert not at.exception
     choice = at.radio(key="adapt_tuning")
-    assert choice.options == ["Last block and layer (a few minutes, better)",
-                              "Last layer only (seconds)"]
-    assert choice.value == "last-block"
+    assert choice.options == ["Last layer only (seconds)", "Last block and layer (a few minutes)"]
+    assert choice.value == "last-layer"
 
 
 def test_batch_page_classifies_a_folder_and_lists_the_broken_file(pbc_examples, tmp_path):
