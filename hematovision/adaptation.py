@@ -140,6 +140,11 @@ def score(logits: np.ndarray, labels: np.ndarray, temperature: float) -> dict:
 TUNINGS = ("last-layer", "last-block")
 
 
+def _check_tuning(tuning: str) -> None:
+    if tuning not in TUNINGS:
+        raise ValueError(f"unknown tuning {tuning!r}; use one of: {', '.join(TUNINGS)}")
+
+
 class _Tuner:
     """Tunes one model on some of the user's cells and scores the others.
 
@@ -149,21 +154,19 @@ class _Tuner:
 
     def __init__(self, classifier: Classifier, images: np.ndarray, features: np.ndarray,
                  tuning: str, settings: BlockTuning):
-        if tuning not in TUNINGS:
-            raise ValueError(f"unknown tuning {tuning!r}; use one of: {', '.join(TUNINGS)}")
-        self.tuning, self.settings = tuning, settings
+        self.settings = settings
         self.images, self.features = images, features
-        self.model = classifier.model
-        layer = self.model.get_layer(_LOGITS_LAYER)
-        self.layer = layer
-        self.weights, self.bias = (np.asarray(v, dtype=np.float64) for v in layer.get_weights())
+        model = classifier.model
+        self.layer = model.get_layer(_LOGITS_LAYER)
+        self.weights, self.bias = (np.asarray(v, dtype=np.float64)
+                                   for v in self.layer.get_weights())
         self.fitted = (self.weights, self.bias)
         self.block = None
         if tuning == "last-block":
             from hematovision.backbones import get_backbone
             from hematovision.last_block import LastBlock
 
-            self.block = LastBlock(self.model, get_backbone(classifier.card.backbone).last_block,
+            self.block = LastBlock(model, get_backbone(classifier.card.backbone).last_block,
                                    _LOGITS_LAYER)
             self.inputs = self.block.trunk_outputs(images)
 
@@ -181,14 +184,6 @@ class _Tuner:
             weights, bias = self.fitted
             return self.features[cells] @ weights + bias
         return self.block.logits(self.inputs[cells])
-
-    def pooled_features(self, cells: list[int]) -> np.ndarray:
-        """The tuned model's pooled features of ``cells`` (for the familiarity centres)."""
-        if self.block is None:
-            return self.features[cells]
-        from hematovision.network import feature_model
-
-        return np.asarray(feature_model(self.model).predict(self.images[cells], verbose=0))
 
     def apply(self) -> None:
         """Put the fitted weights into the Keras model (the block is tuned in place)."""
@@ -219,8 +214,7 @@ def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if out_dir.resolve() == model_dir.resolve():
         raise ValueError("write the adapted model to a new folder, not over the original")
-    if tuning not in TUNINGS:
-        raise ValueError(f"unknown tuning {tuning!r}; use one of: {', '.join(TUNINGS)}")
+    _check_tuning(tuning)
     classifier = Classifier(model_dir)
     classes = list(classifier.classes)
     report(0.05, "reading the cells")
@@ -243,7 +237,6 @@ def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
         tuner.apply()
         keras_model = classifier.model
         keras_model.save(out_dir / classifier.card.model_file)
-        new_features = tuner.pooled_features(used)
     finally:
         tuner.reset()
     for extra in ("split.json",):
@@ -257,7 +250,7 @@ def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
         familiarity = replace(classifier.familiarity, threshold=float("inf"))
         limitations = [*classifier.card.limitations, _NO_DISTANCE_CHECK]
     else:
-        familiarity = _with_new_centres(classifier.familiarity, new_features, labels[used])
+        familiarity = _with_new_centres(classifier.familiarity, features[used], labels[used])
         limitations = list(classifier.card.limitations)
     familiarity_path = familiarity.save(out_dir / FAMILIARITY_FILE) if familiarity else None
     used_counts = {c: int(np.sum(labels[used] == i)) for i, c in enumerate(classes)}
@@ -327,6 +320,7 @@ def adaptation_study(classifier: Classifier, data_dir: str | Path,
     Nothing is saved; the model gets its trained weights back after every split.
     """
     report = progress or (lambda fraction, message: None)
+    _check_tuning(tuning)
     classes = list(classifier.classes)
     items, labels, logits, features, images = _read_cells(classifier, data_dir)
     names = [item.label for item in items]
