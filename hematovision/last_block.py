@@ -37,7 +37,6 @@ class LastBlock:
 
     def __init__(self, model: keras.Model, first_layer: str, logits_layer: str = "logits"):
         cut = model.get_layer(first_layer).input
-        self.model = model
         self.trunk = keras.Model(model.inputs, cut)
         self.top = keras.Model(cut, model.get_layer(logits_layer).output)
         for layer in self.top.layers:
