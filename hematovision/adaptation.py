@@ -11,9 +11,13 @@ Two depths of tuning, both pulled towards the trained weights (L2-SP, Li et al. 
   pooled features see, which is where another lab's errors start, and for the same reason
   the distance check of familiarity no longer applies and is switched off.
 
-The classes stay the model's own (classes the user shows no cells of are left out of the
-softmax while fitting, so they keep their place) and the temperature stays the one fitted
-on validation cells.
+The classes stay the model's own and the temperature stays the one fitted on validation
+cells. A laboratory rarely shows every class, and a fit on its cells alone teaches the
+model that the missing ones do not exist. The last layer therefore also sees features
+drawn from the training classes' stored distributions (:meth:`Familiarity.draw`), so every
+class keeps its place and the user's cells must still beat all of them. The last block
+has no such memory of what its input looked like for the training cells; there the classes
+the user shows no cells of are left out of the softmax instead.
 
 A part of the user's cells is always held out: the before/after numbers come from cells
 the adaptation never saw.
@@ -52,6 +56,12 @@ _NO_DISTANCE_CHECK = (
     "fitted on the training cells, so images are not checked for being far from every "
     "class (the no-cell and focus checks still run). Refitting only the last layer keeps "
     "that check.")
+
+
+# Features drawn per training class while adapting. Adapting to zheng2018_d2 (10 cells per
+# class, 5 splits), the PBC test cells kept balanced accuracy 0.964 with 32 per class,
+# 0.967 with 64 and 0.971 with 256; the draw costs milliseconds.
+REMEMBERED_PER_CLASS = 256
 
 
 @dataclass(frozen=True)
@@ -93,20 +103,27 @@ def choose_cells(labels: list[str], per_class: int, seed: int = 0
 
 
 def fit_head(features: np.ndarray, labels: np.ndarray, weights: np.ndarray, bias: np.ndarray,
-             pull: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+             pull: float = 1.0, remembered: tuple[np.ndarray, np.ndarray] | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
     """Refit the logits layer on ``features`` with an L2 pull to the original ``weights``.
 
-    Classes are weighted equally whatever their counts; ``pull`` sets how far the layer
-    may move (larger: closer to the original model). The softmax runs over the classes
-    present in ``labels`` only: a lab that shows no immature granulocytes must not teach
-    the model that there are none (over all classes, the absent ones' weights are pushed
-    down until the model never names them again).
+    ``remembered`` are features and labels standing in for the training cells (see
+    :meth:`Familiarity.draw`); each remembered class weighs as much as one of the user's
+    classes. Without them a laboratory that shows no immature granulocytes teaches the
+    model that there are none: the absent classes are pushed down until the model never
+    names them again. Classes with neither kind of example are left out of the softmax.
+    User's classes weigh equally whatever their counts; ``pull`` sets how far the layer may
+    move (larger: closer to the original model).
     """
     classes = weights.shape[1]
-    counts = np.bincount(labels, minlength=classes).astype(float)
-    absent = np.where(counts > 0, 0.0, -np.inf)
-    sample_weight = np.where(counts[labels] > 0, 1.0 / np.maximum(counts[labels], 1), 0.0)
-    sample_weight /= sample_weight.sum()
+    sample_weight = _class_weights(labels, classes)
+    if remembered is not None:
+        features = np.concatenate([features, remembered[0]])
+        labels = np.concatenate([labels, remembered[1]])
+        sample_weight = np.concatenate([sample_weight,
+                                        _class_weights(remembered[1], classes)])
+    absent = np.where(np.bincount(labels, minlength=classes) > 0, 0.0, -np.inf)
+    sample_weight = sample_weight / sample_weight.sum()
     onehot = np.eye(classes)[labels]
     start = np.concatenate([weights.ravel(), bias])
     scale = pull / weights.size
@@ -114,9 +131,8 @@ def fit_head(features: np.ndarray, labels: np.ndarray, weights: np.ndarray, bias
     def loss(theta):
         w = theta[: weights.size].reshape(weights.shape)
         b = theta[weights.size :]
-        logits = features @ w + b + absent
-        logp = log_softmax(logits, axis=1)
-        value = -np.sum(sample_weight * np.sum(np.where(onehot > 0, logp, 0.0), axis=1))
+        logp = log_softmax(features @ w + b + absent, axis=1)
+        value = -np.sum(sample_weight * logp[np.arange(len(labels)), labels])
         delta = theta - start
         value += scale * np.sum(delta**2)
         error = (np.exp(logp) - onehot) * sample_weight[:, None]
@@ -126,6 +142,12 @@ def fit_head(features: np.ndarray, labels: np.ndarray, weights: np.ndarray, bias
     result = minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": 300})
     theta = result.x
     return theta[: weights.size].reshape(weights.shape), theta[weights.size :]
+
+
+def _class_weights(labels: np.ndarray, classes: int) -> np.ndarray:
+    """Per-cell weights under which every class present counts as one."""
+    counts = np.bincount(labels, minlength=classes)
+    return 1.0 / counts[labels]
 
 
 def score(logits: np.ndarray, labels: np.ndarray, temperature: float) -> dict:
@@ -161,6 +183,7 @@ class _Tuner:
         self.weights, self.bias = (np.asarray(v, dtype=np.float64)
                                    for v in self.layer.get_weights())
         self.fitted = (self.weights, self.bias)
+        self.familiarity, self.classes = classifier.familiarity, len(classifier.classes)
         self.block = None
         if tuning == "last-block":
             from hematovision.backbones import get_backbone
@@ -172,9 +195,11 @@ class _Tuner:
 
     def fit(self, used: list[int], labels: np.ndarray, pull: float = 1.0, seed: int = 0,
             progress: Callable[[float], None] | None = None) -> None:
+        remembered = (self.familiarity.draw(REMEMBERED_PER_CLASS, self.classes, seed)
+                      if self.familiarity is not None else None)
         if self.block is None:
             self.fitted = fit_head(self.features[used].astype(np.float64), labels[used],
-                                   self.weights, self.bias, pull)
+                                   self.weights, self.bias, pull, remembered)
             return
         copies = self.block.trunk_outputs(self.images[used], self.settings.copies, seed)
         self.block.tune(copies, labels[used], replace(self.settings, seed=seed), progress)

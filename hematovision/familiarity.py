@@ -66,6 +66,21 @@ class Familiarity:
     def is_unfamiliar(self, features: np.ndarray) -> np.ndarray:
         return self.distance(features) > self.threshold
 
+    def draw(self, per_class: int, classes: int, seed: int = 0
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """``per_class`` pooled features drawn from each training class's distribution (its
+        centre, the shared covariance), and their class indices.
+
+        They stand in for the training cells where those are not at hand: adaptation
+        replays them so that the classes a laboratory shows no cells of keep their place.
+        Only the first ``classes`` rows of ``means`` are training classes; adaptation appends
+        a laboratory's centres after them.
+        """
+        rng = np.random.default_rng(seed)
+        labels = np.repeat(np.arange(classes), per_class)
+        noise = rng.standard_normal((len(labels), self.whitening.shape[0]))
+        return self.means[labels] + noise @ np.linalg.inv(self.whitening), labels
+
     def save(self, path: str | Path) -> Path:
         np.savez(path, means=self.means.astype(np.float32),
                  whitening=self.whitening.astype(np.float32),

@@ -75,8 +75,11 @@ class LastBlock:
         labelled ``labels`` (class indices), starting from the trained weights.
 
         Classes count equally whatever their numbers of cells, and the softmax runs over
-        the classes present only, so that classes the user did not show keep their place
-        (see :func:`hematovision.adaptation.fit_head`).
+        the classes present only, so that classes the user did not show keep their place.
+        (Remembered training features, as :func:`hematovision.adaptation.fit_head` uses,
+        cannot help here: they describe the block's output, and the block moves. Measured
+        on zheng2018_d2 with them at the head: PBC immature granulocytes were no longer
+        recognised at all.)
         """
         self.reset()
         flat = inputs.reshape(-1, *inputs.shape[2:])

@@ -56,20 +56,22 @@ def test_tuning_moves_only_the_last_block_and_reset_restores_it(block_and_cells)
         np.testing.assert_array_equal(before, np.array(after))
     assert any(not np.array_equal(b, np.array(a))
                for b, a in zip(top_before, block.top.trainable_weights))
-    # Three epochs on these four cells make their own classes more likely.
+    # Three epochs on these four cells make their own classes more likely among the classes
+    # shown (the softmax the tuning runs over: the other classes are left out of it).
     rows = np.arange(len(labels))
-    tuned = log_softmax(block.logits(block.trunk_outputs(cells)), axis=1)[rows, labels]
-    original = log_softmax(classifier.forward(cells)[0], axis=1)[rows, labels]
-    assert tuned.mean() > original.mean()
+    tuned = log_softmax(block.logits(block.trunk_outputs(cells))[:, labels], axis=1)[rows, rows]
+    original = log_softmax(classifier.forward(cells)[0][:, labels], axis=1)[rows, rows]
+    assert tuned.mean() > original.mean() + 0.3
     block.reset()
     for before, after in zip(top_before, block.top.trainable_weights):
         np.testing.assert_array_equal(before, np.array(after))
 
 
-def test_classes_the_lab_did_not_show_keep_their_place(block_and_cells):
+def test_classes_the_lab_did_not_show_keep_their_place_and_its_cells_gain_theirs(
+        block_and_cells):
     """Adapting on another lab's lymphocytes and neutrophils must not teach the model that
-    immature granulocytes and erythroblasts no longer exist (over all classes, every held-out
-    PBC ig cell was called something else afterwards)."""
+    immature granulocytes and erythroblasts no longer exist (fitted on the lab's cells alone,
+    every held-out PBC ig cell was called something else afterwards)."""
     import json
 
     from hematovision.adaptation import fit_head
@@ -90,10 +92,17 @@ def test_classes_the_lab_did_not_show_keep_their_place(block_and_cells):
 
     layer = classifier.model.get_layer("logits")
     weights, bias = (np.asarray(v, dtype=np.float64) for v in layer.get_weights())
-    _, _, lab_features = classifier.analyse(lab_cells)
+    lab_logits, _, lab_features = classifier.analyse(lab_cells)
     home_logits, _, home_features = classifier.analyse(home_cells)
-    new_weights, new_bias = fit_head(lab_features.astype(np.float64), labels, weights, bias)
+    remembered = classifier.familiarity.draw(256, len(classifier.classes))
+    new_weights, new_bias = fit_head(lab_features.astype(np.float64), labels, weights, bias,
+                                     remembered=remembered)
     before = np.mean(home_logits.argmax(1) == home_labels)
     after = np.mean((home_features @ new_weights + new_bias).argmax(1) == home_labels)
     assert before >= 0.9
     assert after >= before - 0.125  # at most 2 of 16 lost
+    # ... while the lab's own cells, some called ig or monocyte before, now get their names
+    # among all the classes. (Leaving the absent classes out of the fit instead kept them
+    # in place but left these errors as they were: 9 of 12 before and after.)
+    assert np.mean(lab_logits.argmax(1) == labels) <= 0.75
+    assert np.mean((lab_features @ new_weights + new_bias).argmax(1) == labels) >= 11 / 12

@@ -29,6 +29,22 @@ def test_statistics_flag_far_points_and_keep_the_chosen_share_of_validation():
     assert familiarity.is_unfamiliar(far).all()
 
 
+def test_drawn_features_have_the_training_classes_centres_and_spread():
+    rng = np.random.default_rng(2)
+    centres = rng.normal(0, 5, (3, 6))
+    mixing = rng.normal(0, 1, (6, 6))
+    labels = rng.integers(0, 3, 6000)
+    train = centres[labels] + rng.normal(0, 1, (6000, 6)) @ mixing
+    familiarity = fit_familiarity(train, labels, train[:100])
+    features, drawn = familiarity.draw(4000, classes=2, seed=3)
+    assert features.shape == (8000, 6) and np.array_equal(np.unique(drawn), [0, 1])
+    for c in (0, 1):
+        assert np.allclose(features[drawn == c].mean(axis=0), centres[c], atol=0.15)
+    spread = np.cov((features - familiarity.means[drawn]).T)
+    assert np.allclose(spread, mixing.T @ mixing, atol=0.15 * np.abs(mixing.T @ mixing).max())
+    np.testing.assert_array_equal(features, familiarity.draw(4000, classes=2, seed=3)[0])
+
+
 def test_statistics_round_trip_without_pickles(tmp_path):
     rng = np.random.default_rng(1)
     train = rng.normal(0, 1, (200, 4))
