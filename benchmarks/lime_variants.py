@@ -50,13 +50,13 @@ def main() -> None:
     classifier = Classifier(args.model)
     defaults = get_explainer("lime").defaults
     results = {name: [] for name in VARIANTS}
+    temperature = classifier.card.temperature
     for path in middle_cells(test_split_files(args.model, args.data), args.cells):
         x = classifier.prepare(read_image(path))
         index = int(np.argmax(classifier.predict_proba(x[None])[0]))
         segmentation = segment_cell(x, defaults["segments"], defaults["compactness"])
-        temperature = classifier.card.temperature
 
-        def fitted(scored, link, seed=0):
+        def fitted(scored, link, seed=0, index=index, segmentation=segmentation):
             return fit_lime(scored, index, link, temperature, seed)[segmentation].ravel()
 
         # One set of model calls serves both fits: they differ only in what is fitted.

@@ -29,9 +29,11 @@ TUNINGS = {"last-layer": "Last layer only (seconds)",
            "last-block": "Last block and layer (a few minutes)"}
 tuning = middle.radio("What to tune", list(TUNINGS), format_func=TUNINGS.get,
                       key="adapt_tuning",
-                      help="The last layer moves the boundaries between classes. The last "
-                           "block also changes what the network sees in your cells, and the "
-                           "adapted model then no longer flags images far from every class.")
+                      help="The last layer moves the boundaries between classes; on the "
+                           "other laboratory we could test it did better than the last block. "
+                           "The last block also changes what the network sees in your cells, "
+                           "and the adapted model then no longer flags images far from every "
+                           "class.")
 default_name = f"{classifier.name}-adapted"
 name = right.text_input("Name of the new model", default_name, key="adapt_name")
 if archive is not None and st.button("Adapt", key="adapt_run", type="primary"):

@@ -1,0 +1,85 @@
+"""What the remembered training features do when the last layer is adapted, in one run.
+
+    python benchmarks/adaptation_memory.py --data ../shared/datasets/zheng2018_d2 \\
+        --home ../shared/datasets/pbc [--model models/pbc-lite0] [--per-class 10] [--splits 20]
+
+For each split, the last layer is refitted on ``--per-class`` cells per class of the other
+laboratory's set, once on those cells alone (classes it shows none of left out of the
+softmax) and once with features remembered from the training classes (the shipped fit).
+Prints balanced accuracy on the rest of that set, and on up to 40 held-out test cells per
+class of the model's own data (``--home``, the split recorded with the model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from hematovision.adaptation import REMEMBERED_PER_CLASS, choose_cells, fit_head  # noqa: E402
+from hematovision.classifier import Classifier  # noqa: E402
+from hematovision.dataset import scan_folder  # noqa: E402
+from hematovision.decoding import decode_images  # noqa: E402
+from hematovision.metrics import balanced_accuracy  # noqa: E402
+from hematovision.models import default_model_dir  # noqa: E402
+
+
+def _features(classifier: Classifier, paths: list) -> tuple[list[int], np.ndarray]:
+    images, kept, _, _ = decode_images(paths, classifier.input_size,
+                                       framing=classifier.card.framing)
+    return kept, classifier.analyse(images.astype(np.float32))[2].astype(np.float64)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(default_model_dir()))
+    parser.add_argument("--data", required=True, help="the other laboratory's class folders")
+    parser.add_argument("--home", required=True, help="the model's own data folder")
+    parser.add_argument("--per-class", type=int, default=10)
+    parser.add_argument("--splits", type=int, default=20)
+    args = parser.parse_args()
+
+    classifier = Classifier(args.model)
+    classes = list(classifier.classes)
+    items = scan_folder(args.data, tuple(classes)).items
+    kept, lab = _features(classifier, [item.path for item in items])
+    names = [items[i].label for i in kept]
+    labels = np.array([classes.index(name) for name in names])
+    split = json.loads((Path(args.model) / "split.json").read_text())["files"]
+    rng = np.random.default_rng(0)
+    home_files = []
+    for name in classes:
+        members = [f for f in split if f["split"] == "test" and f["label"] == name]
+        rng.shuffle(members)
+        home_files += members[:40]
+    kept, home = _features(classifier, [Path(args.home) / f["path"] for f in home_files])
+    home_labels = np.array([classes.index(home_files[i]["label"]) for i in kept])
+    weights, bias = (np.asarray(v, dtype=np.float64)
+                     for v in classifier.model.get_layer("logits").get_weights())
+
+    print(f"{args.per_class} cells per class, {args.splits} splits; balanced accuracy")
+    print(f"{'fit':<28}{'other lab (rest)':>18}{'home test':>12}")
+    for title, remember in (("your cells only", False), ("with remembered features", True)):
+        other, own = [], []
+        for seed in range(args.splits):
+            used, held = choose_cells(names, args.per_class, seed)
+            remembered = (classifier.familiarity.draw(REMEMBERED_PER_CLASS, len(classes), seed)
+                          if remember else None)
+            w, b = fit_head(lab[used], labels[used], weights, bias, remembered=remembered)
+            other.append(balanced_accuracy(labels[held], (lab[held] @ w + b).argmax(1)))
+            own.append(balanced_accuracy(home_labels, (home @ w + b).argmax(1)))
+        print(f"{title:<28}{np.mean(other):>11.3f} ± {np.std(other):.3f}"
+              f"{np.mean(own):>12.3f}")
+    print(f"{'unadapted':<28}{'':>18}"
+          f"{balanced_accuracy(home_labels, (home @ weights + bias).argmax(1)):>12.3f}")
+
+
+if __name__ == "__main__":
+    main()
