@@ -195,14 +195,20 @@ class _Tuner:
 
     def fit(self, used: list[int], labels: np.ndarray, pull: float = 1.0, seed: int = 0,
             progress: Callable[[float], None] | None = None) -> None:
-        remembered = (self.familiarity.draw(REMEMBERED_PER_CLASS, self.classes, seed)
-                      if self.familiarity is not None else None)
         if self.block is None:
+            remembered = (self.familiarity.draw(REMEMBERED_PER_CLASS, self.classes, seed)
+                          if self.familiarity is not None else None)
             self.fitted = fit_head(self.features[used].astype(np.float64), labels[used],
                                    self.weights, self.bias, pull, remembered)
             return
         copies = self.block.trunk_outputs(self.images[used], self.settings.copies, seed)
         self.block.tune(copies, labels[used], replace(self.settings, seed=seed), progress)
+
+    def settings_used(self) -> dict:
+        """What the card records about how this depth was fitted."""
+        if self.block is not None:
+            return {"block": asdict(self.settings)}
+        return {"remembered_per_class": REMEMBERED_PER_CLASS if self.familiarity else 0}
 
     def logits(self, cells: list[int]) -> np.ndarray:
         if self.block is None:
@@ -290,8 +296,7 @@ def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
         training={**classifier.card.training, "adapted_from": str(model_dir),
                   "adaptation": {"data": str(data_dir), "per_class": per_class,
                                  "seed": seed, "tuning": tuning, "pull": pull,
-                                 **({"block": asdict(settings)} if tuning == "last-block"
-                                    else {}),
+                                 **tuner.settings_used(),
                                  "used": used_counts, "held_out": held_counts,
                                  "before": before, "after": after}},
     )

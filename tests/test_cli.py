@@ -123,9 +123,11 @@ def test_adapt_end_to_end_on_a_few_external_cells(tiny_model, tmp_path, tuning):
     adapted = Classifier(out)
     assert adapted.runtime == "litert" and adapted.familiarity is not None
     if tuning == "last-layer":  # the lab's two class centres join the familiarity check
+        assert adaptation["remembered_per_class"] == 256
         assert adapted.familiarity.means.shape[0] == 3 + 2
         assert np.isfinite(adapted.familiarity.threshold)
     else:  # the tuned block's features no longer match the statistics: check off, said so
+        assert adaptation["block"]["copies"] == 16
         assert adapted.familiarity.threshold == np.inf
         assert any("not checked for being far" in item for item in card["limitations"])
     prediction = adapted.predict([read_image(next((data / "lymphocyte").iterdir()))])[0]
