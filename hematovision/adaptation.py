@@ -208,7 +208,8 @@ class _Tuner:
         """What the card records about how this depth was fitted."""
         if self.block is not None:
             return {"block": asdict(self.settings)}
-        return {"remembered_per_class": REMEMBERED_PER_CLASS if self.familiarity else 0}
+        return {"remembered_per_class":
+                REMEMBERED_PER_CLASS if self.familiarity is not None else 0}
 
     def logits(self, cells: list[int]) -> np.ndarray:
         if self.block is None:
