@@ -79,7 +79,13 @@ class Familiarity:
         rng = np.random.default_rng(seed)
         labels = np.repeat(np.arange(classes), per_class)
         noise = rng.standard_normal((len(labels), self.whitening.shape[0]))
-        return self.means[labels] + noise @ np.linalg.inv(self.whitening), labels
+        return self.means[labels] + noise @ self._colouring, labels
+
+    @cached_property
+    def _colouring(self) -> np.ndarray:
+        # The inverse of the whitening: it gives white noise the training cells' covariance.
+        # Inverted once per model; an adaptation study draws fifteen times.
+        return np.linalg.inv(self.whitening)
 
     def save(self, path: str | Path) -> Path:
         np.savez(path, means=self.means.astype(np.float32),
