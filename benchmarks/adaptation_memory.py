@@ -13,7 +13,6 @@ class of the model's own data (``--home``, the split recorded with the model).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -25,10 +24,11 @@ import numpy as np  # noqa: E402
 
 from hematovision.adaptation import REMEMBERED_PER_CLASS, choose_cells, fit_head  # noqa: E402
 from hematovision.classifier import Classifier  # noqa: E402
-from hematovision.dataset import scan_folder  # noqa: E402
+from hematovision.dataset import scan_folder, test_split_files  # noqa: E402
 from hematovision.decoding import decode_images  # noqa: E402
 from hematovision.metrics import balanced_accuracy  # noqa: E402
 from hematovision.models import default_model_dir  # noqa: E402
+from hematovision.network import LOGITS_LAYER  # noqa: E402
 
 
 def _features(classifier: Classifier, paths: list) -> tuple[list[int], np.ndarray]:
@@ -52,17 +52,19 @@ def main() -> None:
     kept, lab = _features(classifier, [item.path for item in items])
     names = [items[i].label for i in kept]
     labels = np.array([classes.index(name) for name in names])
-    split = json.loads((Path(args.model) / "split.json").read_text())["files"]
+    test_files = test_split_files(args.model, args.home)
+    if test_files is None:
+        parser.error(f"{args.home} does not hold the test split recorded with {args.model}")
     rng = np.random.default_rng(0)
     home_files = []
     for name in classes:
-        members = [f for f in split if f["split"] == "test" and f["label"] == name]
+        members = [f for f in test_files if f[1] == name]
         rng.shuffle(members)
         home_files += members[:40]
-    kept, home = _features(classifier, [Path(args.home) / f["path"] for f in home_files])
-    home_labels = np.array([classes.index(home_files[i]["label"]) for i in kept])
+    kept, home = _features(classifier, [path for path, _ in home_files])
+    home_labels = np.array([classes.index(home_files[i][1]) for i in kept])
     weights, bias = (np.asarray(v, dtype=np.float64)
-                     for v in classifier.model.get_layer("logits").get_weights())
+                     for v in classifier.model.get_layer(LOGITS_LAYER).get_weights())
 
     print(f"{args.per_class} cells per class, {args.splits} splits; balanced accuracy")
     print(f"{'fit':<28}{'other lab (rest)':>18}{'home test':>12}")
