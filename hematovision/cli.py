@@ -147,7 +147,9 @@ def _adapt(args) -> int:
                   f"{row['after_balanced_accuracy']:>10.3f} ± {spread:.3f}"
                   f"  {row['after_accuracy']:>16.3f}  {row['after_ece']:>9.3f}")
         name = Path(args.data).name
-        (Path(args.model) / f"adaptation_{name}.json").write_text(
+        # One file per depth, so a study of the other depth does not overwrite this one.
+        suffix = "" if args.tuning == "last-layer" else f"_{args.tuning}"
+        (Path(args.model) / f"adaptation_{name}{suffix}.json").write_text(
             json.dumps(study, indent=1) + "\n")
         card = load_card(args.model)
         rows = [{k: v for k, v in row.items() if k != "runs"} for row in study["rows"]]

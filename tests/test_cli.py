@@ -135,6 +135,41 @@ def test_adapt_end_to_end_on_a_few_external_cells(tiny_model, tmp_path, tuning):
     assert json.loads((tiny_model / "card.json").read_text())["model_sha256"] == before_sha
 
 
+def test_adapt_study_reports_each_number_of_cells_and_keeps_the_model(tiny_model, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    data = tmp_path / "my-lab"
+    for label in ("eosinophil", "lymphocyte"):
+        (data / label).mkdir(parents=True)
+        for path in sorted((ZHENG / "images" / label).glob("*.png"))[:8]:
+            shutil.copy(path, data / label / path.name)
+    before = json.loads((model / "card.json").read_text())
+    for tuning in ("last-block", "last-layer"):
+        result = run_cli("adapt", "--model", str(model), "--data", str(data), "--study",
+                         "--per-class-study", "2", "4", "--splits", "2", "--tuning", tuning,
+                         "--quiet")
+        assert result.returncode == 0, result.stderr
+        assert "cells/class" in result.stdout
+    # each depth keeps its own report; the card shows the latest study
+    block = json.loads((model / "adaptation_my-lab_last-block.json").read_text())
+    layer = json.loads((model / "adaptation_my-lab.json").read_text())
+    assert (block["tuning"], layer["tuning"]) == ("last-block", "last-layer")
+    for study in (block, layer):
+        assert [row["per_class"] for row in study["rows"]] == [2, 4]
+        for row in study["rows"]:
+            # adapted on at most half of a class, scored on the rest, never on the same cells
+            assert [run["used"] for run in row["runs"]] == [2 * row["per_class"]] * 2
+            assert [run["held_out"] for run in row["runs"]] == [16 - 2 * row["per_class"]] * 2
+            assert 0.0 <= row["after_balanced_accuracy"] <= 1.0
+    card = json.loads((model / "card.json").read_text())
+    assert card["adaptation"]["tuning"] == "last-layer"
+    assert card["adaptation"]["counts"] == {"eosinophil": 8, "lymphocyte": 8, "platelet": 0}
+    assert "Adapting to another laboratory (my-lab)" in (model / "MODEL_CARD.md").read_text()
+    # a study saves no weights: the model file is the one the card was written for
+    assert card["model_sha256"] == before["model_sha256"]
+    assert (model / "model.keras").read_bytes() == (tiny_model / "model.keras").read_bytes()
+
+
 def test_train_on_the_kaggle_layout(tmp_path):
     out = tmp_path / "kaggle"
     result = run_cli("train", "--data", str(KAGGLE), "--out", str(out), "--head-epochs", "1",
