@@ -30,7 +30,8 @@ TUNINGS = {"last-layer": "Last layer only (seconds)",
 tuning = middle.radio("What to tune", list(TUNINGS), format_func=TUNINGS.get,
                       key="adapt_tuning",
                       help="The last layer moves the boundaries between classes; on the "
-                           "other laboratory we could test it did better than the last block. "
+                           "other laboratory we could test it did as well as the last block "
+                           "or better, with better-calibrated probabilities. "
                            "The last block also changes what the network sees in your cells, "
                            "and the adapted model then no longer flags images far from every "
                            "class.")
