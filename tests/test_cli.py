@@ -96,19 +96,25 @@ def test_evaluate_on_several_folders_prints_one_cross_lab_table(tiny_model):
     assert {p["status"] for p in report["predictions"]} <= {"Confident", "Review", "Unfamiliar"}
 
 
-@pytest.mark.parametrize("tuning", ["last-block", "last-layer"])
-def test_adapt_end_to_end_on_a_few_external_cells(tiny_model, tmp_path, tuning):
-    from hematovision.classifier import Classifier
-    from hematovision.images import read_image
-
-    data = tmp_path / "my-lab"
+@pytest.fixture(scope="module")
+def my_lab(tmp_path_factory) -> Path:
+    """Eight eosinophils and eight lymphocytes from another laboratory."""
+    data = tmp_path_factory.mktemp("labs") / "my-lab"
     for label in ("eosinophil", "lymphocyte"):
         (data / label).mkdir(parents=True)
         for path in sorted((ZHENG / "images" / label).glob("*.png"))[:8]:
             shutil.copy(path, data / label / path.name)
+    return data
+
+
+@pytest.mark.parametrize("tuning", ["last-block", "last-layer"])
+def test_adapt_end_to_end_on_a_few_external_cells(tiny_model, my_lab, tmp_path, tuning):
+    from hematovision.classifier import Classifier
+    from hematovision.images import read_image
+
     before_sha = json.loads((tiny_model / "card.json").read_text())["model_sha256"]
     out = tmp_path / "adapted"
-    result = run_cli("adapt", "--model", str(tiny_model), "--data", str(data), "--out", str(out),
+    result = run_cli("adapt", "--model", str(tiny_model), "--data", str(my_lab), "--out", str(out),
                      "--per-class", "3", "--tuning", tuning, "--quiet")
     assert result.returncode == 0, result.stderr
     assert "before: accuracy" in result.stdout and " after: accuracy" in result.stdout
@@ -130,22 +136,18 @@ def test_adapt_end_to_end_on_a_few_external_cells(tiny_model, tmp_path, tuning):
         assert adaptation["block"]["copies"] == 16
         assert adapted.familiarity.threshold == np.inf
         assert any("not checked for being far" in item for item in card["limitations"])
-    prediction = adapted.predict([read_image(next((data / "lymphocyte").iterdir()))])[0]
+    prediction = adapted.predict([read_image(next((my_lab / "lymphocyte").iterdir()))])[0]
     assert prediction.label in card["classes"]
     assert json.loads((tiny_model / "card.json").read_text())["model_sha256"] == before_sha
 
 
-def test_adapt_study_reports_each_number_of_cells_and_keeps_the_model(tiny_model, tmp_path):
+def test_adapt_study_reports_each_number_of_cells_and_keeps_the_model(tiny_model, my_lab,
+                                                                       tmp_path):
     model = tmp_path / "model"
     shutil.copytree(tiny_model, model)
-    data = tmp_path / "my-lab"
-    for label in ("eosinophil", "lymphocyte"):
-        (data / label).mkdir(parents=True)
-        for path in sorted((ZHENG / "images" / label).glob("*.png"))[:8]:
-            shutil.copy(path, data / label / path.name)
     before = json.loads((model / "card.json").read_text())
     for tuning in ("last-block", "last-layer"):
-        result = run_cli("adapt", "--model", str(model), "--data", str(data), "--study",
+        result = run_cli("adapt", "--model", str(model), "--data", str(my_lab), "--study",
                          "--per-class-study", "2", "4", "--splits", "2", "--tuning", tuning,
                          "--quiet")
         assert result.returncode == 0, result.stderr
@@ -157,7 +159,7 @@ def test_adapt_study_reports_each_number_of_cells_and_keeps_the_model(tiny_model
     for study in (block, layer):
         assert [row["per_class"] for row in study["rows"]] == [2, 4]
         for row in study["rows"]:
-            # adapted on at most half of a class, scored on the rest, never on the same cells
+            # adapted on that many cells of each of the two classes, scored on the rest
             assert [run["used"] for run in row["runs"]] == [2 * row["per_class"]] * 2
             assert [run["held_out"] for run in row["runs"]] == [16 - 2 * row["per_class"]] * 2
             assert 0.0 <= row["after_balanced_accuracy"] <= 1.0
