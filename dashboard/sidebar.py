@@ -33,9 +33,11 @@ def show_sidebar() -> Classifier:
 
     st.sidebar.slider(
         "Review below this probability", 0.0, 1.0, value=st.session_state["threshold"],
-        step=0.05, key="threshold_widget", on_change=keep_threshold,
+        step=0.01, key="threshold_widget", on_change=keep_threshold,
         help="Cells whose top probability is lower are marked Review instead of trusted, as "
-             "analysers mark cells 'unidentified'. The default comes from the model card.")
+             "analysers mark cells 'unidentified'. The default "
+             f"({classifier.card.review_threshold:.2f}) comes from the model card"
+             + (f": {classifier.card.review_rule}." if classifier.card.review_rule else "."))
     entries = st.session_state.get("audit", [])
     if entries:
         st.sidebar.download_button(

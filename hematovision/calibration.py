@@ -10,8 +10,16 @@ from scipy.special import log_softmax
 
 __all__ = [
     "fit_temperature", "expected_calibration_error", "ReliabilityBin",
-    "reliability_bins",
+    "reliability_bins", "ReviewRule", "fit_review_threshold", "REVIEW_CATCH",
+    "FALLBACK_REVIEW_THRESHOLD",
 ]
+
+# Share of the validation cells the model gets wrong that should fall under the Review
+# threshold. On the shipped model's validation split 0.8 puts the threshold at 0.90 and
+# marks 4.5 % of cells Review; a fixed 0.7 caught 42 % of the errors with 2.5 %.
+REVIEW_CATCH = 0.8
+# Used when validation has no wrong answer to fit on (tiny or perfect runs).
+FALLBACK_REVIEW_THRESHOLD = 0.7
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -74,3 +82,49 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray,
         b.count / total * abs(b.accuracy - b.confidence)
         for b in reliability_bins(probabilities, labels, bins) if b.count
     ))
+
+
+@dataclass(frozen=True)
+class ReviewRule:
+    """Where the Review threshold came from, in numbers a reader of the card can check."""
+
+    threshold: float
+    catch: float  # share of validation errors asked for
+    errors: int  # wrong answers on validation
+    caught: int  # of them under the threshold
+    cells: int  # validation cells
+    flagged: int  # validation cells under the threshold
+
+    def describe(self) -> str:
+        if not self.errors:
+            return (f"no wrong answers among {self.cells} validation cells to fit on; "
+                    f"the fallback {self.threshold:.2f}")
+        return (f"fitted on the validation split: {self.caught} of its {self.errors} wrong "
+                f"answers ({100 * self.caught / self.errors:.0f} %; asked for "
+                f"{100 * self.catch:.0f} %) have a lower confidence, and so do "
+                f"{100 * self.flagged / self.cells:.1f} % of its {self.cells} cells")
+
+
+def fit_review_threshold(probabilities: np.ndarray, labels: np.ndarray,
+                         catch: float = REVIEW_CATCH) -> ReviewRule:
+    """The lowest confidence threshold under which at least ``catch`` of the wrong answers
+    fall.
+
+    A cell under the threshold is marked Review; what a reviewer wants to know is how many
+    of the model's mistakes that puts in front of them, so the rule is stated in mistakes,
+    not in a confidence. Fit it on calibrated validation probabilities, never on the test.
+    """
+    if not 0.0 < catch <= 1.0:
+        raise ValueError(f"catch must lie in (0, 1], got {catch}")
+    if len(labels) == 0:
+        raise ValueError("cannot fit a review threshold on zero examples")
+    confidence = probabilities.max(axis=1)
+    wrong = np.sort(confidence[probabilities.argmax(axis=1) != labels])
+    if len(wrong) == 0:
+        threshold = FALLBACK_REVIEW_THRESHOLD
+    else:
+        needed = int(np.ceil(catch * len(wrong)))
+        # Just above the needed-th lowest wrong confidence: "under the threshold" is strict.
+        threshold = float(min(1.0, np.nextafter(wrong[needed - 1], np.inf)))
+    return ReviewRule(threshold, catch, len(wrong), int(np.sum(wrong < threshold)),
+                      len(labels), int(np.sum(confidence < threshold)))

@@ -22,7 +22,7 @@ def _train(args) -> int:
         fractions=SplitFractions(*args.split),
         classes=tuple(args.classes.split(",")) if args.classes else None,
         init_from=args.init_from,
-        fine_tune_learning_rate=args.learning_rate,
+        fine_tune_learning_rate=args.learning_rate, review_catch=args.review_catch,
     )
     card = train(args.data, args.out, config, progress=not args.quiet)
     print(f"saved {args.out}/model.keras (temperature {card.temperature:.3f})")
@@ -94,6 +94,15 @@ def _familiarity(args) -> int:
     card = add_familiarity(args.model, args.data, progress=not args.quiet)
     print(f"wrote {args.model}/{card.familiarity_file} "
           f"(sha256 {card.familiarity_sha256[:12]}…)")
+    return 0
+
+
+def _review_threshold(args) -> int:
+    from hematovision.training import fit_review
+
+    card, rule = fit_review(args.model, args.data, args.catch, progress=not args.quiet)
+    print(f"review threshold {rule.threshold:.3f}: {rule.describe()}")
+    print(f"wrote {args.model}/card.json")
     return 0
 
 
@@ -264,6 +273,8 @@ def _predict(args) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from hematovision.calibration import REVIEW_CATCH  # numpy and scipy only
+
     parser = argparse.ArgumentParser(
         prog="hematovision", description="Classify white blood cells and explain why.")
     parser.add_argument("--verbose", action="store_true", help="show library log messages")
@@ -287,6 +298,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=1234)
     train.add_argument("--learning-rate", type=float, default=3e-4,
                        help="peak fine-tuning learning rate (cosine decay)")
+    train.add_argument("--review-catch", type=float, default=REVIEW_CATCH,
+                       help="share of validation errors the Review threshold must catch")
     train.add_argument("--init-from", help="continue fine-tuning this trained model folder")
     train.add_argument("--no-evaluate", action="store_true", help="skip the test-split evaluation")
     train.add_argument("--quiet", action="store_true")
@@ -320,6 +333,17 @@ def _parser() -> argparse.ArgumentParser:
     familiar.add_argument("--data", required=True, help="the data folder it was trained on")
     familiar.add_argument("--quiet", action="store_true")
     familiar.set_defaults(run=_familiarity)
+
+    review = commands.add_parser(
+        "review-threshold",
+        help="refit the confidence under which cells are marked Review, on validation cells")
+    review.add_argument("--model", required=True, help="model folder")
+    review.add_argument("--data", required=True, help="the data folder it was trained on")
+    review.add_argument("--catch", type=float, default=REVIEW_CATCH,
+                        help="share of the validation cells the model gets wrong that should "
+                             "fall under the threshold (default %(default)s)")
+    review.add_argument("--quiet", action="store_true")
+    review.set_defaults(run=_review_threshold)
 
     foreign = commands.add_parser(
         "foreign", help="measure how many clearly foreign images the model flags Unfamiliar")

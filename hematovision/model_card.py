@@ -56,6 +56,7 @@ class ModelCard:
     gradcam_layer: str
     temperature: float
     review_threshold: float
+    review_rule: str = ""  # how the threshold was set (see calibration.fit_review_threshold)
     model_file: str = MODEL_FILE
     model_sha256: str = ""
     runtime_file: str = ""
@@ -189,7 +190,8 @@ def render_markdown(card: ModelCard) -> str:
         f"**Backbone**: {card.backbone}; weights: {card.weight_source}",
         f"**Input**: RGB {card.input_size}×{card.input_size}; {card.preprocessing}",
         f"**Temperature**: {card.temperature:.4f}; "
-        f"**review threshold**: {card.review_threshold:.2f}",
+        f"**review threshold**: {card.review_threshold:.2f}"
+        + (f" ({card.review_rule})" if card.review_rule else ""),
         f"**Model file**: `{card.model_file}` (sha256 `{card.model_sha256}`)",
         f"**Fast runtime**: `{card.runtime_file or 'none'}` (sha256 `{card.runtime_sha256}`)",
         f"**Framing**: {_FRAMING[card.framing]}",

@@ -21,10 +21,15 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from scipy.special import log_softmax
+from scipy.special import log_softmax, softmax
 
 from hematovision.backbones import get_backbone
-from hematovision.calibration import fit_temperature
+from hematovision.calibration import (
+    REVIEW_CATCH,
+    ReviewRule,
+    fit_review_threshold,
+    fit_temperature,
+)
 from hematovision.dataset import (
     SPLIT_FILE,
     SplitFractions,
@@ -78,7 +83,8 @@ class TrainingConfig:
     fractions: SplitFractions = field(default_factory=SplitFractions)
     limit_per_class: int | None = None
     classes: tuple[str, ...] | None = None
-    review_threshold: float = 0.7
+    review_threshold: float | None = None  # None: fitted on validation (review_catch)
+    review_catch: float = REVIEW_CATCH
     init_from: str | None = None  # continue fine-tuning a trained model folder
     framing: str = "cell"  # see hematovision.images.frame_image
     augmentation: Augmentation = field(default_factory=Augmentation)
@@ -215,6 +221,8 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainingConfig = Tr
 
     val_logits = run_in_batches(lambda b: logits_fn(b, training=False), arrays["val"])
     temperature = fit_temperature(val_logits, labels["val"])
+    review_threshold, review_rule = _review_threshold(val_logits / temperature, labels["val"],
+                                                      config)
     calibrated = with_temperature(model, temperature)
     model_path = out_dir / MODEL_FILE
     calibrated.save(model_path)
@@ -230,7 +238,8 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainingConfig = Tr
         gradcam_layer=backbone.gradcam_layer,
         framing=config.framing,
         temperature=temperature,
-        review_threshold=config.review_threshold,
+        review_threshold=review_threshold,
+        review_rule=review_rule,
         model_sha256=sha256_of_file(model_path),
         head={"layers": "global average pooling → dropout → "
                         + (f"dense {config.hidden_units} ReLU → dropout → " if config.hidden_units
@@ -255,6 +264,35 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainingConfig = Tr
     save_card(out_dir, card)
     add_fast_runtime(out_dir)
     return _save_familiarity(out_dir, arrays, labels["train"], progress)
+
+
+def _review_threshold(scaled_logits: np.ndarray, labels: np.ndarray, config: TrainingConfig
+                      ) -> tuple[float, str]:
+    if config.review_threshold is not None:
+        return config.review_threshold, "set by hand"
+    rule = fit_review_threshold(softmax(scaled_logits, axis=1), labels, config.review_catch)
+    return rule.threshold, rule.describe()
+
+
+def fit_review(model_dir: str | Path, data_dir: str | Path, catch: float = REVIEW_CATCH,
+               progress: bool = True) -> tuple[ModelCard, ReviewRule]:
+    """Refit a trained model's Review threshold on its own validation split (read from
+    ``split.json`` under ``data_dir``) and record it in its card; the model is unchanged."""
+    from hematovision.classifier import Classifier
+
+    model_dir = Path(model_dir)
+    classifier = Classifier(model_dir)
+    files = split_files(model_dir, data_dir, "val")
+    if not files:
+        raise ValueError(f"{data_dir}: none of {model_dir}'s validation files are there")
+    images, kept, _, _ = decode_images([path for path, _ in files], classifier.input_size,
+                                       progress=progress, framing=classifier.card.framing)
+    labels = np.array([classifier.classes.index(files[i][1]) for i in kept])
+    probabilities = classifier.predict_proba(images.astype(np.float32))
+    rule = fit_review_threshold(probabilities, labels, catch)
+    card = replace(classifier.card, review_threshold=rule.threshold, review_rule=rule.describe())
+    save_card(model_dir, card)
+    return card, rule
 
 
 def add_fast_runtime(model_dir: str | Path) -> ModelCard:

@@ -7,7 +7,9 @@ import pytest
 from scipy.special import softmax
 
 from hematovision.calibration import (
+    FALLBACK_REVIEW_THRESHOLD,
     expected_calibration_error,
+    fit_review_threshold,
     fit_temperature,
     reliability_bins,
 )
@@ -46,6 +48,31 @@ def test_reliability_bins_count_every_example():
 def test_fit_temperature_refuses_empty_input():
     with pytest.raises(ValueError, match="zero"):
         fit_temperature(np.zeros((0, 3)), np.zeros(0, dtype=int))
+
+
+@pytest.mark.parametrize("catch", [0.5, 0.8, 1.0])
+def test_review_threshold_is_the_lowest_that_catches_the_share_of_errors_asked_for(catch):
+    logits, labels = _sampled(1.0, n=3000)
+    probabilities = softmax(logits, axis=1)
+    rule = fit_review_threshold(probabilities, labels, catch)
+    confidence = probabilities.max(axis=1)
+    wrong = probabilities.argmax(axis=1) != labels
+    caught = np.sum(confidence[wrong] < rule.threshold)
+    assert rule.errors == wrong.sum() and rule.caught == caught >= catch * wrong.sum()
+    assert rule.flagged == np.sum(confidence < rule.threshold) and rule.cells == 3000
+    # One step lower and it would miss the share: the threshold is no higher than needed.
+    lower = np.max(confidence[wrong][confidence[wrong] < rule.threshold])
+    assert np.sum(confidence[wrong] < lower) < catch * wrong.sum()
+    assert f"{rule.caught} of its {rule.errors} wrong answers" in rule.describe()
+
+
+def test_review_threshold_without_errors_falls_back_and_says_so():
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8]])
+    rule = fit_review_threshold(probabilities, np.array([0, 1]))
+    assert rule.threshold == FALLBACK_REVIEW_THRESHOLD and rule.errors == 0
+    assert "no wrong answers" in rule.describe()
+    with pytest.raises(ValueError, match="catch"):
+        fit_review_threshold(probabilities, np.array([0, 1]), catch=0.0)
 
 
 @pytest.mark.parametrize("labels,predicted,expected", [

@@ -68,6 +68,37 @@ def test_saved_model_reloads_and_predicts_like_the_seam(tiny_model):
     assert np.abs(classifier.predict_proba(batch) - plain).max() <= 1e-4
 
 
+def test_review_threshold_is_refitted_on_the_validation_cells_and_the_model_kept(
+        tiny_model, tmp_path):
+    from hematovision.classifier import Classifier
+    from hematovision.dataset import split_files
+    from hematovision.images import load_model_input
+
+    model = tmp_path / "tiny"
+    shutil.copytree(tiny_model, model)
+    before = json.loads((model / "card.json").read_text())
+    assert before["review_rule"]  # training fitted one
+    result = run_cli("review-threshold", "--model", str(model), "--data", str(PBC),
+                     "--catch", "1.0", "--quiet")
+    assert result.returncode == 0, result.stderr
+    card = json.loads((model / "card.json").read_text())
+    assert card["model_sha256"] == before["model_sha256"]
+    assert card["review_rule"] in result.stdout and card["review_rule"] in (
+        model / "MODEL_CARD.md").read_text()
+    files = split_files(model, PBC, "val")
+    classifier = Classifier(model)
+    framing = classifier.card.framing
+    probabilities = classifier.predict_proba(
+        np.stack([load_model_input(path, framing=framing) for path, _ in files]))
+    labels = np.array([classifier.classes.index(label) for _, label in files])
+    wrong = probabilities.argmax(axis=1) != labels
+    if wrong.any():  # --catch 1.0: every wrong validation answer is under the threshold
+        assert probabilities.max(axis=1)[wrong].max() < card["review_threshold"]
+        assert f"{wrong.sum()} of its {wrong.sum()} wrong answers" in card["review_rule"]
+    else:
+        assert "no wrong answers" in card["review_rule"]
+
+
 def test_evaluate_on_an_external_folder_reports_restricted_classes(tiny_model):
     result = run_cli("evaluate", "--model", str(tiny_model), "--data", str(KAGGLE), "--quiet",
                      "--bootstrap", "50")

@@ -51,6 +51,21 @@ def test_classify_adds_an_example_and_shows_label_and_bars(pbc_examples):
     assert [cell.name for cell in again.session_state["examples"]] == first
 
 
+def test_review_threshold_starts_at_the_cards_and_moving_it_up_marks_the_cell(
+        classifier, pbc_examples):
+    at = _page("pages/1_Classify.py")
+    at.session_state["examples"] = _cells(pbc_examples[:1])
+    at.run()
+    assert not at.exception
+    slider = at.slider(key="threshold_widget")
+    assert slider.value == pytest.approx(classifier.card.review_threshold)
+    assert classifier.card.review_rule and classifier.card.review_rule in slider.help
+    assert not any(w.value.startswith("Review") for w in at.warning)
+    slider.set_value(1.0).run()
+    assert any(w.value.startswith("Review: the top probability is below 100%")
+               for w in at.warning)
+
+
 def test_a_bad_upload_shows_an_error_and_the_rest_are_classified(pbc_examples):
     at = _page("pages/1_Classify.py")
     good = _cells(pbc_examples[:3])
