@@ -40,12 +40,14 @@ for entry in card.external:
     )
 
 st.subheader("What the flags mean")
+rule = f" ({card.review_rule})" if card.review_rule else ""
 st.markdown(
-    """
+    f"""
 - **Confident** — the calibrated probability of the top class is above the Review threshold
   and the image looks like the cells the model learned from.
-- **Review** — the model is unsure (top probability under the threshold, adjustable in the
-  sidebar). Check the cell yourself.
+- **Review** — the model is unsure: the top probability is under
+  {card.review_threshold:.2f}{rule}; adjustable in the sidebar. Check the cell
+  yourself.
 - **Unfamiliar** — the image is unlike the training cells: no stained white cell was found,
   it is out of focus, or the network's own features lie far from every class it knows
   (Mahalanobis distance). The probabilities and maps are still shown on request, labelled

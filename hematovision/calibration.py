@@ -99,10 +99,9 @@ class ReviewRule:
         if not self.errors:
             return (f"no wrong answers among {self.cells} validation cells to fit on; "
                     f"the fallback {self.threshold:.2f}")
-        return (f"fitted on the validation split: {self.caught} of its {self.errors} wrong "
-                f"answers ({100 * self.caught / self.errors:.0f} %; asked for "
-                f"{100 * self.catch:.0f} %) have a lower confidence, and so do "
-                f"{100 * self.flagged / self.cells:.1f} % of its {self.cells} cells")
+        return (f"fitted on the validation split to catch {100 * self.catch:.0f} % of its "
+                f"wrong answers: {self.caught} of {self.errors} fall under it, with "
+                f"{100 * self.flagged / self.cells:.1f} % of its {self.cells:,} cells")
 
 
 def fit_review_threshold(probabilities: np.ndarray, labels: np.ndarray,

@@ -63,7 +63,7 @@ def test_review_threshold_is_the_lowest_that_catches_the_share_of_errors_asked_f
     # One step lower and it would miss the share: the threshold is no higher than needed.
     lower = np.max(confidence[wrong][confidence[wrong] < rule.threshold])
     assert np.sum(confidence[wrong] < lower) < catch * wrong.sum()
-    assert f"{rule.caught} of its {rule.errors} wrong answers" in rule.describe()
+    assert f"{rule.caught} of {rule.errors} fall under it" in rule.describe()
 
 
 def test_review_threshold_without_errors_falls_back_and_says_so():

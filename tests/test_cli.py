@@ -94,7 +94,7 @@ def test_review_threshold_is_refitted_on_the_validation_cells_and_the_model_kept
     wrong = probabilities.argmax(axis=1) != labels
     if wrong.any():  # --catch 1.0: every wrong validation answer is under the threshold
         assert probabilities.max(axis=1)[wrong].max() < card["review_threshold"]
-        assert f"{wrong.sum()} of its {wrong.sum()} wrong answers" in card["review_rule"]
+        assert f"{wrong.sum()} of {wrong.sum()} fall under it" in card["review_rule"]
     else:
         assert "no wrong answers" in card["review_rule"]
 

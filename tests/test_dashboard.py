@@ -32,6 +32,7 @@ def test_home_page_shows_the_model_card(classifier):
     text = " ".join(m.value for m in at.markdown)
     for name in classifier.classes:
         assert name in text
+    assert classifier.card.review_rule in text  # why the Review threshold is where it is
 
 
 def test_classify_adds_an_example_and_shows_label_and_bars(pbc_examples):
