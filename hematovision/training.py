@@ -282,12 +282,7 @@ def fit_review(model_dir: str | Path, data_dir: str | Path, catch: float = REVIE
 
     model_dir = Path(model_dir)
     classifier = Classifier(model_dir)
-    files = split_files(model_dir, data_dir, "val")
-    if not files:
-        raise ValueError(f"{data_dir}: none of {model_dir}'s validation files are there")
-    images, kept, _, _ = decode_images([path for path, _ in files], classifier.input_size,
-                                       progress=progress, framing=classifier.card.framing)
-    labels = np.array([classifier.classes.index(files[i][1]) for i in kept])
+    images, labels = _split_images(model_dir, data_dir, "val", classifier.card, progress)
     probabilities = classifier.predict_proba(images.astype(np.float32))
     rule = fit_review_threshold(probabilities, labels, catch)
     card = replace(classifier.card, review_threshold=rule.threshold, review_rule=rule.describe())
@@ -320,14 +315,19 @@ def add_familiarity(model_dir: str | Path, data_dir: str | Path, progress: bool 
     card = load_card(model_dir)
     arrays, labels = {}, {}
     for which in ("train", "val"):
-        files = split_files(model_dir, data_dir, which)
-        if not files:
-            raise ValueError(f"{data_dir}: none of {model_dir}'s {which} files are there")
-        images, kept, _, _ = decode_images([path for path, _ in files], card.input_size,
-                                           progress=progress, framing=card.framing)
-        arrays[which] = images
-        labels[which] = np.array([card.classes.index(files[i][1]) for i in kept])
+        arrays[which], labels[which] = _split_images(model_dir, data_dir, which, card, progress)
     return _save_familiarity(model_dir, arrays, labels["train"], progress)
+
+
+def _split_images(model_dir: Path, data_dir: str | Path, which: str, card: ModelCard,
+                  progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A trained model's own ``which`` split under ``data_dir``, as model inputs and labels."""
+    files = split_files(model_dir, data_dir, which)
+    if not files:
+        raise ValueError(f"{data_dir}: none of {model_dir}'s {which} files are there")
+    images, kept, _, _ = decode_images([path for path, _ in files], card.input_size,
+                                       progress=progress, framing=card.framing)
+    return images, np.array([card.classes.index(files[i][1]) for i in kept])
 
 
 def _save_familiarity(model_dir: Path, arrays, train_labels, progress) -> ModelCard:
