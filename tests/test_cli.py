@@ -155,6 +155,9 @@ def test_adapt_end_to_end_on_a_few_external_cells(tiny_model, my_lab, tmp_path, 
     assert adaptation["used"] == {"eosinophil": 3, "lymphocyte": 3, "platelet": 0}
     assert adaptation["held_out"] == {"eosinophil": 5, "lymphocyte": 5, "platelet": 0}
     assert card["classes"] == ["eosinophil", "lymphocyte", "platelet"]
+    original = json.loads((tiny_model / "card.json").read_text())
+    assert card["review_threshold"] == original["review_threshold"]
+    assert card["review_rule"] == f"kept from tiny, where it was {original['review_rule']}"
     listing = json.loads((out / "adaptation.json").read_text())
     assert not set(listing["used"]) & set(listing["held_out"])
     adapted = Classifier(out)
