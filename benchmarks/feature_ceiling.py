@@ -32,10 +32,8 @@ from sklearn.model_selection import LeaveOneOut, cross_val_predict  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from hematovision.adaptation import choose_cells  # noqa: E402
+from hematovision.adaptation import _read_cells, choose_cells  # noqa: E402
 from hematovision.classifier import Classifier  # noqa: E402
-from hematovision.dataset import _rank, scan_folder  # noqa: E402
-from hematovision.decoding import decode_images  # noqa: E402
 from hematovision.metrics import balanced_accuracy  # noqa: E402
 from hematovision.models import default_model_dir  # noqa: E402
 
@@ -57,15 +55,9 @@ def main() -> None:
 
     classifier = Classifier(args.model)
     classes = list(classifier.classes)
-    # The order adapt uses, so that choose_cells draws the same splits.
-    items = sorted(scan_folder(args.data, tuple(classes)).items,
-                   key=lambda item: _rank(item.sha256))
-    images, kept, _, _ = decode_images([item.path for item in items], classifier.input_size,
-                                       framing=classifier.card.framing)
-    items = [items[i] for i in kept]
-    logits, _, features = classifier.analyse(images.astype(np.float32))
+    # Read as adapt reads them, so that choose_cells draws the same splits.
+    items, labels, logits, features, _ = _read_cells(classifier, args.data)
     names = [item.label for item in items]
-    labels = np.array([classes.index(name) for name in names])
     print(f"{args.data}: {len(labels)} cells; the model unadapted: balanced accuracy "
           f"{balanced_accuracy(labels, logits.argmax(1)):.3f} (strict)")
 

@@ -100,7 +100,7 @@ def _familiarity(args) -> int:
 def _review_threshold(args) -> int:
     from hematovision.training import fit_review
 
-    _, rule = fit_review(args.model, args.data, args.catch, progress=not args.quiet)
+    rule = fit_review(args.model, args.data, args.catch, progress=not args.quiet)
     print(f"review threshold {rule.threshold:.3f}: {rule.describe()}")
     print(f"wrote {args.model}/card.json")
     return 0

@@ -275,7 +275,7 @@ def _review_threshold(scaled_logits: np.ndarray, labels: np.ndarray, config: Tra
 
 
 def fit_review(model_dir: str | Path, data_dir: str | Path, catch: float = REVIEW_CATCH,
-               progress: bool = True) -> tuple[ModelCard, ReviewRule]:
+               progress: bool = True) -> ReviewRule:
     """Refit a trained model's Review threshold on its own validation split (read from
     ``split.json`` under ``data_dir``) and record it in its card; the model is unchanged."""
     from hematovision.classifier import Classifier
@@ -285,9 +285,9 @@ def fit_review(model_dir: str | Path, data_dir: str | Path, catch: float = REVIE
     images, labels = _split_images(model_dir, data_dir, "val", classifier.card, progress)
     probabilities = classifier.predict_proba(images.astype(np.float32))
     rule = fit_review_threshold(probabilities, labels, catch)
-    card = replace(classifier.card, review_threshold=rule.threshold, review_rule=rule.describe())
-    save_card(model_dir, card)
-    return card, rule
+    save_card(model_dir, replace(classifier.card, review_threshold=rule.threshold,
+                                 review_rule=rule.describe()))
+    return rule
 
 
 def add_fast_runtime(model_dir: str | Path) -> ModelCard:
