@@ -41,7 +41,8 @@ def show_sidebar() -> Classifier:
     entries = st.session_state.get("audit", [])
     if entries:
         st.sidebar.download_button(
-            f"Audit log ({len(entries)} predictions, CSV)", audit_csv(entries, classifier.classes),
+            f"Audit log ({len(entries)} prediction{'s' if len(entries) != 1 else ''}, CSV)",
+            audit_csv(entries, classifier.classes),
             file_name="hematovision_audit.csv", mime="text/csv", key="download_audit",
             help="Every prediction shown in this session: time, image SHA-256 (never the "
                  "image), model and its file hash, probabilities and flag.")

@@ -56,3 +56,21 @@ def test_a_non_image_upload_shows_an_error(server, browser, tmp_path):
     page.locator('input[type="file"]').set_input_files(str(fake))
     expect(page.get_by_text("Could not classify")).to_be_visible(timeout=90_000)
     page.close()
+
+
+def test_the_sidebar_names_every_page_and_leads_to_it(server, browser):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server)
+    expect(page.get_by_role("heading", name="HematoVision", exact=True)).to_be_visible(
+        timeout=90_000)
+    nav = page.get_by_test_id("stSidebarNav")
+    for name in ("Home", "Classify", "Explain", "Batch", "Model audit", "Atlas and quiz",
+                 "Adapt to your lab"):
+        expect(nav.get_by_text(name, exact=True)).to_be_visible()
+    expect(nav.get_by_text("streamlit app")).to_have_count(0)
+    nav.get_by_text("Classify", exact=True).click()
+    expect(page.get_by_role("heading", name="Classify cells")).to_be_visible(timeout=90_000)
+    assert page.url.rstrip("/").endswith("/Classify")
+    page.close()

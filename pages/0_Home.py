@@ -1,0 +1,77 @@
+"""HematoVision — home page: what it is, which model is loaded, how to read the maps."""
+
+import streamlit as st
+
+from dashboard.sidebar import show_sidebar
+
+st.set_page_config(page_title="HematoVision", page_icon="🩸", layout="wide")
+classifier = show_sidebar()
+card = classifier.card
+
+st.title("HematoVision")
+st.write(
+    "Classifies white blood cells in single-cell microscope images and shows **why**: "
+    "calibrated class probabilities, and four maps of what the model looked at. "
+    "For teaching morphology, for research, and as a second opinion — not for diagnosis."
+)
+col_classify, col_explain = st.columns(2)
+col_classify.page_link("pages/1_Classify.py", label="Classify cells", icon="🔬")
+col_explain.page_link("pages/2_Explain.py", label="Explain a prediction", icon="🗺️")
+
+st.subheader(f"Loaded model: {card.name}")
+metrics = card.metrics
+left, middle, right, last = st.columns(4)
+left.metric("Classes", len(card.classes))
+if metrics:
+    middle.metric("Balanced accuracy (held-out test)",
+                  f"{100 * metrics['balanced_accuracy']:.1f} %")
+    right.metric("Test cells", metrics["n"])
+    last.metric("Calibration error (ECE)", f"{metrics['ece_after_temperature']:.3f}")
+st.write("**Classes:** " + ", ".join(card.classes))
+st.caption(f"Backbone {card.backbone} · {card.weight_source}")
+for entry in card.external:
+    m = entry["metrics"]
+    st.warning(
+        f"On cells from another laboratory ({entry['name']}, {m['n']} cells) the balanced "
+        f"accuracy is {100 * m['balanced_accuracy']:.0f} %: images from other microscopes, "
+        "stains or scanners may be misclassified. Check the Review flag and the maps."
+    )
+
+st.subheader("What the flags mean")
+rule = f" ({card.review_rule})" if card.review_rule else ""
+st.markdown(
+    f"""
+- **Confident** — the calibrated probability of the top class is above the Review threshold
+  and the image looks like the cells the model learned from.
+- **Review** — the model is unsure: the top probability is under
+  {card.review_threshold:.2f}{rule}; adjustable in the sidebar. Check the cell
+  yourself.
+- **Unfamiliar** — the image is unlike the training cells: no stained white cell was found,
+  it is out of focus, or the network's own features lie far from every class it knows
+  (Mahalanobis distance). The probabilities and maps are still shown on request, labelled
+  unreliable. Cells from another laboratory are often Unfamiliar: the **Adapt** page teaches
+  the model your microscope with about ten labelled cells per class.
+"""
+)
+
+st.subheader("How to read the maps")
+st.markdown(
+    """
+- **Grad-CAM / Grad-CAM++** — warm colours mark where the features that raise the
+  chosen class's score sit. They are coarse (a 7×7 grid, smoothed): read them as *region*,
+  not detail. On a good prediction they cover the nucleus and granules, not the background.
+- **LIME** — the cell is cut into patches; green patches raise the model's confidence in
+  the class, pink ones lower it. Patch-shaped by design.
+- **SHAP** — the same patches, grouped nucleus with nucleus and cytoplasm with cytoplasm,
+  each get their share of the class probability: red for, blue against. The shares add up
+  to what the cell adds over a blurred copy of itself.
+- When the methods **disagree**, or the maps sit on the background or a neighbouring red
+  cell, trust the prediction less. You can ask every map about **any class** ("why not
+  monocyte?").
+"""
+)
+with st.expander("Model card: intended use and limitations"):
+    st.markdown(f"**Intended use.** {card.intended_use}")
+    st.markdown(f"**Out of scope.** {card.out_of_scope}")
+    for item in card.limitations:
+        st.markdown(f"- {item}")
