@@ -66,7 +66,9 @@ REMEMBERED_PER_CLASS = 256
 
 @dataclass(frozen=True)
 class BlockTuning:
-    """How the last block is tuned; the defaults were chosen on zheng2018_d2 (see the README)."""
+    """How the last block is tuned.
+
+    The defaults were chosen on zheng2018_d2 (docs/other-laboratories.md)."""
 
     copies: int = 16  # augmented copies of each cell (flips, turns, stain, focus …)
     epochs: int = 20

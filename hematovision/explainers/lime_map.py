@@ -17,7 +17,7 @@ other patch are sampling noise at a few hundred samples (rank correlation with a
 5,000-sample LIME fit as low as −0.16 on a platelet, 0.25 on a basophil). Fitted to the
 calibrated log-odds the response is close to additive, and drawing every random mask with
 its complement cancels the pairwise interactions in the fit: on eight held-out cells, six
-seeds each, 47 of 48 maps reached 0.9 against 25 of 48 (see README, "Fidelity").
+seeds each, 47 of 48 maps reached 0.9 against 25 of 48 (docs/explanations.md).
 """
 
 from __future__ import annotations
