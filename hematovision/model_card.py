@@ -181,21 +181,80 @@ def _cross_lab_table(card: ModelCard) -> list[str]:
     return [*lines, ""]
 
 
+def _data_lines(data: dict) -> list[str]:
+    counts = data.get("counts", {})
+    splits = list(counts)
+    classes = list(dict.fromkeys(name for split in counts.values() for name in split))
+    lines = ["## Data", f"Source `{data.get('source', '?')}`; split fingerprint "
+             f"`{data.get('split_fingerprint', '?')}`"
+             + "".join(f"; {key.replace('_', ' ')}: {data[key]}" for key in
+                       ("duplicates_removed", "conflicting_groups_dropped", "skipped_files")
+                       if key in data) + "."]
+    if counts:
+        lines += ["", "| class | " + " | ".join(splits) + " |",
+                  "|---|" + "---|" * len(splits)]
+        lines += [f"| {name} | " + " | ".join(str(counts[split].get(name, 0))
+                                               for split in splits) + " |" for name in classes]
+        lines.append("| **all** | " + " | ".join(str(sum(counts[split].values()))
+                                                   for split in splits) + " |")
+    return [*lines, ""]
+
+
+def _minutes(seconds) -> str:
+    return f"{seconds / 60:.0f} min" if isinstance(seconds, (int, float)) else "?"
+
+
+def _training_lines(training: dict) -> list[str]:
+    lines = ["## Training"]
+    facts = [("hardware", training.get("hardware")),
+             ("this run", _minutes(training.get("total_seconds"))),
+             ("all runs that led to it", training.get("all_runs_seconds")
+              and _minutes(training["all_runs_seconds"])),
+             ("validation balanced accuracy", training.get("val_balanced_accuracy")
+              and f"{training['val_balanced_accuracy']:.4f}"),
+             ("TensorFlow / Keras", training.get("tensorflow")
+              and f"{training['tensorflow']} / {training.get('keras', '?')}")]
+    lines += [f"- {name}: {value}" for name, value in facts if value]
+    if training.get("runs"):
+        lines += ["", training["runs"]]
+    config = training.get("config", {})
+    if config:
+        lines += ["", "| setting | value |", "|---|---|"]
+        # The card's own review threshold (above) may have been refitted since training.
+        lines += [f"| {key.replace('_', ' ')} | {value} |" for key, value in config.items()
+                  if value is not None and not isinstance(value, dict)
+                  and key != "review_threshold"]
+        lines += [f"| augmentation: {key.replace('_', ' ')} | {value} |"
+                  for key, value in config.get("augmentation", {}).items()]
+    ablation = training.get("augmentation_ablation")
+    if ablation:
+        lines += ["", f"Augmentation families: {ablation['method']}, "
+                      f"{ablation['train_cells']} training cells.", "",
+                  "| family | PBC test balanced | zheng2018_d2 balanced |", "|---|---|---|"]
+        lines += [f"| {row['family']} | {row['pbc_test_balanced']:.3f} | "
+                  f"{row['zheng_balanced']:.3f} |" for row in ablation.get("rows", [])]
+    # Earlier runs' settings and anything else stay readable, in full, in card.json.
+    lines += ["", "<details><summary>Everything recorded about training (card.json)"
+                  "</summary>", "", "```json", json.dumps(training, indent=2), "```",
+              "</details>"]
+    return [*lines, ""]
+
+
 def render_markdown(card: ModelCard) -> str:
     lines = [
         f"# Model card: {card.name}",
         "",
         f"**Classes** ({len(card.classes)}): {', '.join(card.classes)}",
         "",
-        f"**Backbone**: {card.backbone}; weights: {card.weight_source}",
-        f"**Input**: RGB {card.input_size}×{card.input_size}; {card.preprocessing}",
-        f"**Temperature**: {card.temperature:.4f}; "
+        f"- **Backbone**: {card.backbone}; weights: {card.weight_source}",
+        f"- **Input**: RGB {card.input_size}×{card.input_size}; {card.preprocessing}",
+        f"- **Temperature**: {card.temperature:.4f}; "
         f"**review threshold**: {card.review_threshold:.2f}"
         + (f" ({card.review_rule})" if card.review_rule else ""),
-        f"**Model file**: `{card.model_file}` (sha256 `{card.model_sha256}`)",
-        f"**Fast runtime**: `{card.runtime_file or 'none'}` (sha256 `{card.runtime_sha256}`)",
-        f"**Framing**: {_FRAMING[card.framing]}",
-        f"**Familiarity statistics**: `{card.familiarity_file or 'none'}` "
+        f"- **Model file**: `{card.model_file}` (sha256 `{card.model_sha256}`)",
+        f"- **Fast runtime**: `{card.runtime_file or 'none'}` (sha256 `{card.runtime_sha256}`)",
+        f"- **Framing**: {_FRAMING[card.framing]}",
+        f"- **Familiarity statistics**: `{card.familiarity_file or 'none'}` "
         f"(sha256 `{card.familiarity_sha256}`)",
         "",
         "## Intended use",
@@ -206,9 +265,9 @@ def render_markdown(card: ModelCard) -> str:
         "",
     ]
     if card.data:
-        lines += ["## Data", "```", json.dumps(card.data, indent=2), "```", ""]
+        lines += _data_lines(card.data)
     if card.training:
-        lines += ["## Training", "```", json.dumps(card.training, indent=2), "```", ""]
+        lines += _training_lines(card.training)
     if card.metrics:
         lines += ["## Held-out test results", *_metrics_table(card.metrics),
                   *_flag_lines(card.metrics), ""]

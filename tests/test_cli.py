@@ -40,6 +40,15 @@ def test_train_writes_a_complete_model_folder(tiny_model):
     assert card["metrics"]["n"] == 3 * 2  # 15 % of 14 per class
     history = list(csv.DictReader(open(tiny_model / "history.csv")))
     assert {row["phase"] for row in history} == {"1", "2"}
+    # The Markdown card is for people: counts as a table whose totals are the split's.
+    markdown = (tiny_model / "MODEL_CARD.md").read_text()
+    split = json.loads((tiny_model / "split.json").read_text())
+    totals = "| **all** | " + " | ".join(
+        str(sum(card["data"]["counts"][name].values())) for name in ("train", "val", "test"))
+    assert "| class | train | val | test |" in markdown and totals in markdown
+    assert sum(card["data"]["counts"]["test"].values()) == sum(
+        1 for entry in split["files"] if entry["split"] == "test")
+    assert f"- hardware: {card['training']['hardware']}" in markdown
 
 
 def test_training_is_reproducible_in_its_split(tiny_model, tmp_path):
