@@ -11,7 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-__all__ = ["CARD_FILE", "MODEL_FILE", "ModelCard", "load_card", "save_card", "render_markdown"]
+__all__ = ["CARD_FILE", "MODEL_FILE", "ModelCard", "load_card", "save_card", "render_markdown",
+           "data_markdown", "training_markdown"]
 
 CARD_FILE = "card.json"
 CARD_MARKDOWN = "MODEL_CARD.md"
@@ -181,11 +182,12 @@ def _cross_lab_table(card: ModelCard) -> list[str]:
     return [*lines, ""]
 
 
-def _data_lines(data: dict) -> list[str]:
+def data_markdown(data: dict) -> str:
+    """Source, fingerprint and a class × split table of the training data."""
     counts = data.get("counts", {})
     splits = list(counts)
     classes = list(dict.fromkeys(name for split in counts.values() for name in split))
-    lines = ["## Data", f"Source `{data.get('source', '?')}`; split fingerprint "
+    lines = [f"Source `{data.get('source', '?')}`; split fingerprint "
              f"`{data.get('split_fingerprint', '?')}`"
              + "".join(f"; {key.replace('_', ' ')}: {data[key]}" for key in
                        ("duplicates_removed", "conflicting_groups_dropped", "skipped_files")
@@ -197,15 +199,16 @@ def _data_lines(data: dict) -> list[str]:
                                                for split in splits) + " |" for name in classes]
         lines.append("| **all** | " + " | ".join(str(sum(counts[split].values()))
                                                    for split in splits) + " |")
-    return [*lines, ""]
+    return "\n".join(lines)
 
 
 def _minutes(seconds) -> str:
     return f"{seconds / 60:.0f} min" if isinstance(seconds, (int, float)) else "?"
 
 
-def _training_lines(training: dict) -> list[str]:
-    lines = ["## Training"]
+def training_markdown(training: dict, record: bool = True) -> str:
+    """Hardware, time, runs, settings; with `record`, the raw record folded away."""
+    lines = []
     facts = [("hardware", training.get("hardware")),
              ("this run", _minutes(training.get("total_seconds"))),
              ("all runs that led to it", training.get("all_runs_seconds")
@@ -233,11 +236,11 @@ def _training_lines(training: dict) -> list[str]:
                   "| family | PBC test balanced | zheng2018_d2 balanced |", "|---|---|---|"]
         lines += [f"| {row['family']} | {row['pbc_test_balanced']:.3f} | "
                   f"{row['zheng_balanced']:.3f} |" for row in ablation.get("rows", [])]
-    # Earlier runs' settings and anything else stay readable, in full, in card.json.
-    lines += ["", "<details><summary>Everything recorded about training (card.json)"
-                  "</summary>", "", "```json", json.dumps(training, indent=2), "```",
-              "</details>"]
-    return [*lines, ""]
+    if record:  # earlier runs' settings and anything else, in full
+        lines += ["", "<details><summary>Everything recorded about training (card.json)"
+                      "</summary>", "", "```json", json.dumps(training, indent=2), "```",
+                  "</details>"]
+    return "\n".join(lines)
 
 
 def render_markdown(card: ModelCard) -> str:
@@ -265,9 +268,9 @@ def render_markdown(card: ModelCard) -> str:
         "",
     ]
     if card.data:
-        lines += _data_lines(card.data)
+        lines += ["## Data", data_markdown(card.data), ""]
     if card.training:
-        lines += _training_lines(card.training)
+        lines += ["## Training", training_markdown(card.training), ""]
     if card.metrics:
         lines += ["## Held-out test results", *_metrics_table(card.metrics),
                   *_flag_lines(card.metrics), ""]

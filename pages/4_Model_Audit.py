@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard.sidebar import review_threshold, show_sidebar
 from dashboard.state import examples_folder, make_cell, try_decode
+from hematovision.model_card import data_markdown, training_markdown
 from hematovision.model_charts import (
     confusion_heatmap,
     coverage_curve,
@@ -133,7 +134,9 @@ st.header("Model card")
 st.markdown(f"**Intended use.** {card.intended_use}")
 st.markdown(f"**Out of scope.** {card.out_of_scope}")
 st.markdown("**Limitations.**\n" + "\n".join(f"- {item}" for item in card.limitations))
-st.markdown(f"**Data.** {card.data.get('source', '')}; split fingerprint "
-            f"`{card.data.get('split_fingerprint', '')}`; counts {card.data.get('counts', {})}")
-st.markdown(f"**Training.** {card.training.get('hardware', '')}; "
-            f"{card.training.get('total_seconds', 0) / 60:.0f} minutes in all.")
+if card.data:
+    st.subheader("Data")
+    st.markdown(data_markdown(card.data))
+if card.training:
+    st.subheader("Training")
+    st.markdown(training_markdown(card.training, record=False))

@@ -155,7 +155,7 @@ def test_batch_page_classifies_a_folder_and_lists_the_broken_file(pbc_examples, 
     assert at.session_state["batch_pdf"][:4] == b"%PDF"
 
 
-def test_audit_page_reads_the_evaluation_and_shows_the_gallery():
+def test_audit_page_reads_the_evaluation_and_shows_the_gallery(classifier):
     at = _page("pages/4_Model_Audit.py").run()
     assert not at.exception
     assert len(at.get("plotly_chart")) >= 6  # confusion, reliability, coverage, 2 curves, deletion
@@ -163,6 +163,10 @@ def test_audit_page_reads_the_evaluation_and_shows_the_gallery():
     checks = [df.value for df in at.dataframe if "method" in df.value.columns]
     assert checks and {"gradcam", "lime", "shap", "random"} <= set(checks[0]["method"])
     assert any(m.value.startswith("**gradcam**") for m in at.markdown)  # a sentence per method
+    # The card's data as a table a reviewer can read, totals those the test split reports.
+    test_cells = sum(classifier.card.data["counts"]["test"].values())
+    assert any("| class | train | val | test |" in m.value and f"| {test_cells} |" in m.value
+               for m in at.markdown)
     at.toggle(key="normalise_confusion").set_value(True).run()
     assert not at.exception
 
