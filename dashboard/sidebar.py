@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
 from dashboard.state import current_classifier, model_choices
@@ -38,14 +40,10 @@ def show_sidebar() -> Classifier:
              "analysers mark cells 'unidentified'. The default "
              f"({classifier.card.review_threshold:.2f}) comes from the model card"
              + (f": {classifier.card.review_rule}." if classifier.card.review_rule else "."))
-    entries = st.session_state.get("audit", [])
-    if entries:
-        st.sidebar.download_button(
-            f"Audit log ({len(entries)} prediction{'s' if len(entries) != 1 else ''}, CSV)",
-            audit_csv(entries, classifier.classes),
-            file_name="hematovision_audit.csv", mime="text/csv", key="download_audit",
-            help="Every prediction shown in this session: time, image SHA-256 (never the "
-                 "image), model and its file hash, probabilities and flag.")
+    # Pages log their predictions after the sidebar is drawn; the button sits in a slot
+    # that each new entry redraws, so its count is never one prediction behind.
+    st.session_state["audit_slot"] = st.sidebar.empty()
+    _show_audit_button(classifier)
     return classifier
 
 
@@ -57,6 +55,22 @@ def log_prediction(classifier: Classifier, image_sha256: str, prediction: Predic
         logged.add(key)
         st.session_state.setdefault("audit", []).append(
             audit_entry(classifier, image_sha256, prediction))
+        _show_audit_button(classifier)
+
+
+def _show_audit_button(classifier: Classifier) -> None:
+    entries = st.session_state.get("audit", [])
+    slot = st.session_state.get("audit_slot")
+    if not entries or slot is None:
+        return
+    count = len(entries)
+    slot.download_button(
+        f"Audit log ({count} prediction{'' if count == 1 else 's'}, CSV)",
+        # Built when clicked, not on every redraw: a batch logs hundreds of entries.
+        partial(audit_csv, entries, classifier.classes), file_name="hematovision_audit.csv",
+        mime="text/csv", key=f"download_audit_{count}",
+        help="Every prediction shown in this session: time, image SHA-256 (never the "
+             "image), model and its file hash, probabilities and flag.")
 
 
 def review_threshold() -> float:

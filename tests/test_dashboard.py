@@ -149,7 +149,11 @@ def test_batch_page_classifies_a_folder_and_lists_the_broken_file(pbc_examples, 
     assert table["thumbnail"].notna().sum() == 4  # a thumbnail for every readable cell
     assert "truncated" in table.loc[table["status"] == "unreadable", "error"].iloc[0].lower()
     assert len(at.get("plotly_chart")) == 1
-    assert at.session_state["audit"]  # every shown prediction is in the audit log
+    # Every shown prediction is in the audit log, and the sidebar counts them in this run.
+    logged = len(at.session_state["audit"])
+    assert logged == 4
+    labels = [button.proto.label for button in at.sidebar.get("download_button")]
+    assert labels == [f"Audit log ({logged} predictions, CSV)"]
     at.button(key="make_pdf").click().run()
     assert not at.exception
     assert at.session_state["batch_pdf"][:4] == b"%PDF"
