@@ -23,18 +23,25 @@ def probability_bars(prediction: Prediction, height: int = 300) -> go.Figure:
     # update_layout re-validate the whole figure and cost more than the bars themselves,
     # once per cell and user.
     threshold = prediction.review_threshold
+    # Long bars carry their value inside, so a narrow chart never clips "99.9 %" at its
+    # right edge; short ones carry it after the bar.
+    inside = [value >= 0.45 for value in values]
     return go.Figure(
         go.Bar(x=values, y=names, orientation="h", marker_color=colours,
-               text=[f"{100 * v:.1f} %" for v in values], textposition="outside",
-               hovertemplate="%{y}: %{x:.4f}<extra></extra>"),
+               text=[f"{100 * v:.1f} %" for v in values],
+               textposition=["inside" if i else "outside" for i in inside],
+               insidetextanchor="end", insidetextfont=dict(color="white"),
+               cliponaxis=False, hovertemplate="%{y}: %{x:.4f}<extra></extra>"),
         layout=dict(
-            height=height, margin=dict(l=10, r=40, t=10, b=10), showlegend=False,
-            xaxis=dict(range=[0, 1.15], tickformat=".0%", title="calibrated probability"),
+            height=height, margin=dict(l=10, r=20, t=28, b=10), showlegend=False,
+            xaxis=dict(range=[0, 1.0], tickformat=".0%", title="calibrated probability"),
             yaxis=dict(title=None),
             shapes=[dict(type="line", x0=threshold, x1=threshold, y0=0, y1=1, yref="paper",
                          line=dict(dash="dot", color="#34495e"))],
-            annotations=[dict(x=threshold, y=0, yref="paper", text="review below",
-                              showarrow=False, xanchor="left", yanchor="bottom")],
+            # Above the bars, where no value label can sit under it.
+            annotations=[dict(x=threshold, y=1, yref="paper", text=f"Review < {threshold:.0%}",
+                              showarrow=False, yanchor="bottom",
+                              xanchor="right" if threshold > 0.5 else "left")],
         ),
     )
 

@@ -94,16 +94,18 @@ def training_curves(history: list[dict], metric: str = "loss") -> go.Figure:
     return figure
 
 
-def deletion_curves(checks: dict) -> go.Figure:
+def deletion_curves(checks: dict, titles: dict[str, str] | None = None) -> go.Figure:
     """Mean class probability as the top-ranked pixels are deleted, per method."""
+    titles = {**(titles or {}), "random": "random map"}
     figure = go.Figure()
-    for name, row in checks["faithfulness"].items():
+    for method, row in checks["faithfulness"].items():
+        name = titles.get(method, method)
         curve = row["deletion_curve"]
         fractions = np.linspace(0, 100, len(curve))
         figure.add_trace(go.Scatter(
             x=fractions, y=curve, mode="lines+markers",
             name=f"{name} (AUC {row['deletion_auc']:.3f})",
-            line=dict(dash="dot" if name == "random" else "solid"),
+            line=dict(dash="dot" if method == "random" else "solid"),
             hovertemplate="%{x:.0f} % deleted: probability %{y:.3f}<extra>" + name + "</extra>"))
     figure.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10),
                          xaxis_title="% of pixels deleted, most important first",

@@ -46,25 +46,35 @@ def gallery(evaluation: dict, count: int = 6) -> tuple[list[dict], list[dict]]:
     return wrong[:count], right[:count]
 
 
-def checks_table(checks: dict) -> list[dict]:
-    """One row per method: faithfulness, pointing game and randomisation numbers."""
+RANDOM_MAP = "random map (baseline)"
+
+
+def _number(value: float) -> str:
+    return "–" if value is None or value != value else f"{value:.3f}"
+
+
+def checks_table(checks: dict, titles: dict[str, str] | None = None) -> list[dict]:
+    """One row per method: faithfulness, pointing game and randomisation numbers, the
+    methods named by ``titles`` (registry name → what the Explain page calls it)."""
+    titles = {**(titles or {}), "random": RANDOM_MAP}
     pointing = checks["pointing_game"]["by_method"]
     rows = []
     for name, row in checks["faithfulness"].items():
         rows.append({
-            "method": name,
-            "deletion AUC (lower better)": round(row["deletion_auc"], 3),
-            "insertion AUC (higher better)": round(row["insertion_auc"], 3),
-            "max on cell": round(pointing.get(name, {}).get("on_cell", float("nan")), 3),
-            "max on nucleus": round(pointing.get(name, {}).get("on_nucleus", float("nan")), 3),
-            "rank corr. with randomised model": round(
-                checks["randomisation"].get(name, {}).get("spearman_mean", float("nan")), 3),
+            "method": titles.get(name, name),
+            "deletion AUC (lower better)": _number(row["deletion_auc"]),
+            "insertion AUC (higher better)": _number(row["insertion_auc"]),
+            "maximum on the cell": _number(pointing.get(name, {}).get("on_cell")),
+            "maximum on the nucleus": _number(pointing.get(name, {}).get("on_nucleus")),
+            "rank corr. with a scrambled model (lower better)": _number(
+                checks["randomisation"].get(name, {}).get("spearman_mean")),
         })
     return rows
 
 
-def check_verdicts(checks: dict) -> dict[str, str]:
+def check_verdicts(checks: dict, titles: dict[str, str] | None = None) -> dict[str, str]:
     """A plain sentence per method on what its numbers mean for a reader of the maps."""
+    titles = titles or {}
     random = checks["faithfulness"]["random"]
     pointing = checks["pointing_game"]["by_method"]
     verdicts = {}
@@ -87,5 +97,5 @@ def check_verdicts(checks: dict) -> dict[str, str]:
              else f"It barely changes when the model's top layers are scrambled (rank "
                   f"correlation {correlation:.2f}): it partly shows the image, not the model."),
         ]
-        verdicts[name] = " ".join(parts)
+        verdicts[titles.get(name, name)] = " ".join(parts)
     return verdicts

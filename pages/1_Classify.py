@@ -5,6 +5,7 @@ import streamlit as st
 from dashboard.results import model_view, predict
 from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
 from dashboard.state import examples_folder, make_cell, try_decode, warm_up_explanations
+from dashboard.tables import COLUMN_CONFIG, answer_columns
 from hematovision.charts import probability_bars
 from hematovision.examples import example_cells, example_classes
 
@@ -42,7 +43,7 @@ results = []
 for cell in cells:
     image, error = try_decode(cell)
     if error:
-        st.error(f"Could not classify **{cell.name}**: {error}")
+        st.error(f"Could not classify {error}")  # the message starts with the file name
         continue
     prediction = predict(classifier, cell.sha256, image, threshold)
     log_prediction(classifier, cell.sha256, prediction)
@@ -90,11 +91,10 @@ if len(results) == 1:
     if right.button("Explain this prediction", key=f"explain_{cell.sha256}"):
         open_in_explain(cell.sha256)
 elif results:
-    table = [{"cell": cell.name, "label": p.label, "probability": round(p.confidence, 4),
-              "status": p.status,
+    table = [{"cell": cell.name, **answer_columns(p), "status": p.status,
               "distance": None if p.distance is None else round(p.distance, 2),
-              "why flagged": p.unfamiliar_reason} for cell, _, p in results]
-    st.dataframe(table, width="stretch", hide_index=True)
+              "why flagged": p.unfamiliar_reason or ""} for cell, _, p in results]
+    st.dataframe(table, width="stretch", hide_index=True, column_config=COLUMN_CONFIG)
     per_row = 4
     for start in range(0, len(results), per_row):
         columns = st.columns(per_row)

@@ -6,6 +6,7 @@ import streamlit as st
 
 from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
 from dashboard.state import LIMITS
+from dashboard.tables import COLUMN_CONFIG, answer_columns
 from hematovision.batch import (
     classify_sources,
     differential,
@@ -62,17 +63,20 @@ with left:
 right.plotly_chart(differential_bars(diff), width="stretch", key="differential")
 
 table = [{"thumbnail": thumbnail_uri(r.thumbnail), "file": r.name,
-          "label": r.prediction.label if r.prediction else "",
-          "probability": round(r.prediction.confidence, 4) if r.prediction else None,
+          **answer_columns(r.prediction),
           "status": r.prediction.status if r.prediction else "unreadable",
-          "error": r.error} for r in results]
+          "error": r.error or ""} for r in results]
 st.dataframe(table, width="stretch", hide_index=True, row_height=60,
-             column_config={"thumbnail": st.column_config.ImageColumn("cell", width="small")})
+             column_config={**COLUMN_CONFIG,
+                            "thumbnail": st.column_config.ImageColumn("cell", width="small")})
 with st.expander("Thumbnails"):
     shown = [r for r in results if r.thumbnail is not None]
     columns = st.columns(8)
     for i, result in enumerate(shown):
-        label = f"{result.prediction.label} {100 * result.prediction.confidence:.0f} %"
+        prediction = result.prediction
+        label = ("Unfamiliar" if prediction.status == "Unfamiliar" else
+                 f"{prediction.label} {100 * prediction.confidence:.1f} %"
+                 + (" · Review" if prediction.status == "Review" else ""))
         columns[i % 8].image(result.thumbnail, caption=label)
 
 csv_column, pdf_column = st.columns(2)

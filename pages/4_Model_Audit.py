@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard.sidebar import review_threshold, show_sidebar
 from dashboard.state import examples_folder, make_cell, try_decode
+from hematovision.explainers import available_methods
 from hematovision.model_card import data_markdown, training_markdown
 from hematovision.model_charts import (
     confusion_heatmap,
@@ -74,6 +75,9 @@ if history:
     right.plotly_chart(training_curves(history, "accuracy"), width="stretch", key="acc_curve")
 
 st.header("Other laboratories")
+st.write("Cells from another laboratory look different (stain, background, scale, camera). "
+         "The drop below is what to expect on images that are not from the training "
+         "laboratory: treat such predictions as suggestions and check the maps.")
 for external in load_external_evaluations(classifier.model_dir):
     m = external["metrics"]
     st.subheader(external["data"].rstrip("/").split("/")[-1])
@@ -85,9 +89,6 @@ for external in load_external_evaluations(classifier.model_dir):
     if "restricted" in external:
         cols[2].metric("Balanced, classes present only",
                        f"{100 * external['restricted']['balanced_accuracy']:.1f} %")
-    st.write("Cells from another laboratory look different (stain, background, scale, "
-             "camera). The drop above is what to expect on images that are not from the "
-             "training laboratory: treat such predictions as suggestions and check the maps.")
 
 st.header("Can the maps be trusted?")
 checks = load_explanation_checks(classifier.model_dir)
@@ -98,9 +99,10 @@ else:
     st.write(f"Measured on {checks['cells']} held-out test cells and {checks['masked_cells']} "
              "cells from another laboratory with expert masks (pointing game); 'random' is a "
              "map of noise, the baseline every method must beat.")
-    st.dataframe(checks_table(checks), hide_index=True, width="stretch")
-    st.plotly_chart(deletion_curves(checks), width="stretch", key="deletion_curves")
-    for name, sentence in check_verdicts(checks).items():
+    titles = {method.name: method.title for method in available_methods()}
+    st.dataframe(checks_table(checks, titles), hide_index=True, width="stretch")
+    st.plotly_chart(deletion_curves(checks, titles), width="stretch", key="deletion_curves")
+    for name, sentence in check_verdicts(checks, titles).items():
         st.markdown(f"**{name}**: {sentence}")
 
 st.header("Gallery: most confident errors and least confident correct answers")
@@ -111,24 +113,25 @@ else:
     from dashboard.results import explanation
 
     wrong, unsure = gallery(evaluation)
-    for title, rows in (("Confident errors", wrong), ("Unsure but right", unsure)):
-        st.subheader(title)
-        columns = st.columns(max(len(rows), 1))
-        for column, row in zip(columns, rows):
-            path = folder / row["path"]
-            if not path.is_file():
-                continue
-            cell = make_cell(path.name, path.read_bytes())
-            image, _ = try_decode(cell)
-            index = classifier.classes.index(row["predicted"])
-            heatmap = explanation(classifier, cell.sha256, image, "gradcam", index, {}).heatmap
-            column.image(overlay(image, heatmap, 0.4), width="stretch",
-                         caption=f"true {row['label']}, said {row['predicted']} "
-                                 f"{100 * row['confidence']:.0f} %")
-            if column.button("Open in Explain", key=f"open_{title}_{cell.sha256}"):
-                st.session_state.setdefault("classified", {})[cell.sha256] = cell
-                st.session_state["explain_sha"] = cell.sha256
-                st.switch_page("pages/2_Explain.py")
+    with st.spinner("Computing a Grad-CAM map for each cell of the gallery…"):
+        for title, rows in (("Confident errors", wrong), ("Unsure but right", unsure)):
+            st.subheader(title)
+            columns = st.columns(max(len(rows), 1))
+            for column, row in zip(columns, rows):
+                path = folder / row["path"]
+                if not path.is_file():
+                    continue
+                cell = make_cell(path.name, path.read_bytes())
+                image, _ = try_decode(cell)
+                index = classifier.classes.index(row["predicted"])
+                heatmap = explanation(classifier, cell.sha256, image, "gradcam", index, {}).heatmap
+                column.image(overlay(image, heatmap, 0.4), width="stretch",
+                             caption=f"true {row['label']}, said {row['predicted']} "
+                                     f"{100 * row['confidence']:.0f} %")
+                if column.button("Open in Explain", key=f"open_{title}_{cell.sha256}"):
+                    st.session_state.setdefault("classified", {})[cell.sha256] = cell
+                    st.session_state["explain_sha"] = cell.sha256
+                    st.switch_page("pages/2_Explain.py")
 
 st.header("Model card")
 st.markdown(f"**Intended use.** {card.intended_use}")

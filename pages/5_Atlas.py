@@ -57,25 +57,28 @@ with quiz_tab:
         st.info("The quiz needs the dataset folder (HEMATOVISION_EXAMPLES).")
         st.stop()
     score = st.session_state.setdefault("quiz_score", {"right": 0, "asked": 0})
-    if "quiz_cell" not in st.session_state or st.button("Next cell", key="quiz_next"):
+
+    def next_cell() -> None:
         label = random.choice(classifier.classes)
         path = example_cells(classifier, folder, label, 1)[0]
         st.session_state["quiz_cell"] = (make_cell(path.name, path.read_bytes()), label)
         st.session_state["quiz_answered"] = None
+
+    if "quiz_cell" not in st.session_state:
+        next_cell()
     cell, truth = st.session_state["quiz_cell"]
     image, _ = try_decode(cell)
+    answered = st.session_state.get("quiz_answered")
     left, right = st.columns([1, 2])
     left.image(image, width="stretch")
-    st.metric("Score", f"{score['right']} / {score['asked']}")
+    # Once checked, the answer stands: the choice is locked until the next cell.
     guess = right.radio("What is this cell?", classifier.classes, key=f"quiz_guess_{cell.sha256}",
-                        index=None, horizontal=True)
-    if right.button("Check", key="quiz_check", disabled=guess is None) and \
-            st.session_state.get("quiz_answered") is None:
+                        index=None, horizontal=True, disabled=answered is not None)
+    if answered is None and right.button("Check", key="quiz_check", disabled=guess is None):
         st.session_state["quiz_answered"] = guess
         score["asked"] += 1
         score["right"] += int(guess == truth)
         st.rerun()
-    answered = st.session_state.get("quiz_answered")
     if answered is not None:
         prediction = predict(classifier, cell.sha256, image, review_threshold())
         if answered == truth:
@@ -91,3 +94,7 @@ with quiz_tab:
         tip = notes_for(truth)
         if tip:
             right.markdown("**Look for:** " + " ".join(tip.look_for[:2]))
+    score_column, next_column = right.columns(2)
+    score_column.metric("Score", f"{score['right']} / {score['asked']}")
+    next_column.button("Next cell", key="quiz_next", on_click=next_cell,
+                       type="primary" if answered is not None else "secondary")

@@ -20,6 +20,8 @@ def test_bars_are_sorted_with_the_answer_highlighted():
     assert list(bar.x) == sorted(bar.x)
     assert list(bar.marker.color) == [OTHER, OTHER, OTHER, HIGHLIGHT]
     assert list(bar.text)[-1] == "70.0 %"
+    # The answer's value sits inside its long bar, the small ones' after theirs.
+    assert list(bar.textposition) == ["outside", "outside", "outside", "inside"]
     assert "%{x:.4f}" in bar.hovertemplate
 
 
@@ -28,5 +30,6 @@ def test_the_review_line_follows_the_threshold():
         layout = probability_bars(_prediction(threshold), height=220).layout
         (line,) = layout.shapes
         assert line.x0 == line.x1 == threshold and line.yref == "paper"
-        assert layout.annotations[0].text == "review below"
+        label = layout.annotations[0]
+        assert label.text == f"Review < {threshold:.0%}" and label.y == 1  # above the bars
         assert layout.height == 220

@@ -165,8 +165,10 @@ def test_audit_page_reads_the_evaluation_and_shows_the_gallery(classifier):
     assert len(at.get("plotly_chart")) >= 6  # confusion, reliability, coverage, 2 curves, deletion
     assert len(at.get("image")) >= 6  # the gallery, with Grad-CAM overlays
     checks = [df.value for df in at.dataframe if "method" in df.value.columns]
-    assert checks and {"gradcam", "lime", "shap", "random"} <= set(checks[0]["method"])
-    assert any(m.value.startswith("**gradcam**") for m in at.markdown)  # a sentence per method
+    # Named as the Explain page names them, the baseline said to be one.
+    assert checks and {"Grad-CAM", "Grad-CAM++", "LIME", "SHAP", "random map (baseline)"} == set(
+        checks[0]["method"])
+    assert any(m.value.startswith("**Grad-CAM**") for m in at.markdown)  # a sentence per method
     # The card's data as a table a reviewer can read, totals those the test split reports.
     test_cells = sum(classifier.card.data["counts"]["test"].values())
     assert any("| class | train | val | test |" in m.value and f"| {test_cells} |" in m.value
@@ -185,6 +187,15 @@ def test_quiz_answer_path_scores_and_reveals_the_model(classifier):
     assert at.session_state["quiz_score"] == {"right": 1, "asked": 1}
     assert any(truth in s.value for s in at.success)
     assert any("The model said" in m.value for m in at.markdown)
+    # The answer stands: no second Check, the choice locked until the next cell.
+    assert at.radio(key=f"quiz_guess_{cell.sha256}").disabled
+    assert not [b for b in at.button if b.key == "quiz_check"]
+    at.button(key="quiz_next").click().run()
+    assert not at.exception
+    assert at.session_state["quiz_answered"] is None
+    following, _ = at.session_state["quiz_cell"]
+    assert not at.radio(key=f"quiz_guess_{following.sha256}").disabled
+    assert at.session_state["quiz_score"] == {"right": 1, "asked": 1}
 
 
 def test_an_unfamiliar_image_is_flagged_and_its_answer_shown_only_on_request():
@@ -206,6 +217,26 @@ def test_an_unfamiliar_image_is_flagged_and_its_answer_shown_only_on_request():
     at.toggle(key="show_single").set_value(True).run()
     assert len(at.get("plotly_chart")) == 1
     assert any("Unreliable" in c.value for c in at.caption)
+
+
+def test_among_several_cells_the_table_leaves_out_an_unfamiliar_answer(pbc_examples):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 300), "white").save(buffer, format="PNG")
+    at = _page("pages/1_Classify.py")
+    at.session_state["examples"] = [make_cell("blank.png", buffer.getvalue()),
+                                    *_cells(pbc_examples[:1])]
+    at.run()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("cell")
+    assert table.loc["blank.png", "status"] == "Unfamiliar"
+    assert table.loc["blank.png", "label"] == "" and table["probability"].isna()["blank.png"]
+    cell = pbc_examples[0][0].name
+    assert table.loc[cell, "label"] == pbc_examples[0][1]
+    assert 0 < table.loc[cell, "probability"] <= 100  # a percentage, as the cards show it
 
 
 def test_adapt_from_an_uploaded_zip_saves_a_new_model_and_reports_unused_files(tmp_path):

@@ -1,0 +1,22 @@
+"""How an answer appears in the pages' tables: as its card shows it."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from hematovision.classifier import Prediction
+
+# A bar per row reads faster than a column of fractions, and shows "99.9 %" as the
+# cards and charts do.
+COLUMN_CONFIG = {
+    "probability": st.column_config.ProgressColumn(
+        "probability", format="%.1f %%", min_value=0, max_value=100),
+}
+
+
+def answer_columns(prediction: Prediction | None) -> dict:
+    """Label and probability for a table row. An Unfamiliar image's answer means little, so
+    the table leaves it out, as the card does unless asked; the CSV keeps it."""
+    if prediction is None or prediction.status == "Unfamiliar":
+        return {"label": "", "probability": None}
+    return {"label": prediction.label, "probability": round(100 * prediction.confidence, 1)}
