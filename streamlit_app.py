@@ -6,12 +6,12 @@ The pages live in pages/; they are listed here so that the sidebar names the fir
 import streamlit as st
 
 PAGES = [
-    st.Page("pages/0_Home.py", title="Home", icon="🩸", default=True),
-    st.Page("pages/1_Classify.py", title="Classify", icon="🔬"),
-    st.Page("pages/2_Explain.py", title="Explain", icon="🗺️"),
-    st.Page("pages/3_Batch.py", title="Batch", icon="🧮"),
-    st.Page("pages/4_Model_Audit.py", title="Model audit", icon="🔎"),
-    st.Page("pages/5_Atlas.py", title="Atlas and quiz", icon="📖"),
-    st.Page("pages/6_Adapt.py", title="Adapt to your lab", icon="🧪"),
+    st.Page("pages/0_Home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/1_Classify.py", title="Classify", icon=":material/biotech:"),
+    st.Page("pages/2_Explain.py", title="Explain", icon=":material/map:"),
+    st.Page("pages/3_Batch.py", title="Batch", icon=":material/table_chart:"),
+    st.Page("pages/4_Model_Audit.py", title="Model audit", icon=":material/fact_check:"),
+    st.Page("pages/5_Atlas.py", title="Atlas and quiz", icon=":material/menu_book:"),
+    st.Page("pages/6_Adapt.py", title="Adapt to your lab", icon=":material/tune:"),
 ]
 st.navigation(PAGES).run()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import binomtest
 
 from hematovision.archive import ArchiveError, read_zip
 from hematovision.classifier import REVIEW, UNFAMILIAR, Classifier, Prediction
@@ -46,6 +47,15 @@ class Differential:
     @property
     def counted(self) -> int:
         return sum(self.counts.values())
+
+    def interval(self, name: str) -> tuple[float, float]:
+        """95 % interval of a class's share: how far a differential of this many cells can
+        stray from the smear's true one by chance alone (Wilson score, as for any
+        proportion; a 100-cell manual differential has the same uncertainty)."""
+        if not self.counted:
+            return 0.0, 1.0
+        ci = binomtest(self.counts[name], self.counted).proportion_ci(method="wilson")
+        return float(ci.low), float(ci.high)
 
 
 def sources_from_paths(paths: Iterable[str | Path]) -> list[tuple[str, bytes | None, str]]:

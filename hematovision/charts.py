@@ -49,13 +49,22 @@ def probability_bars(prediction: Prediction, height: int = 300) -> go.Figure:
 def differential_bars(diff, height: int = 320) -> go.Figure:
     """The differential: share of each class among the counted (non-Review) cells."""
     names = list(diff.classes)
+    shares = [diff.shares[n] for n in names]
+    intervals = [diff.interval(n) for n in names]
     figure = go.Figure(go.Bar(
-        x=names, y=[diff.shares[n] for n in names], marker_color=HIGHLIGHT,
+        x=names, y=shares, marker_color=HIGHLIGHT,
         text=[f"{100 * diff.shares[n]:.1f} % ({diff.counts[n]})" for n in names],
-        textposition="outside", hovertemplate="%{x}: %{y:.3f}<extra></extra>",
+        textposition="outside",
+        error_y=dict(type="data", symmetric=False, color="#34495e", thickness=1,
+                     array=[high - share for share, (_, high) in zip(shares, intervals)],
+                     arrayminus=[share - low for share, (low, _) in zip(shares, intervals)]),
+        customdata=[[100 * low, 100 * high] for low, high in intervals],
+        hovertemplate="%{x}: %{y:.1%} (95 % interval %{customdata[0]:.1f}–"
+                      "%{customdata[1]:.1f} %)<extra></extra>",
     ))
     figure.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10),
                          yaxis=dict(tickformat=".0%", range=[0, 1.1], title="share of counted"),
-                         title=f"Differential of {diff.counted} cells "
-                               f"({diff.review} for review, {diff.unreadable} unreadable)")
+                         title=f"Differential of {diff.counted} cells ({diff.review} Review, "
+                               f"{diff.unfamiliar} Unfamiliar, {diff.unreadable} unreadable "
+                               "left out)")
     return figure

@@ -90,7 +90,9 @@ def training_curves(history: list[dict], metric: str = "loss") -> go.Figure:
         figure.add_vline(x=boundary + 0.5, line_dash="dot",
                          annotation_text="fine-tuning starts", annotation_position="top")
     figure.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10),
-                         xaxis_title="epoch (head training, then fine-tuning)", yaxis_title=metric)
+                         xaxis=dict(title="epoch (head training, then fine-tuning)",
+                                    dtick=1),  # whole epochs, never "1.5"
+                         yaxis_title=metric)
     return figure
 
 

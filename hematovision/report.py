@@ -58,9 +58,10 @@ def _summary_page(pdf, card: ModelCard, diff: Differential, model_sha256: str) -
         pdf.cell(0, 6, _text(line), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     pdf.set_font("Helvetica", "B", 12)
-    pdf.cell(0, 8, "Differential (Review cells excluded)", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 8, "Differential (Review and Unfamiliar cells excluded)", new_x="LMARGIN",
+             new_y="NEXT")
     pdf.set_font("Helvetica", "", 10)
-    left, width = pdf.l_margin + 35, 110
+    left, width = pdf.l_margin + 35, 80
     for name in diff.classes:
         share, count = diff.shares[name], diff.counts[name]
         y = pdf.get_y()
@@ -69,7 +70,9 @@ def _summary_page(pdf, card: ModelCard, diff: Differential, model_sha256: str) -
         if share > 0:
             pdf.rect(left, y + 1, max(width * share, 0.5), 5, style="F")
         pdf.set_xy(left + width + 3, y)
-        pdf.cell(0, 7, f"{100 * share:5.1f} %  ({count})", new_x="LMARGIN", new_y="NEXT")
+        low, high = diff.interval(name)
+        pdf.cell(0, 7, f"{100 * share:5.1f} %  ({count}; 95 % interval {100 * low:.0f}-"
+                       f"{100 * high:.0f} %)", new_x="LMARGIN", new_y="NEXT")
 
 
 def _cells_pages(pdf, results: list[CellResult], maps: dict[int, np.ndarray]) -> None:

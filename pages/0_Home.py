@@ -15,8 +15,8 @@ st.write(
     "For teaching morphology, for research, and as a second opinion — not for diagnosis."
 )
 col_classify, col_explain = st.columns(2)
-col_classify.page_link("pages/1_Classify.py", label="Classify cells", icon="🔬")
-col_explain.page_link("pages/2_Explain.py", label="Explain a prediction", icon="🗺️")
+col_classify.page_link("pages/1_Classify.py", label="Classify cells", icon=":material/biotech:")
+col_explain.page_link("pages/2_Explain.py", label="Explain a prediction", icon=":material/map:")
 
 st.subheader(f"Loaded model: {card.name}")
 metrics = card.metrics

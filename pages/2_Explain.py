@@ -15,7 +15,7 @@ st.title("Explain a prediction")
 cells = st.session_state.get("classified", {})
 if not cells:
     st.info("Classify a cell first; then open it here.")
-    st.page_link("pages/1_Classify.py", label="Go to Classify", icon="🔬")
+    st.page_link("pages/1_Classify.py", label="Go to Classify", icon=":material/biotech:")
     st.stop()
 
 shas = list(cells)

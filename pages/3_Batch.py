@@ -23,7 +23,7 @@ classifier = show_sidebar()
 st.title("Batch differential")
 st.write("Classify many cells at once. Cells marked **Review** (low confidence) or "
          "**Unfamiliar** (unlike the training cells) are left out of the differential and "
-         "listed separately; unreadable files are listed with the reason.")
+         "counted beside it; the table lists every file, unreadable ones with the reason.")
 
 uploads = st.file_uploader("Cell images or .zip files", accept_multiple_files=True,
                            type=["jpg", "jpeg", "png", "bmp", "tif", "tiff", "zip"],
@@ -61,6 +61,10 @@ with left:
     st.write(f"Review: **{diff.review}** · Unfamiliar: **{diff.unfamiliar}** · "
              f"unreadable: **{diff.unreadable}** · files: **{diff.total}**")
 right.plotly_chart(differential_bars(diff), width="stretch", key="differential")
+right.caption("Whiskers: 95 % interval of each share, from the number of cells counted "
+              "alone (a manual 100-cell differential has the same uncertainty)."
+              + (f" With {diff.counted} cells counted the shares are rough; count at least "
+                 "100 for a differential." if diff.counted < 100 else ""))
 
 table = [{"thumbnail": thumbnail_uri(r.thumbnail), "file": r.name,
           **answer_columns(r.prediction),

@@ -33,11 +33,13 @@ with atlas_tab:
         if evaluation is not None:
             called_as, taken_for = confusions(evaluation["metrics"]["confusion_matrix"],
                                               evaluation["classes"], name)
-            said = ", ".join(f"{c} ({100 * s:.1f} %)" for c, s in called_as) or "nothing else"
-            st.markdown(f"**This model** called {name} cells: {said} on its test split.")
+            said = ", ".join(f"{100 * s:.1f} % {c}" for c, s in called_as)
+            st.markdown(f"**This model**, on its held-out test cells: of the true {name} "
+                        + (f"cells it called {said}." if said else "cells it called none "
+                           "anything else."))
             if taken_for:
-                st.markdown("Cells it took for " + name + ": " +
-                            ", ".join(f"{c} ({100 * s:.1f} % of them)" for c, s in taken_for))
+                st.markdown(f"Of the cells it called {name}, " + ", ".join(
+                    f"{100 * s:.1f} % were {c}" for c, s in taken_for) + ".")
         st.caption(REFERENCE)
     if folder is not None:
         st.markdown("**Examples with the model's Grad-CAM** (from the held-out test split)")

@@ -18,8 +18,8 @@ st.write(
     "from your own set-up usually fix much of that. Upload a **.zip with one folder per "
     f"class** (folder names among: {', '.join(classifier.classes)}). Up to the chosen number "
     "of cells per class (at most half of each class) adapt the model; the rest score the "
-    "result, before and after, so the numbers below come from cells the adaptation never "
-    "saw. The adapted model is saved as a new model; the original stays.")
+    "result, before and after, so the numbers it reports come from cells the adaptation "
+    "never saw. The adapted model is saved as a new model; the original stays.")
 
 archive = st.file_uploader("Labelled cells (.zip of class folders)", type=["zip"],
                            key="adapt_zip")

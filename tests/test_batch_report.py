@@ -55,6 +55,24 @@ def test_differential_counts_confident_cells_only(batch, classifier):
     assert diff.unreadable == 2 and diff.total == len(results)
     assert diff.counted + diff.review + diff.unreadable == diff.total
     assert sum(diff.shares.values()) == pytest.approx(1.0)
+    for name in diff.classes:
+        low, high = diff.interval(name)
+        assert 0.0 <= low <= diff.shares[name] <= high <= 1.0
+
+
+def test_the_differential_interval_narrows_as_more_cells_are_counted():
+    from hematovision.batch import Differential
+
+    def share_of_ten_percent(counted: int) -> tuple[float, float]:
+        counts = {"lymphocyte": counted // 10, "neutrophil": counted - counted // 10}
+        shares = {name: count / counted for name, count in counts.items()}
+        return Differential(("lymphocyte", "neutrophil"), counts, shares, 0, 0,
+                            counted).interval("lymphocyte")
+
+    widths = [high - low for low, high in map(share_of_ten_percent, (10, 100, 1000))]
+    assert widths[0] > widths[1] > widths[2]
+    # 10 of 100: the textbook Wilson interval, about 5.5 % to 17.4 %.
+    assert share_of_ten_percent(100) == pytest.approx((0.0552, 0.1744), abs=5e-4)
 
 
 def test_csv_round_trips(batch, classifier):
@@ -82,6 +100,7 @@ def test_pdf_report_has_its_pages_and_text_and_renders(batch, classifier, tmp_pa
     text = "\n".join(page.extract_text() for page in reader.pages)
     assert len(reader.pages) >= 3
     for expected in ("HematoVision differential report", classifier.name, "Review list",
+                     "95 % interval",
                      "Unreadable files", "broken/cut.jpg", "not a medical device"):
         assert expected in text
     path = tmp_path / "report.pdf"
