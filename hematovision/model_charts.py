@@ -34,9 +34,13 @@ def reliability_diagram(before: list[dict], after: list[dict], ece_before: float
     for bins, name, colour in ((before, f"before (ECE {ece_before:.3f})", "#e67e22"),
                                (after, f"after (ECE {ece_after:.3f})", "#2c3e50")):
         filled = [b for b in bins if b["count"]]
+        most = max((b["count"] for b in filled), default=1)
+        # A bin of three cells can sit far off the diagonal by chance: marker area shows
+        # how many cells each point stands for, so a reader weighs it accordingly.
         figure.add_trace(go.Scatter(
             x=[b["confidence"] for b in filled], y=[b["accuracy"] for b in filled],
             mode="lines+markers", name=name, line=dict(color=colour),
+            marker=dict(size=[5 + 25 * (b["count"] / most) ** 0.5 for b in filled]),
             customdata=[b["count"] for b in filled],
             hovertemplate="confidence %{x:.3f}, accuracy %{y:.3f}, %{customdata} cells"))
     figure.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10),

@@ -8,8 +8,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["COLORMAPS", "colorize", "overlay", "overlay_signed", "compose_panel", "to_png",
-           "thumbnail_uri"]
+__all__ = ["COLORMAPS", "colorize", "overlay", "overlay_signed", "colour_scale",
+           "compose_panel", "to_png", "thumbnail_uri"]
 
 COLORMAPS = ("jet", "inferno", "viridis", "magma", "turbo")
 DIVERGING = "RdBu_r"  # red: for the class, blue: against
@@ -51,6 +51,17 @@ def overlay_signed(image: np.ndarray, signed: np.ndarray, opacity: float = 0.5,
     alpha = (opacity * np.abs(signed))[..., None]
     blended = (1 - alpha) * image.astype(np.float32) + alpha * colours
     return np.clip(np.round(blended), 0, 255).astype(np.uint8)
+
+
+def colour_scale(colormap: str = "jet", signed: bool = False, width: int = 256,
+                 height: int = 12) -> np.ndarray:
+    """The key to a map's colours, left (none, or against) to right (strong evidence for),
+    laid over mid-grey as the maps are laid over the cell: for a signed map the colour
+    fades out towards the neutral middle, as it does on the cell."""
+    ramp = np.linspace(-1.0, 1.0, width) if signed else np.linspace(0.0, 1.0, width)
+    row = ramp[None, :].repeat(height, axis=0)
+    grey = np.full((height, width, 3), 200, np.uint8)
+    return overlay_signed(grey, row, 1.0, colormap) if signed else colorize(row, colormap)
 
 
 def _font(size: int):

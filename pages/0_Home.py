@@ -29,12 +29,15 @@ if metrics:
     last.metric("Calibration error (ECE)", f"{metrics['ece_after_temperature']:.3f}")
 st.write("**Classes:** " + ", ".join(card.classes))
 st.caption(f"Backbone {card.backbone} · {card.weight_source}")
-for entry in card.external:
-    m = entry["metrics"]
+if card.external:
+    measured = "; ".join(f"{entry['name']} ({entry['metrics']['n']} cells): "
+                         f"{100 * entry['metrics']['balanced_accuracy']:.0f} %"
+                         for entry in card.external)
     st.warning(
-        f"On cells from another laboratory ({entry['name']}, {m['n']} cells) the balanced "
-        f"accuracy is {100 * m['balanced_accuracy']:.0f} %: images from other microscopes, "
-        "stains or scanners may be misclassified. Check the Review flag and the maps."
+        "Trained on one laboratory's images. On cells from other laboratories the balanced "
+        f"accuracy falls — {measured}. Images from other microscopes, stains or scanners "
+        "may be misclassified, often confidently: check the flags and the maps, or teach "
+        "the model your microscope on the Adapt page."
     )
 
 st.subheader("What the flags mean")

@@ -6,7 +6,14 @@ from dashboard.results import explanation, predict
 from dashboard.sidebar import review_threshold, show_sidebar
 from dashboard.state import try_decode
 from hematovision.explainers import available_methods, get_explainer
-from hematovision.overlay import COLORMAPS, compose_panel, overlay, overlay_signed, to_png
+from hematovision.overlay import (
+    COLORMAPS,
+    colour_scale,
+    compose_panel,
+    overlay,
+    overlay_signed,
+    to_png,
+)
 
 st.set_page_config(page_title="Explain · HematoVision", page_icon="🗺️", layout="wide")
 classifier = show_sidebar()
@@ -78,6 +85,10 @@ for column, method in zip(columns[1:], methods):
             shown = overlay(image, result.heatmap, opacity, colormap)
         st.image(shown, caption=f"{method.title} ({result.seconds:.2f} s)",
                  width="stretch")
+        signed = result.signed is not None
+        st.image(colour_scale(method.signed_colormap if signed else colormap, signed),
+                 caption="against ◂ neutral ▸ for the class" if signed else
+                 "none ▸ strong evidence for the class", width="stretch")
         st.caption(method.caption)
         tiles.append((method.title, shown))
 

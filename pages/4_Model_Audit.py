@@ -61,7 +61,9 @@ left.plotly_chart(reliability_diagram(metrics["reliability_before"], metrics["re
                                       metrics["ece_before_temperature"],
                                       metrics["ece_after_temperature"]),
                   width="stretch", key="reliability")
-left.caption("Points on the diagonal mean that a stated 90 % is right 90 % of the time.")
+left.caption("Points on the diagonal mean that a stated 90 % is right 90 % of the time. "
+             "A point's size shows how many cells its bin holds: the small ones, of a few "
+             "cells each, stray from the diagonal by chance.")
 right.plotly_chart(coverage_curve(evaluation["predictions"], review_threshold()),
                    width="stretch", key="coverage")
 right.caption("If the model abstains (Review) below a threshold, it answers fewer cells but "

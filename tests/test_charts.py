@@ -33,3 +33,18 @@ def test_the_review_line_follows_the_threshold():
         label = layout.annotations[0]
         assert label.text == f"Review < {threshold:.0%}" and label.y == 1  # above the bars
         assert layout.height == 220
+
+
+def test_the_colour_key_runs_from_no_evidence_to_strong_evidence():
+    import numpy as np
+
+    from hematovision.overlay import colorize, colour_scale
+
+    plain = colour_scale("jet", width=100, height=5)
+    assert plain.shape == (5, 100, 3) and plain.dtype == np.uint8
+    assert (plain[0, 0] == colorize(np.zeros((1, 1)), "jet")[0, 0]).all()
+    assert (plain[0, -1] == colorize(np.ones((1, 1)), "jet")[0, -1]).all()
+    signed = colour_scale("RdBu_r", signed=True, width=101, height=5).astype(int)
+    middle, against, evidence = signed[0, 50], signed[0, 0], signed[0, -1]
+    assert (middle == 200).all()  # neutral: the underlying grey, as on the cell
+    assert evidence[0] > evidence[2] and against[2] > against[0]  # red for, blue against

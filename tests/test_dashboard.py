@@ -103,7 +103,10 @@ def test_explain_renders_all_four_maps_for_a_chosen_class(pbc_examples, monkeypa
     assert not at.exception
     at.selectbox(key=f"class_{cell.sha256}").set_value("monocyte").run()
     assert not at.exception
-    assert len(at.get("image")) == 5  # the cell and four maps
+    captions = [image.caption for element in at.get("image") for image in element.proto.imgs]
+    assert len(captions) == 1 + 4 + 4, captions  # the cell, four maps and their colour keys
+    keys = [caption for caption in captions if caption.endswith("for the class")]
+    assert len(keys) == 4 and sum(key.startswith("against") for key in keys) == 2  # LIME, SHAP
     assert "monocyte" in " ".join(m.value for m in at.markdown)
     assert len(at.get("download_button")) == 1
     computed = len(calls)
