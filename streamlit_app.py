@@ -1,17 +1,82 @@
-"""HematoVision dashboard: `streamlit run streamlit_app.py`.
+"""HematoVision — home page: what it is, which model is loaded, how to read the maps.
 
-The pages live in pages/; they are listed here so that the sidebar names the first one
-"Home" rather than after this file."""
+`streamlit run streamlit_app.py`; the other pages live in pages/."""
 
 import streamlit as st
 
-PAGES = [
-    st.Page("pages/0_Home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/1_Classify.py", title="Classify", icon=":material/biotech:"),
-    st.Page("pages/2_Explain.py", title="Explain", icon=":material/map:"),
-    st.Page("pages/3_Batch.py", title="Batch", icon=":material/table_chart:"),
-    st.Page("pages/4_Model_Audit.py", title="Model audit", icon=":material/fact_check:"),
-    st.Page("pages/5_Atlas.py", title="Atlas and quiz", icon=":material/menu_book:"),
-    st.Page("pages/6_Adapt.py", title="Adapt to your lab", icon=":material/tune:"),
-]
-st.navigation(PAGES).run()
+from dashboard.sidebar import show_sidebar
+
+st.set_page_config(page_title="HematoVision", page_icon="🩸", layout="wide")
+classifier = show_sidebar()
+card = classifier.card
+
+st.title("HematoVision")
+st.write(
+    "Classifies white blood cells in single-cell microscope images and shows **why**: "
+    "calibrated class probabilities, and four maps of what the model looked at. "
+    "For teaching morphology, for research, and as a second opinion — not for diagnosis."
+)
+col_classify, col_explain = st.columns(2)
+col_classify.page_link("pages/1_Classify.py", label="Classify cells", icon=":material/biotech:")
+col_explain.page_link("pages/2_Explain.py", label="Explain a prediction", icon=":material/map:")
+
+st.subheader(f"Loaded model: {card.name}")
+metrics = card.metrics
+left, middle, right, last = st.columns(4)
+left.metric("Classes", len(card.classes))
+if metrics:
+    middle.metric("Balanced accuracy (held-out test)",
+                  f"{100 * metrics['balanced_accuracy']:.1f} %")
+    right.metric("Test cells", metrics["n"])
+    last.metric("Calibration error (ECE)", f"{metrics['ece_after_temperature']:.3f}")
+st.write("**Classes:** " + ", ".join(card.classes))
+st.caption(f"Backbone {card.backbone} · {card.weight_source}")
+if card.external:
+    measured = "; ".join(f"{entry['name']} ({entry['metrics']['n']} cells): "
+                         f"{100 * entry['metrics']['balanced_accuracy']:.0f} %"
+                         for entry in card.external)
+    st.warning(
+        "Trained on one laboratory's images. On cells from other laboratories the balanced "
+        f"accuracy falls — {measured}. Images from other microscopes, stains or scanners "
+        "may be misclassified, often confidently: check the flags and the maps, or teach "
+        "the model your microscope on the Adapt page."
+    )
+
+st.subheader("What the flags mean")
+rule = f" ({card.review_rule})" if card.review_rule else ""
+st.markdown(
+    f"""
+- **Confident** — the calibrated probability of the top class is above the Review threshold
+  and the image looks like the cells the model learned from.
+- **Review** — the model is unsure: the top probability is under
+  {card.review_threshold:.2f}{rule}; adjustable in the sidebar. Check the cell
+  yourself.
+- **Unfamiliar** — the image is unlike the training cells: no stained white cell was found,
+  it is out of focus, or the network's own features lie far from every class it knows
+  (Mahalanobis distance). The probabilities and maps are still shown on request, labelled
+  unreliable. Cells from another laboratory are often Unfamiliar: the **Adapt** page teaches
+  the model your microscope with about ten labelled cells per class.
+"""
+)
+
+st.subheader("How to read the maps")
+st.markdown(
+    """
+- **Grad-CAM / Grad-CAM++** — warm colours mark where the features that raise the
+  chosen class's score sit. They are coarse (a 7×7 grid, smoothed): read them as *region*,
+  not detail. On a good prediction they cover the nucleus and granules, not the background.
+- **LIME** — the cell is cut into patches; green patches raise the model's confidence in
+  the class, pink ones lower it. Patch-shaped by design.
+- **SHAP** — the same patches, grouped nucleus with nucleus and cytoplasm with cytoplasm,
+  each get their share of the class probability: red for, blue against. The shares add up
+  to what the cell adds over a blurred copy of itself.
+- When the methods **disagree**, or the maps sit on the background or a neighbouring red
+  cell, trust the prediction less. You can ask every map about **any class** ("why not
+  monocyte?").
+"""
+)
+with st.expander("Model card: intended use and limitations"):
+    st.markdown(f"**Intended use.** {card.intended_use}")
+    st.markdown(f"**Out of scope.** {card.out_of_scope}")
+    for item in card.limitations:
+        st.markdown(f"- {item}")

@@ -1,4 +1,4 @@
-"""The sidebar every page shares: model choice and the review threshold."""
+"""The sidebar every page shares: the pages, model choice and the review threshold."""
 
 from __future__ import annotations
 
@@ -10,8 +10,25 @@ from dashboard.state import current_classifier, model_choices
 from hematovision.audit import audit_csv, audit_entry
 from hematovision.classifier import Classifier, Prediction
 
+# Every page in the order and under the name the sidebar shows. st.navigation could name
+# them too, but with a pages/ folder Streamlit skips it when a visitor opens a page's own
+# address first, and the sidebar would then show its file names.
+PAGES = (
+    ("streamlit_app.py", "Home", ":material/home:"),
+    ("pages/1_Classify.py", "Classify", ":material/biotech:"),
+    ("pages/2_Explain.py", "Explain", ":material/map:"),
+    ("pages/3_Batch.py", "Batch", ":material/table_chart:"),
+    ("pages/4_Model_Audit.py", "Model audit", ":material/fact_check:"),
+    ("pages/5_Atlas.py", "Atlas and quiz", ":material/menu_book:"),
+    ("pages/6_Adapt.py", "Adapt to your lab", ":material/tune:"),
+)
+
 
 def show_sidebar() -> Classifier:
+    with st.sidebar.container(key="pages"):
+        for path, title, icon in PAGES:
+            st.page_link(path, label=title, icon=icon)
+        st.divider()
     choices = model_choices()
     if len(choices) > 1:
         names = [path.name for path in choices]
