@@ -29,8 +29,12 @@ if metrics:
                   f"{100 * metrics['balanced_accuracy']:.1f} %")
     right.metric("Test cells", metrics["n"])
     last.metric("Calibration error (ECE)", f"{metrics['ece_after_temperature']:.3f}")
-st.write("**Classes:** " + ", ".join(card.classes))
-st.caption(f"Backbone {card.backbone} · {card.weight_source}")
+# PBC's folder names are the classes; "ig" alone says nothing to a student.
+FULL_NAMES = {"ig": "ig (immature granulocyte: promyelocyte, myelocyte, metamyelocyte)"}
+st.write("**Classes:** " + ", ".join(FULL_NAMES.get(name, name) for name in card.classes))
+st.caption(f"A convolutional network (backbone {card.backbone}), first "
+           "trained on everyday photos (ImageNet), then on the training laboratory's cells. "
+           "Details on the Model audit page.")
 if card.external:
     measured = "; ".join(f"{entry['name']} ({entry['metrics']['n']} cells): "
                          f"{100 * entry['metrics']['balanced_accuracy']:.0f} %"

@@ -90,6 +90,8 @@ for column, method in zip(columns[1:], methods):
                  caption="against ◂ neutral ▸ for the class" if signed else
                  "none ▸ strong evidence for the class", width="stretch")
         st.caption(method.caption)
+        with st.expander("How it is computed"):
+            st.caption(f"{method.how} ({method.reference})")
         tiles.append((method.title, shown))
 
 panel = compose_panel(tiles, title=f"{cells[sha].name}: {class_name} "

@@ -34,7 +34,7 @@ def test_contract(method, classifier, cell):
         assert result.signed.shape == cell.shape[:2]
         assert result.signed.min() >= -1.0 and result.signed.max() <= 1.0
     explainer = get_explainer(method)
-    assert explainer.title and explainer.caption and explainer.reference
+    assert explainer.title and explainer.caption and explainer.how and explainer.reference
 
 
 def test_default_class_is_the_prediction(classifier, cell):

@@ -56,10 +56,11 @@ class Explainer:
 
     name: str
     title: str
-    caption: str
+    caption: str  # what the colours mean, in a sentence a student can read beside the map
     defaults: dict
     compute: Callable[..., tuple[np.ndarray, np.ndarray | None]]
     reference: str = ""
+    how: str = ""  # how the map is computed, for readers who ask
     signed_colormap: str = "RdBu_r"  # for signed maps: low = against, high = for
 
 

@@ -98,9 +98,11 @@ def gradcam_plus_plus_map(model_input, classifier, class_index, progress=None):
 register(Explainer(
     name="gradcam",
     title="Grad-CAM",
-    caption=("Where in the last layer of features the evidence for this class sits: the "
-             "features are weighted by how much they raise the class score. Coarse (a 7×7 "
-             "grid, smoothed), so it shows the region, not fine detail."),
+    caption=("Warm colours: the region whose features raise this class's score. Coarse: "
+             "read it as a region, not fine detail."),
+    how=("Where in the last layer of features the evidence for this class sits: the "
+         "features are weighted by how much they raise the class score. Coarse (a 7×7 "
+         "grid, smoothed), so it shows the region, not fine detail."),
     defaults={},
     compute=gradcam_map,
     reference="Selvaraju et al. 2017",
@@ -108,8 +110,10 @@ register(Explainer(
 register(Explainer(
     name="gradcampp",
     title="Grad-CAM++",
-    caption=("Like Grad-CAM, but weighting each location by its own positive gradient, so "
-             "several separate parts of the cell (e.g. nuclear lobes) can all light up."),
+    caption=("Like Grad-CAM, but several separate parts of the cell (e.g. nuclear lobes) "
+             "can all light up."),
+    how=("Like Grad-CAM, but weighting each location by its own positive gradient, so "
+         "several separate parts of the cell (e.g. nuclear lobes) can all light up."),
     defaults={},
     compute=gradcam_plus_plus_map,
     reference="Chattopadhyay et al. 2018",

@@ -138,10 +138,12 @@ def lime_map(model_input, classifier, class_index, progress=None, samples=250, s
 register(Explainer(
     name="lime",
     title="LIME",
-    caption=("The stained parts of the image are cut into about 24 patches (the empty "
-             "glass is one more); the model scores hundreds of copies with random patches "
-             "greyed out. Green patches raise the model's confidence in the class (its "
-             "log-odds) when present, pink ones lower it. Patch-shaped by design."),
+    caption=("Green patches make the model surer of this class, pink ones less sure: it "
+             "was shown the cell with random patches greyed out."),
+    how=("The stained parts of the image are cut into about 24 patches (the empty "
+         "glass is one more); the model scores hundreds of copies with random patches "
+         "greyed out. Green patches raise the model's confidence in the class (its "
+         "log-odds) when present, pink ones lower it. Patch-shaped by design."),
     defaults={"samples": 250, "segments": 24, "compactness": 10.0, "seed": 0,
               "link": "logit", "antithetic": True},
     compute=lime_map,

@@ -87,12 +87,14 @@ def shap_map(model_input, classifier, class_index, progress=None, evaluations=25
 register(Explainer(
     name="shap",
     title="SHAP",
-    caption=("The stained parts of the image are cut into patches, by default the same "
-             "24 or so as for LIME (the empty glass is one more), grouped by place and "
-             "colour: nucleus with nucleus, cytoplasm with cytoplasm. Each patch's Owen "
-             "value is its share of the class probability, measured by blurring patches "
-             "and groups of patches out. Red: evidence for the class; blue: against. "
-             "Patch-shaped by design."),
+    caption=("Red patches carry this class's probability, blue ones count against it; "
+             "nucleus and cytoplasm are scored as separate parts."),
+    how=("The stained parts of the image are cut into patches, by default the same "
+         "24 or so as for LIME (the empty glass is one more), grouped by place and "
+         "colour: nucleus with nucleus, cytoplasm with cytoplasm. Each patch's Owen "
+         "value is its share of the class probability, measured by blurring patches "
+         "and groups of patches out. Red: evidence for the class; blue: against. "
+         "Patch-shaped by design."),
     defaults={"evaluations": 250, "segments": 24, "blur": 32},
     compute=shap_map,
     reference="Lundberg & Lee 2017",
