@@ -37,7 +37,9 @@ tuning = middle.radio("What to tune", list(TUNINGS), format_func=TUNINGS.get,
                            "class.")
 default_name = f"{classifier.name}-adapted"
 name = right.text_input("Name of the new model", default_name, key="adapt_name")
-if archive is not None and st.button("Adapt", key="adapt_run", type="primary"):
+# Shown before there is anything to adapt on, so the page's next step is visible.
+if st.button("Adapt", key="adapt_run", type="primary", disabled=archive is None,
+             help="Upload a .zip of class folders first." if archive is None else None):
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or default_name
     out_dir = models_root() / safe
     if out_dir.exists():

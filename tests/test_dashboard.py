@@ -242,6 +242,12 @@ def test_among_several_cells_the_table_leaves_out_an_unfamiliar_answer(pbc_examp
     assert 0 < table.loc[cell, "probability"] <= 100  # a percentage, as the cards show it
 
 
+def test_adapt_page_shows_its_button_waiting_for_a_zip():
+    at = _page("pages/6_Adapt.py").run()
+    assert not at.exception
+    assert at.button(key="adapt_run").disabled  # enabled once a .zip is uploaded
+
+
 def test_adapt_from_an_uploaded_zip_saves_a_new_model_and_reports_unused_files(tmp_path):
     import io
     import json
