@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from dashboard.results import explanation, predict
+from dashboard.results import explanation, model_frame, model_view, predict
 from dashboard.sidebar import review_threshold, show_sidebar
 from dashboard.state import try_decode
 from hematovision.explainers import available_methods, get_explainer
+from hematovision.images import to_model_grid
 from hematovision.overlay import (
     COLORMAPS,
     colour_scale,
@@ -66,10 +67,28 @@ if prediction.status == "Unfamiliar":
     st.error(f"Unfamiliar image: {prediction.unfamiliar_reason}. These maps show what the "
              "model looked at, but its answer is not to be trusted for this image.")
 
+# The model saw only the square around the cell (the cell about half of it, padded with
+# slide background where it leaves the picture); on the whole picture the maps stop at
+# that square's edge, which reads as part of the map.
+VIEWS = {"model": "the cell as the model saw it", "whole": "the whole picture"}
+view = st.radio("Show the maps on", list(VIEWS), format_func=VIEWS.get, horizontal=True,
+                key="explain_view")
+if view == "model":
+    base, _ = model_view(classifier, sha, image)
+    frame = model_frame(classifier, sha, image)
+
+    def on_view(values):
+        return to_model_grid(values, frame, base.shape[0])
+else:
+    base = image
+
+    def on_view(values):
+        return values
+
 methods = available_methods()
 columns = st.columns(len(methods) + 1)
-columns[0].image(image, caption="original", width="stretch")
-tiles = [("original", image)]
+columns[0].image(base, caption=VIEWS[view], width="stretch")
+tiles = [(VIEWS[view], base)]
 for column, method in zip(columns[1:], methods):
     with column:
         bar = st.progress(0.0, text=f"{method.title}…")
@@ -80,9 +99,10 @@ for column, method in zip(columns[1:], methods):
                              settings.get(method.name, {}), progress=report)
         bar.empty()
         if result.signed is not None:
-            shown = overlay_signed(image, result.signed, opacity, method.signed_colormap)
+            shown = overlay_signed(base, on_view(result.signed), opacity,
+                                   method.signed_colormap)
         else:
-            shown = overlay(image, result.heatmap, opacity, colormap)
+            shown = overlay(base, on_view(result.heatmap), opacity, colormap)
         st.image(shown, caption=f"{method.title} ({result.seconds:.2f} s)",
                  width="stretch")
         signed = result.signed is not None

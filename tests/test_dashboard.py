@@ -112,7 +112,10 @@ def test_explain_renders_all_four_maps_for_a_chosen_class(pbc_examples, monkeypa
     computed = len(calls)
     at.slider(key="opacity").set_value(0.8).run()
     assert not at.exception
-    assert len(calls) == computed  # moving the slider recomputes nothing
+    at.radio(key="explain_view").set_value("whole").run()
+    assert not at.exception
+    assert at.get("image")[0].proto.imgs[0].caption == "the whole picture"
+    assert len(calls) == computed  # moving the slider or the view recomputes nothing
 
 
 def test_explain_without_cells_points_to_classify():
