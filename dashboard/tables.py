@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from hematovision.classifier import Prediction
+from hematovision.classifier import UNFAMILIAR, Prediction
 
 # A bar per row reads faster than a column of fractions, and shows "99.9 %" as the
 # cards and charts do.
@@ -17,6 +17,6 @@ COLUMN_CONFIG = {
 def answer_columns(prediction: Prediction | None) -> dict:
     """Label and probability for a table row. An Unfamiliar image's answer means little, so
     the table leaves it out, as the card does unless asked; the CSV keeps it."""
-    if prediction is None or prediction.status == "Unfamiliar":
+    if prediction is None or prediction.status == UNFAMILIAR:
         return {"label": "", "probability": None}
     return {"label": prediction.label, "probability": round(100 * prediction.confidence, 1)}

@@ -15,6 +15,7 @@ from hematovision.batch import (
     sources_from_upload,
 )
 from hematovision.charts import differential_bars
+from hematovision.classifier import REVIEW, UNFAMILIAR
 from hematovision.overlay import thumbnail_uri
 from hematovision.report import build_report, gradcam_thumbnails
 
@@ -78,9 +79,9 @@ with st.expander("Thumbnails"):
     columns = st.columns(8)
     for i, result in enumerate(shown):
         prediction = result.prediction
-        label = ("Unfamiliar" if prediction.status == "Unfamiliar" else
+        label = (UNFAMILIAR if prediction.status == UNFAMILIAR else
                  f"{prediction.label} {100 * prediction.confidence:.1f} %"
-                 + (" · Review" if prediction.status == "Review" else ""))
+                 + (f" · {REVIEW}" if prediction.status == REVIEW else ""))
         columns[i % 8].image(result.thumbnail, caption=label)
 
 csv_column, pdf_column = st.columns(2)
