@@ -45,11 +45,6 @@ def model_view(classifier: Classifier, image_sha: str, image: np.ndarray
     return view, box.reason
 
 
-def model_frame(classifier: Classifier, image_sha: str, image: np.ndarray) -> CellBox:
-    """The square of the picture the model saw (cached with the prediction)."""
-    return _classified(model_key(classifier), image_sha, classifier, image)[2]
-
-
 class _ExplanationStore:
     """Explanations shared by all sessions, least recently used dropped first.
 

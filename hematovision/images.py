@@ -34,7 +34,6 @@ __all__ = [
     "to_model_input",
     "load_model_input",
     "to_image_grid",
-    "to_model_grid",
 ]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp")
@@ -235,17 +234,3 @@ def to_image_grid(values: np.ndarray, shape: tuple[int, int],
         result[meeting[1]] = np.asarray(grid, dtype=np.float32)[meeting[2]]
     return result
 
-
-def to_model_grid(values: np.ndarray, box: CellBox, size: int) -> np.ndarray:
-    """A map on the image's own pixels → the ``size``×``size`` square the model saw,
-    so it can be laid over the model's view (``to_image_grid`` the other way round).
-    Where the square reaches past the picture, the map is 0."""
-    side = max(1, int(round(box.side)))
-    square = np.zeros((side, side), dtype=np.float32)
-    meeting = overlap(box, values.shape[:2])
-    if meeting is not None:
-        square[meeting[2]] = np.asarray(values, dtype=np.float32)[meeting[1]]
-    if side == size:
-        return square
-    return np.asarray(Image.fromarray(square).resize((size, size), Image.BILINEAR),
-                      dtype=np.float32)

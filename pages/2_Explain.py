@@ -2,11 +2,10 @@
 
 import streamlit as st
 
-from dashboard.results import explanation, model_frame, model_view, predict
+from dashboard.results import explanation, model_view, predict
 from dashboard.sidebar import review_threshold, show_sidebar
 from dashboard.state import try_decode
 from hematovision.explainers import available_methods, get_explainer
-from hematovision.images import to_model_grid
 from hematovision.overlay import (
     COLORMAPS,
     colour_scale,
@@ -73,17 +72,8 @@ if prediction.status == "Unfamiliar":
 VIEWS = {"model": "the cell as the model saw it", "whole": "the whole picture"}
 view = st.radio("Show the maps on", list(VIEWS), format_func=VIEWS.get, horizontal=True,
                 key="explain_view")
-if view == "model":
-    base, _ = model_view(classifier, sha, image)
-    frame = model_frame(classifier, sha, image)
-
-    def on_view(values):
-        return to_model_grid(values, frame, base.shape[0])
-else:
-    base = image
-
-    def on_view(values):
-        return values
+on_model = view == "model"
+base = model_view(classifier, sha, image)[0] if on_model else image
 
 methods = available_methods()
 columns = st.columns(len(methods) + 1)
@@ -99,10 +89,11 @@ for column, method in zip(columns[1:], methods):
                              settings.get(method.name, {}), progress=report)
         bar.empty()
         if result.signed is not None:
-            shown = overlay_signed(base, on_view(result.signed), opacity,
-                                   method.signed_colormap)
+            shown = overlay_signed(base, result.square_signed if on_model else result.signed,
+                                   opacity, method.signed_colormap)
         else:
-            shown = overlay(base, on_view(result.heatmap), opacity, colormap)
+            shown = overlay(base, result.square_heatmap if on_model else result.heatmap,
+                            opacity, colormap)
         st.image(shown, caption=f"{method.title} ({result.seconds:.2f} s)",
                  width="stretch")
         signed = result.signed is not None

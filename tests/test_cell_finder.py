@@ -86,21 +86,6 @@ def test_maps_return_to_the_framed_square_of_the_original_picture():
         assert grid[0].max() == 0.0  # the model never saw the rows above its frame
 
 
-def test_a_map_brought_back_onto_the_models_view_is_the_map_it_was():
-    from hematovision.cell_finder import CellBox
-    from hematovision.images import to_model_grid
-
-    ramp = np.outer(np.linspace(0, 1, 224), np.linspace(1, 0, 224)).astype(np.float32)
-    inside = CellBox(60, 70, 180, True, "")
-    back = to_model_grid(to_image_grid(ramp, (363, 360), inside), inside, 224)
-    assert back.shape == (224, 224) and np.abs(back - ramp).max() < 0.01
-    # A frame reaching past the picture's corner: nothing there to bring back.
-    corner = CellBox(-40, -40, 180, True, "")
-    back = to_model_grid(to_image_grid(ramp, (363, 360), corner), corner, 224)
-    assert back[:45, :45].max() == 0.0
-    assert np.abs(back[60:, 60:] - ramp[60:, 60:]).max() < 0.01
-
-
 def test_whole_framing_is_the_padded_picture_as_before():
     image = np.random.default_rng(0).integers(0, 256, (90, 60, 3), dtype=np.uint8)
     framed = to_model_input(image, 90, framing="whole")

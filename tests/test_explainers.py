@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from hematovision.explainers import available_methods, explain, get_explainer
-from hematovision.images import read_image
+from hematovision.images import read_image, to_image_grid
 
 from .conftest import PBC, SHIPPED_MODEL, ZHENG
 
@@ -33,6 +33,16 @@ def test_contract(method, classifier, cell):
     if result.signed is not None:
         assert result.signed.shape == cell.shape[:2]
         assert result.signed.min() >= -1.0 and result.signed.max() <= 1.0
+    # The map on the model's square is the one the picture's map was resampled from.
+    size = classifier.input_size
+    assert result.square_heatmap.shape == (size, size)
+    box = classifier.frame(cell)
+    assert np.allclose(to_image_grid(result.square_heatmap, cell.shape[:2], box),
+                       result.heatmap, atol=1e-6)
+    assert (result.signed is None) == (result.square_signed is None)
+    if result.signed is not None:
+        assert np.allclose(to_image_grid(result.square_signed, cell.shape[:2], box),
+                           result.signed, atol=1e-6)
     explainer = get_explainer(method)
     assert explainer.title and explainer.caption and explainer.how and explainer.reference
 

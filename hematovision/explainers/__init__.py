@@ -1,7 +1,8 @@
 """Explanation methods with one signature, in a registry that pages and the CLI read.
 
 Every method answers the same question — which parts of this cell made the model lean
-towards class *c*? — as a heatmap in [0, 1] at the image's own size. Register a new
+towards class *c*? — as a heatmap in [0, 1], at the image's own size and on the square
+the model saw. Register a new
 method with :func:`register`; the contract test runs over every entry.
 """
 
@@ -33,6 +34,9 @@ class Explanation:
         heatmap: ``(height, width)`` float32 in [0, 1]: evidence *for* the class.
         signed: ``(height, width)`` float32 in [-1, 1] where the method also measures
             evidence *against* the class (LIME, SHAP); ``None`` otherwise.
+        square_heatmap, square_signed: the same maps on the ``(size, size)`` square the
+            model saw (its input), where they were computed; laid over the model's view
+            they need no resampling back from the picture.
         seconds: wall time spent computing it.
         settings: the method's settings, with defaults filled in.
     """
@@ -42,6 +46,8 @@ class Explanation:
     class_index: int
     heatmap: np.ndarray
     signed: np.ndarray | None
+    square_heatmap: np.ndarray
+    square_signed: np.ndarray | None
     seconds: float
     settings: dict = field(default_factory=dict)
 
@@ -114,13 +120,17 @@ def explain(method: str, image: np.ndarray, classifier: Classifier,
         class_index = int(np.argmax(classifier.predict_proba(model_input[None])[0]))
     if not 0 <= class_index < len(classifier.classes):
         raise ValueError(f"class index {class_index} is outside 0..{len(classifier.classes) - 1}")
-    heatmap, signed = explainer.compute(model_input, classifier, class_index, progress, **chosen)
+    square_heatmap, square_signed = explainer.compute(model_input, classifier, class_index,
+                                                      progress, **chosen)
+    square_heatmap = np.clip(square_heatmap, 0.0, 1.0).astype(np.float32)
     shape = image.shape[:2]
-    heatmap = np.clip(to_image_grid(heatmap, shape, box), 0.0, 1.0)
-    if signed is not None:
-        signed = np.clip(to_image_grid(signed, shape, box), -1.0, 1.0)
-    return Explanation(method, classifier.classes[class_index], class_index,
-                       heatmap.astype(np.float32), signed, time.perf_counter() - started, chosen)
+    heatmap = np.clip(to_image_grid(square_heatmap, shape, box), 0.0, 1.0)
+    signed = None
+    if square_signed is not None:
+        square_signed = np.clip(square_signed, -1.0, 1.0).astype(np.float32)
+        signed = np.clip(to_image_grid(square_signed, shape, box), -1.0, 1.0)
+    return Explanation(method, classifier.classes[class_index], class_index, heatmap, signed,
+                       square_heatmap, square_signed, time.perf_counter() - started, chosen)
 
 
 def signed_heatmap(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
