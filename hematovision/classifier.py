@@ -86,6 +86,19 @@ class Prediction:
     def as_dict(self) -> dict[str, float]:
         return dict(zip(self.classes, self.probabilities))
 
+    @property
+    def answer(self) -> str:
+        """The class and its probability, e.g. ``"neutrophil 97.2 %"``."""
+        return f"{self.label} {100 * self.confidence:.1f} %"
+
+    @property
+    def headline(self) -> str:
+        """The answer as a card or thumbnail shows it: marked when it needs Review; for an
+        Unfamiliar image only that word, since its answer means little."""
+        if self.status == UNFAMILIAR:
+            return UNFAMILIAR
+        return self.answer + (f" · {REVIEW}" if self.status == REVIEW else "")
+
 
 class Classifier:
     """A trained HematoVision model and its card.

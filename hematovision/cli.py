@@ -205,7 +205,7 @@ def _explain(args) -> int:
     else:
         shown = overlay(image, result.heatmap, args.opacity, args.colormap)
     title = (f"{Path(args.image).name}: {method.title} for {result.class_name} "
-             f"(predicted {prediction.label}, {100 * prediction.confidence:.1f} %)")
+             f"(predicted {prediction.answer})")
     Path(args.out).write_bytes(to_png(compose_panel([("original", image), (method.title, shown)],
                                                     title=title)))
     if args.heatmap:

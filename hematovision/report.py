@@ -101,7 +101,7 @@ def _cells_pages(pdf, results: list[CellResult], maps: dict[int, np.ndarray]) ->
         else:
             p = result.prediction
             flag = {REVIEW: " REVIEW", UNFAMILIAR: " UNFAMILIAR"}.get(p.status, "")
-            caption = f"{name}\n{p.label} {100 * p.confidence:.1f} %{flag}"
+            caption = f"{name}\n{p.answer}{flag}"
         pdf.multi_cell(column_width - gap, 3, _text(caption))
         if column == per_row - 1 or index == len(results) - 1:
             pdf.set_y(top + tile + 9)
@@ -118,8 +118,7 @@ def _lists_page(pdf, results: list[CellResult]) -> None:
     for r in review:
         why = (f"UNFAMILIAR, {r.prediction.unfamiliar_reason}"
                if r.prediction.status == UNFAMILIAR else "REVIEW")
-        pdf.multi_cell(0, 5, _text(f"{r.name}: {r.prediction.label} "
-                                   f"{100 * r.prediction.confidence:.1f} % ({why})"),
+        pdf.multi_cell(0, 5, _text(f"{r.name}: {r.prediction.answer} ({why})"),
                        new_x="LMARGIN", new_y="NEXT")
     if not review:
         pdf.cell(0, 5, "none", new_x="LMARGIN", new_y="NEXT")

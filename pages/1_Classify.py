@@ -7,6 +7,7 @@ from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
 from dashboard.state import examples_folder, make_cell, try_decode, warm_up_explanations
 from dashboard.tables import COLUMN_CONFIG, answer_columns
 from hematovision.charts import probability_bars
+from hematovision.classifier import REVIEW, UNFAMILIAR
 from hematovision.examples import example_cells, example_classes
 
 st.set_page_config(page_title="Classify · HematoVision", page_icon="🔬", layout="wide")
@@ -59,16 +60,15 @@ def open_in_explain(sha256: str) -> None:
 def show_answer(container, prediction, key: str, height: int | None = None) -> None:
     """Label, flags and bars; for an Unfamiliar image the bars only on request."""
     bars = {"height": height} if height else {}
-    if prediction.status == "Unfamiliar":
+    if prediction.status == UNFAMILIAR:
         container.error(f"Unfamiliar: {prediction.unfamiliar_reason}. The model's answer "
                         "means little here.")
         if container.toggle("Show the probabilities anyway (unreliable)", key=f"show_{key}"):
-            container.caption(f"Unreliable: {prediction.label} "
-                              f"{100 * prediction.confidence:.1f} %")
+            container.caption(f"Unreliable: {prediction.answer}")
             container.plotly_chart(probability_bars(prediction, **bars), width="stretch",
                                    key=f"bars_{key}")
         return
-    if prediction.status == "Review":
+    if prediction.status == REVIEW:
         container.warning(f"Review: the top probability is below {threshold:.0%}.")
     container.plotly_chart(probability_bars(prediction, **bars), width="stretch",
                            key=f"bars_{key}")
@@ -80,10 +80,7 @@ if len(results) == 1:
     left.image(image, caption=cell.name, width="stretch")
     view, how = model_view(classifier, cell.sha256, image)
     left.image(view, caption=f"What the model classified ({how})", width=160)
-    if prediction.status == "Unfamiliar":
-        right.subheader("Unfamiliar image")
-    else:
-        right.subheader(f"{prediction.label} — {100 * prediction.confidence:.1f} %")
+    right.subheader(prediction.headline)
     show_answer(right, prediction, "single")
     if prediction.distance is not None:
         right.caption(f"Familiarity distance {prediction.distance:.2f} (familiar up to "
@@ -101,12 +98,7 @@ elif results:
         for column, (cell, image, prediction) in zip(columns, results[start:start + per_row]):
             with column.container(border=True):
                 st.image(image, caption=cell.name, width="stretch")
-                if prediction.status == "Unfamiliar":
-                    st.markdown("**Unfamiliar**")
-                else:
-                    flag = " · ⚠️ Review" if prediction.status == "Review" else ""
-                    st.markdown(f"**{prediction.label}** "
-                                f"{100 * prediction.confidence:.1f} %{flag}")
+                st.markdown(f"**{prediction.headline}**")
                 show_answer(st, prediction, cell.sha256, height=220)
                 if st.button("Explain", key=f"explain_{cell.sha256}"):
                     open_in_explain(cell.sha256)

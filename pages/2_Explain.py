@@ -5,6 +5,7 @@ import streamlit as st
 from dashboard.results import explanation, model_view, predict
 from dashboard.sidebar import review_threshold, show_sidebar
 from dashboard.state import try_decode
+from hematovision.classifier import UNFAMILIAR
 from hematovision.explainers import available_methods, get_explainer
 from hematovision.overlay import (
     COLORMAPS,
@@ -60,9 +61,9 @@ settings = {"lime": {"samples": int(lime_samples), "segments": int(lime_segments
 
 class_index = classifier.classes.index(class_name)
 probability = prediction.probabilities[class_index]
-st.markdown(f"Predicted **{prediction.label}** ({100 * prediction.confidence:.1f} %, "
-            f"{prediction.status}); explaining **{class_name}** ({100 * probability:.1f} %).")
-if prediction.status == "Unfamiliar":
+st.markdown(f"Predicted **{prediction.answer}** ({prediction.status}); "
+            f"explaining **{class_name}** ({100 * probability:.1f} %).")
+if prediction.status == UNFAMILIAR:
     st.error(f"Unfamiliar image: {prediction.unfamiliar_reason}. These maps show what the "
              "model looked at, but its answer is not to be trusted for this image.")
 

@@ -15,7 +15,6 @@ from hematovision.batch import (
     sources_from_upload,
 )
 from hematovision.charts import differential_bars
-from hematovision.classifier import REVIEW, UNFAMILIAR
 from hematovision.overlay import thumbnail_uri
 from hematovision.report import build_report, gradcam_thumbnails
 
@@ -79,10 +78,7 @@ with st.expander("Thumbnails"):
     columns = st.columns(8)
     for i, result in enumerate(shown):
         prediction = result.prediction
-        label = (UNFAMILIAR if prediction.status == UNFAMILIAR else
-                 f"{prediction.label} {100 * prediction.confidence:.1f} %"
-                 + (f" · {REVIEW}" if prediction.status == REVIEW else ""))
-        columns[i % 8].image(result.thumbnail, caption=label)
+        columns[i % 8].image(result.thumbnail, caption=prediction.headline)
 
 csv_column, pdf_column = st.columns(2)
 csv_column.download_button("Download table (CSV)", results_csv(results, classifier.classes),

@@ -48,3 +48,14 @@ def test_the_colour_key_runs_from_no_evidence_to_strong_evidence():
     middle, against, evidence = signed[0, 50], signed[0, 0], signed[0, -1]
     assert (middle == 200).all()  # neutral: the underlying grey, as on the cell
     assert evidence[0] > evidence[2] and against[2] > against[0]  # red for, blue against
+
+
+def test_a_cards_headline_names_the_answer_and_its_flag():
+    from dataclasses import replace
+
+    assert _prediction(0.5).headline == "lymphocyte 70.0 %"
+    assert _prediction(0.9).headline == "lymphocyte 70.0 % · Review"
+    # An Unfamiliar image's class means little: the headline leaves it out.
+    unfamiliar = replace(_prediction(0.5), no_cell="no cell found")
+    assert unfamiliar.status == "Unfamiliar" and unfamiliar.headline == "Unfamiliar"
+    assert unfamiliar.answer == "lymphocyte 70.0 %"  # still there for the CSV and the PDF

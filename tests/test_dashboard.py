@@ -218,7 +218,7 @@ def test_an_unfamiliar_image_is_flagged_and_its_answer_shown_only_on_request():
     at.run()
     assert not at.exception
     assert any("Unfamiliar" in e.value and "no cell found" in e.value for e in at.error)
-    assert "Unfamiliar image" in " ".join(h.value for h in at.subheader)
+    assert "Unfamiliar" in [h.value for h in at.subheader]  # no class named in the heading
     assert len(at.get("plotly_chart")) == 0  # no bars until asked for
     at.toggle(key="show_single").set_value(True).run()
     assert len(at.get("plotly_chart")) == 1
@@ -240,6 +240,9 @@ def test_among_several_cells_the_table_leaves_out_an_unfamiliar_answer(pbc_examp
     table = at.dataframe[0].value.set_index("cell")
     assert table.loc["blank.png", "status"] == "Unfamiliar"
     assert table.loc["blank.png", "label"] == "" and table["probability"].isna()["blank.png"]
+    cards = [m.value for m in at.markdown if m.value.startswith("**")]
+    assert "**Unfamiliar**" in cards
+    assert any(card.startswith(f"**{pbc_examples[0][1]} ") and " %" in card for card in cards)
     cell = pbc_examples[0][0].name
     assert table.loc[cell, "label"] == pbc_examples[0][1]
     assert 0 < table.loc[cell, "probability"] <= 100  # a percentage, as the cards show it
