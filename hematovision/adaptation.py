@@ -37,7 +37,7 @@ from scipy.special import log_softmax, softmax
 
 from hematovision.calibration import expected_calibration_error
 from hematovision.classifier import Classifier
-from hematovision.dataset import _rank, scan_folder
+from hematovision.dataset import ADAPTATION_FILE, _rank, scan_folder
 from hematovision.decoding import decode_images
 from hematovision.familiarity import FAMILIARITY_FILE, Familiarity
 from hematovision.metrics import balanced_accuracy
@@ -47,7 +47,6 @@ from hematovision.torch_state_dict import sha256_of_file
 __all__ = ["AdaptationResult", "BlockTuning", "TUNINGS", "adapt", "adaptation_study",
            "choose_cells", "fit_head", "score"]
 
-ADAPTATION_FILE = "adaptation.json"
 # hematovision.network.LOGITS_LAYER, spelled out: importing network would load Keras when
 # the Adapt page merely opens.
 _LOGITS_LAYER = "logits"
@@ -309,6 +308,7 @@ def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
     save_card(out_dir, card)
     (out_dir / ADAPTATION_FILE).write_text(json.dumps({
         "used": [str(items[i].path) for i in used],
+        "used_sha256": [items[i].sha256 for i in used],
         "held_out": [str(items[i].path) for i in held],
         "tuning": tuning, "before": before, "after": after}, indent=1) + "\n")
     report(0.85, "converting to the fast runtime")

@@ -68,17 +68,27 @@ def _lite0(x, pretrained: bool):
 
 def _efficientnet_b0(x, pretrained: bool):
     # Keras' B0 normalises 0–255 input itself (Rescaling + Normalization layers inside).
-    base = keras.applications.EfficientNetB0(
-        include_top=False, weights="imagenet" if pretrained else None, input_tensor=x
-    )
-    return base.output
+    return _keras_application(keras.applications.EfficientNetB0, "b0", x, pretrained)
 
 
 def _mobilenet_v2(x, pretrained: bool):
     x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="mobilenetv2_preprocess")(x)
-    base = keras.applications.MobileNetV2(
-        include_top=False, weights="imagenet" if pretrained else None, input_tensor=x
-    )
+    return _keras_application(keras.applications.MobileNetV2, "mobilenetv2", x, pretrained)
+
+
+def _keras_application(factory, name: str, x, pretrained: bool):
+    """A Keras application's features; its ImageNet weights are downloaded on first use."""
+    try:
+        base = factory(include_top=False, weights="imagenet" if pretrained else None,
+                       input_tensor=x)
+    except Exception as error:  # Keras raises a bare Exception when the download fails
+        if "URL fetch failure" not in str(error):
+            raise
+        raise ValueError(
+            f"the {name} backbone's ImageNet weights could not be downloaded ({error}); "
+            "connect to the internet once (Keras keeps them in ~/.keras/models), or train "
+            "with --backbone lite0, whose weights ship with HematoVision, or with "
+            "--no-pretrained") from error
     return base.output
 
 

@@ -59,22 +59,38 @@ class Differential:
 
 
 def sources_from_paths(paths: Iterable[str | Path]) -> list[tuple[str, bytes | None, str]]:
-    """``(name, bytes, error)`` for files, folders (recursive) and .zip files on disk."""
-    sources: list[tuple[str, bytes | None, str]] = []
+    """``(name, bytes, error)`` for files, folders (recursive) and .zip files on disk; a
+    file named twice (a folder and a file in it, say) is read once."""
+    files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if p.is_file()
-                               and not p.name.startswith(".")):
-                if file.suffix.lower() in IMAGE_SUFFIXES + (".zip",):
-                    sources += sources_from_paths([file])
-        elif path.suffix.lower() == ".zip" and path.is_file():
-            sources += sources_from_upload(path.name, path.read_bytes())
+            files += sorted(p for p in path.rglob("*") if p.is_file()
+                            and not p.name.startswith(".")
+                            and p.suffix.lower() in IMAGE_SUFFIXES + (".zip",))
+        else:
+            files.append(path)
+    sources: list[tuple[str, bytes | None, str]] = []
+    for path in _once(files):
+        if path.suffix.lower() == ".zip" and path.is_file():
+            sources += sources_from_upload(str(path), path.read_bytes())
         else:
             try:
                 sources.append((str(path), path.read_bytes(), ""))
             except OSError as error:
                 sources.append((str(path), None, f"{path}: cannot be read ({error.strerror})"))
     return sources
+
+
+def _once(files: list[Path]) -> list[Path]:
+    """The files in order, each once however it was named (``a/x.jpg``, ``./a/x.jpg``)."""
+    seen: set[Path] = set()
+    kept = []
+    for path in files:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            kept.append(path)
+    return kept
 
 
 def sources_from_upload(name: str, data: bytes) -> list[tuple[str, bytes | None, str]]:
@@ -162,15 +178,30 @@ def results_csv(results: list[CellResult], classes: tuple[str, ...]) -> str:
     for r in results:
         p = r.prediction
         if p is None:
-            writer.writerow([r.name, "", "", "", *[""] * len(classes), "", "", r.sha256,
-                             r.error])
+            writer.writerow([_cell(r.name), "", "", "", *[""] * len(classes), "", "",
+                             r.sha256, _cell(r.error)])
         else:
             distance = "" if p.distance is None else f"{p.distance:.4f}"
-            writer.writerow([r.name, p.label, f"{p.confidence:.6f}", p.status,
+            writer.writerow([_cell(r.name), p.label, f"{p.confidence:.6f}", p.status,
                              *[f"{v:.6f}" for v in p.probabilities], distance,
                              p.unfamiliar_reason, r.sha256, ""])
     return buffer.getvalue()
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula; a file may be
+# named "=HYPERLINK(...).jpg". OWASP's advice: lead such text with a quote.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(text: str) -> str:
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def read_results_csv(text: str) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(text)))
+    """The rows of :func:`results_csv`, names and errors as they were before quoting."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    for row in rows:
+        for key in ("path", "error"):
+            if row[key].startswith("'") and row[key][1:].startswith(_FORMULA_START):
+                row[key] = row[key][1:]
+    return rows

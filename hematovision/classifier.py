@@ -22,7 +22,8 @@ from hematovision.model_card import ModelCard, load_card
 from hematovision.runtime import LiteRTRunner
 from hematovision.torch_state_dict import sha256_of_file
 
-__all__ = ["ModelFileError", "Prediction", "Classifier", "CONFIDENT", "REVIEW", "UNFAMILIAR"]
+__all__ = ["ModelFileError", "Prediction", "Classifier", "check_model_file", "CONFIDENT", "REVIEW",
+           "UNFAMILIAR"]
 
 CONFIDENT = "Confident"
 REVIEW = "Review"
@@ -118,7 +119,7 @@ class Classifier:
         except (FileNotFoundError, ValueError) as error:
             raise ModelFileError(str(error)) from error
         path = self.model_dir / self.card.model_file
-        self.model_sha256 = _check_file(path, self.card.model_sha256)
+        self.model_sha256 = check_model_file(path, self.card.model_sha256)
         self._model = None
         self._keras_forward = None
         self._lock = threading.Lock()
@@ -126,11 +127,11 @@ class Classifier:
         self.familiarity = None
         if self.card.familiarity_file:
             familiarity_path = self.model_dir / self.card.familiarity_file
-            _check_file(familiarity_path, self.card.familiarity_sha256)
+            check_model_file(familiarity_path, self.card.familiarity_sha256)
             self.familiarity = load_familiarity(familiarity_path)
         if self.card.runtime_file:
             runtime_path = self.model_dir / self.card.runtime_file
-            _check_file(runtime_path, self.card.runtime_sha256)
+            check_model_file(runtime_path, self.card.runtime_sha256)
             self._runtime = LiteRTRunner(runtime_path)
         else:
             _ = self.model
@@ -301,7 +302,8 @@ class Classifier:
         return result
 
 
-def _check_file(path: Path, expected_sha256: str) -> str:
+def check_model_file(path: Path, expected_sha256: str) -> str:
+    """The file's sha256, after making sure it is there and is the one its card names."""
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
     actual = sha256_of_file(path)

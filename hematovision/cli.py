@@ -4,15 +4,43 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
 __all__ = ["main"]
 
 
+def _new_model_folder(out: str, overwrite: bool, source: str | None = None) -> None:
+    """Refuse to write over a model unless asked; when asked, clear the reports that
+    described the old one, so none of them is read as the new model's."""
+    folder = Path(out)
+    if source and Path(source).resolve() == folder.resolve():
+        raise ValueError(f"--out {out} is the model it starts from; choose a new folder")
+    if not (folder / "card.json").is_file():
+        return
+    if not overwrite:
+        raise ValueError(f"{out} already holds a model; choose another --out, or pass "
+                         "--overwrite to replace it")
+    for pattern in ("*.json", "*.keras", "*.tflite", "*.npz", "*.csv", "*.log", "MODEL_CARD.md"):
+        for path in folder.glob(pattern):
+            path.unlink()
+
+
+def _writable(out: str) -> None:
+    """Check an output file's place before the slow work, not after it."""
+    path = Path(out)
+    if path.is_dir():
+        raise ValueError(f"--out {out} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"--out {out}: folder {path.parent} does not exist")
+
+
 def _train(args) -> int:
     from hematovision.dataset import SplitFractions
     from hematovision.training import TrainingConfig, train
+
+    _new_model_folder(args.out, args.overwrite, args.init_from)
 
     config = TrainingConfig(
         backbone=args.backbone, pretrained=not args.no_pretrained,
@@ -103,6 +131,8 @@ def _review_threshold(args) -> int:
     rule = fit_review(args.model, args.data, args.catch, progress=not args.quiet)
     print(f"review threshold {rule.threshold:.3f}: {rule.describe()}")
     print(f"wrote {args.model}/card.json")
+    print("the card's measured Review shares still describe the old threshold until "
+          f"'hematovision evaluate --model {args.model}' runs again")
     return 0
 
 
@@ -170,11 +200,16 @@ def _adapt(args) -> int:
     if not args.out:
         print("error: --out is required (or use --study)", file=sys.stderr)
         return 2
+    _new_model_folder(args.out, args.overwrite, args.model)
 
     result = adapt(args.model, args.data, args.out, per_class=args.per_class, seed=args.seed,
                    tuning=args.tuning, progress=None if args.quiet else _show_progress)
     print(f"adapted on {sum(result.used.values())} cells, scored on "
           f"{sum(result.held_out.values())} held-out cells")
+    if sum(result.held_out.values()) < 20:
+        print(f"warning: only {sum(result.held_out.values())} held-out cells score the "
+              "result; the numbers below are rough (give more cells of each class)",
+              file=sys.stderr)
     for when, row in (("before", result.before), ("after", result.after)):
         print(f"{when:>6}: accuracy {row['accuracy']:.3f}, balanced accuracy "
               f"{row['balanced_accuracy']:.3f}, ECE {row['ece']:.3f} (n={row['n']})")
@@ -188,6 +223,7 @@ def _explain(args) -> int:
     from hematovision.images import read_image
     from hematovision.overlay import compose_panel, overlay, overlay_signed, to_png
 
+    _writable(args.out)
     classifier = Classifier(args.model)
     image = read_image(args.image)
     if args.class_name is None:
@@ -205,7 +241,7 @@ def _explain(args) -> int:
     else:
         shown = overlay(image, result.heatmap, args.opacity, args.colormap)
     title = (f"{Path(args.image).name}: {method.title} for {result.class_name} "
-             f"(predicted {prediction.answer})")
+             f"(predicted {prediction.answer}, {prediction.status})")
     Path(args.out).write_bytes(to_png(compose_panel([("original", image), (method.title, shown)],
                                                     title=title)))
     if args.heatmap:
@@ -213,6 +249,9 @@ def _explain(args) -> int:
 
         np.save(args.heatmap, result.heatmap)
     print(f"{title}; {result.seconds:.2f} s → {args.out}")
+    if prediction.unfamiliar_reason:
+        print(f"warning: Unfamiliar image ({prediction.unfamiliar_reason}); the answer and "
+              "its map are not to be trusted", file=sys.stderr)
     return 0
 
 
@@ -221,6 +260,7 @@ def _classifier_and_sources(args):
     from hematovision.batch import sources_from_paths
     from hematovision.classifier import Classifier
 
+    _writable(args.out)
     classifier = Classifier(args.model)
     sources = sources_from_paths(args.paths)
     if not sources:
@@ -243,7 +283,7 @@ def _report(args) -> int:
     Path(args.out).write_bytes(build_report(results, diff, classifier.card,
                                             classifier.model_sha256, maps))
     print(f"{diff.total} files: {diff.counted} counted, {diff.review} to review, "
-          f"{diff.unreadable} unreadable → {args.out}")
+          f"{diff.unfamiliar} unfamiliar, {diff.unreadable} unreadable → {args.out}")
     return 1 if diff.unreadable else 0
 
 
@@ -268,139 +308,258 @@ def _predict(args) -> int:
     failed = sum(result.prediction is None for result in results)
     print(f"classified {len(results) - failed} of {len(results)} files into {args.out}")
     if failed:
-        print(f"{failed} files could not be read; see the error column", file=sys.stderr)
+        print(f"{failed} file{'s' if failed > 1 else ''} could not be read; see the error "
+              "column", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _count(minimum: int):
+    """An argparse type: a whole number of at least ``minimum``."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {value}")
+        return value
+    parse.__name__ = "whole number"  # what argparse names in its error
+    return parse
+
+
+def _share(text: str) -> float:
+    """An argparse type: a number from 0 to 1."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie between 0 and 1, got {value}")
+    return value
+
+
+_share.__name__ = "number"
+
+
+class _Help(argparse.HelpFormatter):
+    """Help that states an option's default where it has one worth stating."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if ("%(default)" in text or not action.option_strings or default is None
+                or default is False or default is argparse.SUPPRESS):
+            return text
+        return text + " (default: %(default)s)"
+
+
+EXAMPLES = {
+    "train": "hematovision train --data ../shared/datasets/pbc --out models/mine",
+    "evaluate": ("hematovision evaluate --model models/pbc-lite0 --data ../shared/datasets/pbc "
+                 "../shared/datasets/zheng2018_d2"),
+    "predict": "hematovision predict my_cells/ slide.zip --out results.csv",
+    "explain": ("hematovision explain cell.jpg --method lime --class monocyte "
+                "--out why.png"),
+    "report": "hematovision report my_cells/ --out differential.pdf",
+    "adapt": ("hematovision adapt --data my_lab_cells/ --out models/my-lab   "
+              "(my_lab_cells/<class>/<image>)"),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
     from hematovision.calibration import REVIEW_CATCH  # numpy and scipy only
+    from hematovision.overlay import COLORMAPS
 
+    # Options every command takes, after its name as well as before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="show the log messages of TensorFlow and the other libraries")
     parser = argparse.ArgumentParser(
-        prog="hematovision", description="Classify white blood cells and explain why.")
-    parser.add_argument("--verbose", action="store_true", help="show library log messages")
-    commands = parser.add_subparsers(dest="command", required=True)
+        prog="hematovision", parents=[common],
+        description="Classify white blood cells in microscope images and show why.",
+        epilog="Run 'hematovision COMMAND --help' for a command's options and an example.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train a model on a folder of class folders")
+    def command(name: str, help: str, description: str = ""):
+        example = EXAMPLES.get(name)
+        return commands.add_parser(
+            name, help=help, description=description or help[0].upper() + help[1:] + ".",
+            parents=[common], formatter_class=_Help,
+            epilog=f"example: {example}" if example else None)
+
+    def model_option(sub, required: bool = False, what: str = "model folder") -> None:
+        if required:
+            sub.add_argument("--model", required=True, help=what)
+        else:
+            sub.add_argument("--model", default=str(default_model_dir()),
+                             help=f"{what} ($HEMATOVISION_MODEL if set, else the shipped model)")
+
+    def quiet_option(sub) -> None:
+        sub.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    train = command("train", "train a model on a folder of class folders",
+                    "Train a classifier on a folder of class folders (PBC, the Kaggle "
+                    "blood-cells layout, or your own): backbone frozen first, then its top "
+                    "blocks fine-tuned. Writes the model, its card, split and logs to --out.")
     train.add_argument("--data", required=True, help="folder of class folders (PBC, Kaggle, …)")
     train.add_argument("--out", required=True, help="model folder to create, e.g. models/mine")
-    train.add_argument("--backbone", default="lite0", choices=["lite0", "b0", "mobilenetv2"])
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace a model already in --out")
+    train.add_argument("--backbone", default="lite0", choices=["lite0", "b0", "mobilenetv2"],
+                       help="network: EfficientNet-Lite0 (ImageNet weights ship with it), "
+                            "EfficientNet-B0 or MobileNetV2 (their weights are downloaded)")
     train.add_argument("--no-pretrained", action="store_true",
                        help="random backbone weights (b0/mobilenetv2 need internet otherwise)")
-    train.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs (phase 2)")
-    train.add_argument("--head-epochs", type=int, default=40, help="head epochs (phase 1)")
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--hidden-units", type=int, default=0, help="hidden dense layer in the head")
-    train.add_argument("--fine-tune-from", default=None, help="first unfrozen layer prefix")
+    train.add_argument("--epochs", type=_count(0), default=6,
+                       help="fine-tuning epochs (phase 2)")
+    train.add_argument("--head-epochs", type=_count(0), default=40,
+                       help="epochs of the head alone, backbone frozen (phase 1)")
+    train.add_argument("--batch-size", type=_count(1), default=32, help="images per step")
+    train.add_argument("--hidden-units", type=_count(0), default=0,
+                       help="units of a hidden dense layer in the head (0: none)")
+    train.add_argument("--fine-tune-from", default=None,
+                       help="name prefix of the first backbone layer to unfreeze, e.g. "
+                            "block4_ (default: the backbone's top blocks)")
     train.add_argument("--split", type=float, nargs=3, default=(0.7, 0.15, 0.15),
-                       metavar=("TRAIN", "VAL", "TEST"))
+                       metavar=("TRAIN", "VAL", "TEST"), help="shares of the three splits")
     train.add_argument("--classes", help="comma-separated classes to use (default: all found)")
-    train.add_argument("--limit-per-class", type=int, help="use at most N images per class")
-    train.add_argument("--seed", type=int, default=1234)
+    train.add_argument("--limit-per-class", type=_count(1),
+                       help="use at most N images per class (for quick trials)")
+    train.add_argument("--seed", type=int, default=1234, help="random seed")
     train.add_argument("--learning-rate", type=float, default=3e-4,
                        help="peak fine-tuning learning rate (cosine decay)")
-    train.add_argument("--review-catch", type=float, default=REVIEW_CATCH,
+    train.add_argument("--review-catch", type=_share, default=REVIEW_CATCH,
                        help="share of validation errors the Review threshold must catch")
     train.add_argument("--init-from", help="continue fine-tuning this trained model folder")
     train.add_argument("--no-evaluate", action="store_true", help="skip the test-split evaluation")
-    train.add_argument("--quiet", action="store_true")
+    quiet_option(train)
     train.set_defaults(run=_train)
 
-    evaluate = commands.add_parser("evaluate", help="measure a model on held-out data")
-    evaluate.add_argument("--model", required=True, help="model folder")
+    evaluate = command("evaluate", "measure a model on held-out data",
+                       "Measure a model on its held-out test split (when --data is the folder "
+                       "it was trained on) or on a whole other folder, leaving out any cell "
+                       "the model learned from. Prints the metrics and writes them as JSON "
+                       "into the model folder and its card.")
+    model_option(evaluate, required=True)
     evaluate.add_argument("--data", required=True, nargs="+", help="one or more data folders")
     evaluate.add_argument("--all", action="store_true",
                           help="use the whole folder even if it holds the model's test split")
-    evaluate.add_argument("--bootstrap", type=int, default=1000)
+    evaluate.add_argument("--bootstrap", type=_count(0), default=1000,
+                          help="bootstrap resamples for the 95 %% intervals")
     evaluate.add_argument("--explanations", action="store_true",
                           help="also check every explainer (faithfulness, pointing game, "
                                "randomisation) and store the results in the model folder")
-    evaluate.add_argument("--explain-cells", type=int, default=100,
+    evaluate.add_argument("--explain-cells", type=_count(1), default=100,
                           help="test cells for the explanation checks")
-    evaluate.add_argument("--mask-cells", type=int, default=100,
+    evaluate.add_argument("--mask-cells", type=_count(1), default=100,
                           help="masked cells for the pointing game")
     evaluate.add_argument("--masks", help="folder with labels.csv (image,label,mask) for "
                                           "the pointing game, e.g. zheng2018_d2")
-    evaluate.add_argument("--quiet", action="store_true")
+    quiet_option(evaluate)
     evaluate.set_defaults(run=_evaluate)
 
-    export = commands.add_parser("export", help="add the fast LiteRT runtime to a model folder")
-    export.add_argument("--model", required=True, help="model folder")
+    export = command("export", "add the fast LiteRT runtime to a model folder")
+    model_option(export, required=True)
     export.set_defaults(run=_export)
 
-    familiar = commands.add_parser(
-        "familiarity", help="fit the statistics that flag images unlike the training cells")
-    familiar.add_argument("--model", required=True, help="model folder")
+    familiar = command("familiarity",
+                       "fit the statistics that flag images unlike the training cells")
+    model_option(familiar, required=True)
     familiar.add_argument("--data", required=True, help="the data folder it was trained on")
-    familiar.add_argument("--quiet", action="store_true")
+    quiet_option(familiar)
     familiar.set_defaults(run=_familiarity)
 
-    review = commands.add_parser(
-        "review-threshold",
-        help="refit the confidence under which cells are marked Review, on validation cells")
-    review.add_argument("--model", required=True, help="model folder")
+    review = command("review-threshold",
+                     "refit the confidence under which cells are marked Review, on "
+                     "validation cells")
+    model_option(review, required=True)
     review.add_argument("--data", required=True, help="the data folder it was trained on")
-    review.add_argument("--catch", type=float, default=REVIEW_CATCH,
+    review.add_argument("--catch", type=_share, default=REVIEW_CATCH,
                         help="share of the validation cells the model gets wrong that should "
-                             "fall under the threshold (default %(default)s)")
-    review.add_argument("--quiet", action="store_true")
+                             "fall under the threshold")
+    quiet_option(review)
     review.set_defaults(run=_review_threshold)
 
-    foreign = commands.add_parser(
-        "foreign", help="measure how many clearly foreign images the model flags Unfamiliar")
-    foreign.add_argument("--model", default=str(default_model_dir()))
+    foreign = command("foreign",
+                      "measure how many clearly foreign images the model flags Unfamiliar")
+    model_option(foreign)
     foreign.add_argument("--data", required=True,
                          help="the data folder the model was trained on (its test split)")
     foreign.set_defaults(run=_foreign)
 
-    adapt = commands.add_parser(
-        "adapt", help="adapt a model to your laboratory's cells with a few labelled examples")
-    adapt.add_argument("--model", default=str(default_model_dir()))
+    adapt = command("adapt", "adapt a model to your laboratory's cells with a few labelled "
+                    "examples",
+                    "Adapt a model to your laboratory's microscope with a few labelled cells "
+                    "per class (a folder of class folders): part of them adapt the model, the "
+                    "rest score it before and after. The original model is not changed.")
+    model_option(adapt, what="model to adapt")
     adapt.add_argument("--data", required=True, help="folder of class folders of your cells")
     adapt.add_argument("--out", help="new model folder, e.g. models/my-lab")
-    adapt.add_argument("--per-class", type=int, default=10,
+    adapt.add_argument("--overwrite", action="store_true",
+                       help="replace a model already in --out")
+    adapt.add_argument("--per-class", type=_count(1), default=10,
                        help="cells per class to adapt on (at most half of each class; the "
                             "rest score the result)")
-    adapt.add_argument("--seed", type=int, default=0)
+    adapt.add_argument("--seed", type=int, default=0, help="which cells are drawn")
     adapt.add_argument("--tuning", default="last-layer", choices=["last-layer", "last-block"],
-                       help="refit only the last layer (default, seconds) or also fine-tune "
-                            "the last block (a few minutes; switches off the distance check)")
+                       help="refit only the last layer (seconds) or also fine-tune the last "
+                            "block (a few minutes; switches off the distance check)")
     adapt.add_argument("--study", action="store_true",
-                       help="measure instead: adapt on 5, 10, 20 cells per class over "
-                            "several random splits, score on the rest; saves nothing but "
-                            "the table")
-    adapt.add_argument("--per-class-study", type=int, nargs="+", default=[5, 10, 20])
-    adapt.add_argument("--splits", type=int, default=5)
-    adapt.add_argument("--quiet", action="store_true")
+                       help="measure instead of adapting: adapt on --per-class-study cells "
+                            "per class over --splits random splits, score on the rest; writes "
+                            "the table into --model's folder and card, no new model")
+    adapt.add_argument("--per-class-study", type=_count(1), nargs="+", default=[5, 10, 20],
+                       help="cells per class to try in --study")
+    adapt.add_argument("--splits", type=_count(1), default=5,
+                       help="random splits per number of cells in --study")
+    quiet_option(adapt)
     adapt.set_defaults(run=_adapt)
 
-    explain = commands.add_parser("explain", help="save a map of why the model chose a class")
+    explain = command("explain", "save a map of why the model chose a class",
+                      "Save a picture of the cell beside a map of what made the model lean "
+                      "towards a class: gradcam and gradcampp (Grad-CAM++) follow the "
+                      "network's gradients and take a fraction of a second; lime and shap "
+                      "hide patches of the cell and take seconds.")
     explain.add_argument("image", help="one image file")
     explain.add_argument("--method", default="gradcam",
-                         choices=["gradcam", "gradcampp", "lime", "shap"])
+                         choices=["gradcam", "gradcampp", "lime", "shap"],
+                         help="explanation method")
     explain.add_argument("--class", dest="class_name", help="class to explain (default: predicted)")
     explain.add_argument("--out", required=True, help="PNG file to write")
-    explain.add_argument("--model", default=str(default_model_dir()))
-    explain.add_argument("--opacity", type=float, default=0.5)
-    explain.add_argument("--colormap", default="jet")
+    model_option(explain)
+    explain.add_argument("--opacity", type=_share, default=0.5,
+                         help="how strongly the map covers the cell (0 to 1)")
+    explain.add_argument("--colormap", default="jet", choices=COLORMAPS,
+                         help="colours of the Grad-CAM maps (LIME and SHAP always use "
+                              "red for, blue against)")
     explain.add_argument("--heatmap", help="also save the raw [0, 1] heatmap as .npy")
     explain.set_defaults(run=_explain)
 
-    report = commands.add_parser("report", help="a PDF differential report of many cells")
+    report = command("report", "a PDF differential report of many cells")
     report.add_argument("paths", nargs="+", help="image files, folders and .zip files")
-    report.add_argument("--model", default=str(default_model_dir()))
+    model_option(report)
     report.add_argument("--out", required=True, help="PDF file to write")
     report.add_argument("--no-gradcam", action="store_true", help="leave out the Grad-CAM maps")
     report.set_defaults(run=_report)
 
-    predict = commands.add_parser("predict", help="classify images into a CSV file")
+    predict = command("predict", "classify images into a CSV file",
+                      "Classify images into a CSV file: one row per image with its label, "
+                      "probability, status (Confident, Review, Unfamiliar), one column per "
+                      "class and an error column for files that could not be read. The exit "
+                      "code is 1 when any file failed.")
     predict.add_argument("paths", nargs="+",
                          help="image files, folders (searched recursively) and .zip files")
-    predict.add_argument("--model", default=str(default_model_dir()))
+    model_option(predict)
     predict.add_argument("--out", required=True, help="CSV file to write")
-    predict.add_argument("--batch-size", type=int, default=32)
-    predict.add_argument("--quiet", action="store_true")
+    predict.add_argument("--batch-size", type=_count(1), default=32,
+                         help="images per model call")
+    quiet_option(predict)
     predict.set_defaults(run=_predict)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hematovision")
+    except PackageNotFoundError:
+        return "(not installed)"
 
 
 def default_model_dir() -> Path:
@@ -411,7 +570,11 @@ def default_model_dir() -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+    verbose = getattr(args, "verbose", False)
+    # TensorFlow's C++ start-up notes (CPU features, oneDNN) say nothing to a user; read
+    # before TensorFlow is first imported, which is why it is set here.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     from hematovision.classifier import ModelFileError
     from hematovision.images import ImageError

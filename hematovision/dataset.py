@@ -23,6 +23,8 @@ from hematovision.images import IMAGE_SUFFIXES
 
 __all__ = [
     "SPLIT_FILE",
+    "ADAPTATION_FILE",
+    "learned_from",
     "test_split_files",
     "split_files",
     "LabelledImage",
@@ -35,6 +37,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 SPLIT_FILE = "split.json"
+ADAPTATION_FILE = "adaptation.json"  # an adapted model's record of the cells it used
 
 _SPLIT_FOLDERS = {"train": "train", "training": "train", "val": "val", "valid": "val",
                   "validation": "val", "test": "test", "testing": "test"}
@@ -219,6 +222,26 @@ def split_fingerprint(dataset: Dataset, assignment: dict[str, str]) -> str:
     lines = sorted(f"{item.sha256} {item.label} {assignment[item.sha256]}"
                    for item in dataset.items)
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
+def learned_from(model_dir: str | Path) -> dict[str, str]:
+    """The cells a model has learned from, by content: ``{sha256: where}`` for its
+    training and validation split and, for an adapted model, the user's cells it was
+    adapted on. Scoring a model on these would flatter it, whatever folder they sit in."""
+    model_dir = Path(model_dir)
+    seen: dict[str, str] = {}
+    split_path = model_dir / SPLIT_FILE
+    if split_path.is_file():
+        for entry in json.loads(split_path.read_text())["files"]:
+            if entry["split"] in ("train", "val"):
+                seen[entry["sha256"]] = f"its {entry['split']} split"
+    adaptation = model_dir / ADAPTATION_FILE
+    if adaptation.is_file():
+        record = json.loads(adaptation.read_text())
+        digests = record.get("used_sha256") or [
+            _sha256(Path(path)) for path in record.get("used", []) if Path(path).is_file()]
+        seen.update(dict.fromkeys(digests, "the cells it was adapted on"))
+    return seen
 
 
 def test_split_files(model_dir: str | Path, data_dir: str | Path) -> list[tuple[Path, str]] | None:

@@ -12,7 +12,7 @@ from scipy.special import softmax
 
 from hematovision.calibration import expected_calibration_error, reliability_bins
 from hematovision.classifier import CONFIDENT, REVIEW, UNFAMILIAR, Classifier
-from hematovision.dataset import scan_folder, test_split_files
+from hematovision.dataset import learned_from, scan_folder, test_split_files
 from hematovision.decoding import decode_images
 from hematovision.familiarity import sharpness
 from hematovision.metrics import balanced_accuracy, classification_report
@@ -72,12 +72,23 @@ def evaluate(classifier: Classifier, data_dir: str | Path, whole_folder: bool = 
     files = None if whole_folder else test_split_files(classifier.model_dir, data_dir)
     kind = "test split" if files is not None else "external folder"
     ignored: list[str] = []
+    known: list = []
     if files is None:
         dataset = scan_folder(data_dir)
         ignored = [c for c in dataset.classes if c not in classes]
         if ignored:
             log.warning("classes the model does not know, left out: %s", ", ".join(ignored))
-        files = [(item.path, item.label) for item in dataset.items if item.label in classes]
+        items = [item for item in dataset.items if item.label in classes]
+        seen = learned_from(classifier.model_dir)
+        known = [item for item in items if item.sha256 in seen]
+        if known:
+            log.warning("left out %d of %d images the model learned from (%s); its answers "
+                        "on them would flatter it", len(known), len(items),
+                        ", ".join(sorted({seen[item.sha256] for item in known})))
+        files = [(item.path, item.label) for item in items if item.sha256 not in seen]
+        if items and not files:
+            raise ValueError(f"{data_dir}: the model learned from every one of these "
+                             f"{len(items)} images; score it on cells it has not seen")
     if not files:
         raise ValueError(f"{data_dir}: no images of the model's classes ({', '.join(classes)})")
     images, kept, failed, no_cell = decode_images(
@@ -98,6 +109,7 @@ def evaluate(classifier: Classifier, data_dir: str | Path, whole_folder: bool = 
         "classes": classes,
         "unreadable": [str(path) for path, _ in failed],
         "ignored_classes": ignored,
+        "left_out_learned_from": [str(item.path) for item in known],
         "metrics": classification_report(labels, probabilities, classes, bootstrap=bootstrap),
     }
     report["metrics"].update(_calibration(logits, probabilities, labels))
@@ -198,6 +210,9 @@ def format_report(report: dict) -> str:
             "flagged")
     if report["unreadable"]:
         lines.append(f"unreadable files left out: {len(report['unreadable'])}")
+    if report.get("left_out_learned_from"):
+        lines.append("left out, as the model learned from them: "
+                     f"{len(report['left_out_learned_from'])}")
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ in 0–255.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +67,11 @@ def _open(data: bytes, name: str, limits: ImageLimits) -> Image.Image:
         raise ImageError(f"{name}: not a readable image (content is no known image format)"
                          ) from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageError(f"{name}: not a readable image ({error})") from error
+        # Pillow's own guard, for pictures far past ours: say it in our words.
+        pixels = re.search(r"\((\d+) pixels\)", str(error))
+        size = f"{int(pixels.group(1)):,} pixels" if pixels else "too many pixels"
+        raise ImageError(f"{name}: {size} is more than the limit of {limits.max_pixels:,}"
+                         ) from error
     except Exception as error:  # Pillow raises many types on hostile headers
         kind = type(error).__name__
         raise ImageError(f"{name}: not a readable image ({kind}: {error})") from error

@@ -9,7 +9,14 @@ from hematovision.model_card import CARD_FILE
 
 __all__ = ["MODELS_DIR", "DEFAULT_MODEL", "available_models", "default_model_dir", "models_root"]
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+def _project_models() -> Path:
+    # Beside the package in a clone (or an editable install); an installed wheel has no
+    # models of its own, so there the models/ folder of the clone it is run from.
+    beside = Path(__file__).resolve().parent.parent / "models"
+    return beside if beside.is_dir() else Path.cwd() / "models"
+
+
+MODELS_DIR = _project_models()
 DEFAULT_MODEL = "pbc-lite0"
 
 

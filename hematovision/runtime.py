@@ -8,6 +8,9 @@ still come from the Keras model.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import threading
 from pathlib import Path
@@ -16,6 +19,8 @@ import numpy as np
 
 __all__ = ["RUNTIME_FILE", "export_litert", "LiteRTRunner"]
 
+log = logging.getLogger(__name__)
+
 RUNTIME_FILE = "model.tflite"
 
 
@@ -23,8 +28,14 @@ def export_litert(logits_model, path: str | Path) -> Path:
     """Convert a Keras model (image → logits) to a float32 LiteRT flatbuffer at ``path``."""
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(logits_model)
-    Path(path).write_bytes(converter.convert())
+    # The converter prints every traced tensor (hundreds of lines) to stdout; they belong
+    # in the debug log, not between a command's results.
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        converter = tf.lite.TFLiteConverter.from_keras_model(logits_model)
+        flatbuffer = converter.convert()
+    log.debug("%s", printed.getvalue())
+    Path(path).write_bytes(flatbuffer)
     return Path(path)
 
 

@@ -30,6 +30,7 @@ from hematovision.calibration import (
     fit_review_threshold,
     fit_temperature,
 )
+from hematovision.classifier import check_model_file
 from hematovision.dataset import (
     SPLIT_FILE,
     SplitFractions,
@@ -169,7 +170,6 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainingConfig = Tr
     """
     started = time.time()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     backbone = get_backbone(config.backbone)
 
@@ -201,6 +201,8 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainingConfig = Tr
                              config.dropout, config.hidden_units,
                              config.pretrained and not config.init_from)
     weights = _class_weights(labels["train"], len(classes))
+    # Made only now, so that a run stopped by bad data or settings leaves no empty folder.
+    out_dir.mkdir(parents=True, exist_ok=True)
     history_path = out_dir / HISTORY_FILE
     history_path.unlink(missing_ok=True)
     head_seconds = 0.0
@@ -294,9 +296,8 @@ def add_fast_runtime(model_dir: str | Path) -> ModelCard:
     """Convert a saved model's logits to LiteRT beside it and record the file in its card."""
     model_dir = Path(model_dir)
     card = load_card(model_dir)
+    check_model_file(model_dir / card.model_file, card.model_sha256)
     model = keras.saving.load_model(model_dir / card.model_file, compile=False, safe_mode=True)
-    if sha256_of_file(model_dir / card.model_file) != card.model_sha256:
-        raise ValueError(f"{model_dir / card.model_file} does not match its card's sha256")
     # One output, logits then pooled features: a second output's order is not stable
     # through conversion, a concatenation is.
     both = keras.layers.Concatenate(name="logits_and_features")(

@@ -136,6 +136,30 @@ def test_evaluate_on_several_folders_prints_one_cross_lab_table(tiny_model):
     assert {p["status"] for p in report["predictions"]} <= {"Confident", "Review", "Unfamiliar"}
 
 
+def test_evaluate_leaves_out_the_cells_the_model_learned_from(tiny_model, tmp_path):
+    # A folder of training cells passed as "external" would flatter the model.
+    split = json.loads((tiny_model / "split.json").read_text())
+    learned = [entry for entry in split["files"]
+               if entry["split"] in ("train", "val") and entry["label"] == "eosinophil"][:4]
+    data = tmp_path / "mixed"
+    (data / "eosinophil").mkdir(parents=True)
+    for entry in learned:
+        shutil.copy(PBC / entry["path"], data / "eosinophil" / Path(entry["path"]).name)
+    for path in sorted((ZHENG / "images" / "eosinophil").glob("*.png"))[:3]:
+        shutil.copy(path, data / "eosinophil" / path.name)
+    result = run_cli("evaluate", "--model", str(tiny_model), "--data", str(data), "--quiet",
+                     "--bootstrap", "20")
+    assert result.returncode == 0, result.stderr
+    assert "left out 4 of 7 images the model learned from" in result.stderr
+    assert "left out, as the model learned from them: 4" in result.stdout
+    report = json.loads((tiny_model / "evaluation_mixed.json").read_text())
+    assert report["metrics"]["n"] == 3 and len(report["left_out_learned_from"]) == 4
+    for path in list((data / "eosinophil").glob("*.png")):
+        path.unlink()
+    result = run_cli("evaluate", "--model", str(tiny_model), "--data", str(data), "--quiet")
+    assert result.returncode != 0 and "learned from every one of these 4" in result.stderr
+
+
 @pytest.fixture(scope="module")
 def my_lab(tmp_path_factory) -> Path:
     """Eight eosinophils and eight lymphocytes from another laboratory."""
@@ -181,6 +205,12 @@ def test_adapt_end_to_end_on_a_few_external_cells(tiny_model, my_lab, tmp_path, 
         assert any("not checked for being far" in item for item in card["limitations"])
     prediction = adapted.predict([read_image(next((my_lab / "lymphocyte").iterdir()))])[0]
     assert prediction.label in card["classes"]
+    # Scored again on the lab's folder, the model is scored on the cells it did not adapt on.
+    result = run_cli("evaluate", "--model", str(out), "--data", str(my_lab), "--quiet",
+                     "--bootstrap", "20")
+    assert result.returncode == 0, result.stderr
+    assert "the cells it was adapted on" in result.stderr
+    assert json.loads((out / "evaluation_my-lab.json").read_text())["metrics"]["n"] == 10
     assert json.loads((tiny_model / "card.json").read_text())["model_sha256"] == before_sha
 
 
@@ -234,14 +264,19 @@ def test_predict_writes_a_row_per_file_and_flags_bad_ones(tmp_path):
         shutil.copy(source, folder / f"{label}.jpg")
     (folder / "empty.png").write_bytes(b"")
     (folder / "text.jpg").write_text("I am not a picture")
+    (folder / "=HYPERLINK(1).jpg").write_text("a spreadsheet formula as a file name")
     missing = tmp_path / "does-not-exist.png"
     out = tmp_path / "results.csv"
-    result = run_cli("predict", str(tmp_path / "cells"), str(missing), "--model",
-                     str(SHIPPED_MODEL), "--out", str(out))
+    # The neutrophil is named twice (its folder and itself): one row, not two.
+    result = run_cli("predict", str(tmp_path / "cells"), str(missing),
+                     str(folder / "neutrophil.jpg"), "--model", str(SHIPPED_MODEL),
+                     "--out", str(out))
     assert result.returncode == 1  # some files failed
+    assert "4 files could not be read" in result.stderr
     rows = {Path(row["path"]).name: row for row in csv.DictReader(open(out))}
+    assert len(list(csv.DictReader(open(out)))) == len(rows) == 6
     assert set(rows) == {"neutrophil.jpg", "eosinophil.jpg", "empty.png", "text.jpg",
-                         "does-not-exist.png"}
+                         "does-not-exist.png", "=HYPERLINK(1).jpg"}
     header = next(csv.reader(open(out)))
     assert header[:4] == ["path", "label", "confidence", "status"] and header[-1] == "error"
     assert "neutrophil" in header and "platelet" in header
@@ -260,3 +295,45 @@ def test_predict_with_a_missing_model_names_the_file(tmp_path):
                      "--out", str(tmp_path / "x.csv"))
     assert result.returncode == 2
     assert str(tmp_path / "nothing" / "card.json") in result.stderr
+
+
+@pytest.mark.parametrize("arguments,message", [
+    (["predict", str(PBC / "neutrophil"), "--out", "x.csv", "--batch-size", "-5"],
+     "--batch-size: must be 1 or more, got -5"),
+    (["predict", str(PBC / "neutrophil"), "--out", "no/such/folder/x.csv"],
+     "folder no/such/folder does not exist"),
+    (["explain", "x.png", "--out", "x.png", "--opacity", "5"], "must lie between 0 and 1"),
+    (["train", "--data", str(PBC), "--out", str(SHIPPED_MODEL)],
+     "already holds a model; choose another --out, or pass --overwrite"),
+])
+def test_bad_options_are_refused_before_any_work(arguments, message):
+    result = run_cli(*arguments)
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_every_command_explains_its_options():
+    for command in ("train", "evaluate", "predict", "explain", "report", "adapt", "foreign",
+                    "familiarity", "review-threshold", "export"):
+        result = run_cli(command, "--help")
+        assert result.returncode == 0
+        options = [line.split()[0] for line in result.stdout.splitlines()
+                   if line.startswith("  --")]
+        for line in result.stdout.split("options:")[1].split("\n  -")[1:]:
+            assert len(line.split()) > 1 + line.split()[0].count("{"), (command, line)
+        assert options, command
+    assert "(default: 32)" in run_cli("predict", "--help").stdout
+
+
+def test_the_package_carries_every_module(tmp_path):
+    # A wheel (pip install . rather than -e) must hold the explainers too.
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(tmp_path), str(Path(__file__).parents[1])], check=True,
+                   capture_output=True)
+    (wheel,) = tmp_path.glob("hematovision-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    source = Path(__file__).parents[1] / "hematovision"
+    expected = {path.relative_to(source.parent).as_posix() for path in source.rglob("*.py")}
+    assert expected <= names, sorted(expected - names)
