@@ -17,7 +17,7 @@ from hematovision.classifier import REVIEW, UNFAMILIAR, Classifier, Prediction
 from hematovision.images import IMAGE_SUFFIXES, ImageError, ImageLimits, read_image
 
 __all__ = ["CellResult", "Differential", "sources_from_paths", "sources_from_upload",
-           "classify_sources", "differential", "results_csv", "read_results_csv"]
+           "classify_sources", "copies", "differential", "results_csv", "read_results_csv"]
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,13 @@ def classify_sources(classifier: Classifier, sources: list[tuple[str, bytes | No
         if progress is not None:
             progress(min(1.0, (start + len(chunk)) / max(len(sources), 1)))
     return results
+
+
+def copies(results: list[CellResult]) -> int:
+    """How many readable inputs are byte-identical to an earlier one: the same cell sent
+    twice, which a differential would count twice."""
+    digests = [r.sha256 for r in results if r.prediction is not None]
+    return len(digests) - len(set(digests))
 
 
 def differential(results: list[CellResult], classes: tuple[str, ...]) -> Differential:

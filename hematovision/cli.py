@@ -221,7 +221,13 @@ def _explain(args) -> int:
     from hematovision.classifier import Classifier
     from hematovision.explainers import explain, get_explainer
     from hematovision.images import read_image
-    from hematovision.overlay import compose_panel, overlay, overlay_signed, to_png
+    from hematovision.overlay import (
+        colour_scale,
+        compose_panel,
+        overlay,
+        overlay_signed,
+        to_png,
+    )
 
     _writable(args.out)
     classifier = Classifier(args.model)
@@ -238,12 +244,16 @@ def _explain(args) -> int:
     prediction = classifier.predict([image])[0]
     if result.signed is not None:
         shown = overlay_signed(image, result.signed, args.opacity, method.signed_colormap)
+        key = (colour_scale(method.signed_colormap, signed=True),
+               f"against  <  neutral  >  for {result.class_name}")
     else:
         shown = overlay(image, result.heatmap, args.opacity, args.colormap)
+        key = (colour_scale(args.colormap), f"none  >  strong evidence for {result.class_name}")
     title = (f"{Path(args.image).name}: {method.title} for {result.class_name} "
              f"(predicted {prediction.answer}, {prediction.status})")
-    Path(args.out).write_bytes(to_png(compose_panel([("original", image), (method.title, shown)],
-                                                    title=title)))
+    panel = compose_panel([("original", image), (method.title, shown)], title=title,
+                          tile_size=384, keys=[None, key])
+    Path(args.out).write_bytes(to_png(panel))
     if args.heatmap:
         import numpy as np
 
@@ -269,6 +279,16 @@ def _classifier_and_sources(args):
     return classifier, sources
 
 
+def _warn_copies(results) -> None:
+    from hematovision.batch import copies
+
+    repeated = copies(results)
+    if repeated:
+        print(f"warning: {repeated} file{'s are' if repeated > 1 else ' is'} byte-identical "
+              "to another (same sha256 in the CSV): the same cell counted again",
+              file=sys.stderr)
+
+
 def _report(args) -> int:
     from hematovision.batch import classify_sources, differential
     from hematovision.report import build_report, gradcam_thumbnails
@@ -278,6 +298,7 @@ def _report(args) -> int:
         return 1
     classifier, sources = loaded
     results = classify_sources(classifier, sources)
+    _warn_copies(results)
     diff = differential(results, classifier.classes)
     maps = {} if args.no_gradcam else gradcam_thumbnails(classifier, sources, results)
     Path(args.out).write_bytes(build_report(results, diff, classifier.card,
@@ -304,6 +325,7 @@ def _predict(args) -> int:
         progress=None if bar is None else lambda f: bar.update(round(f * len(sources)) - bar.n))
     if bar is not None:
         bar.close()
+    _warn_copies(results)
     Path(args.out).write_text(results_csv(results, classifier.classes), encoding="utf-8")
     failed = sum(result.prediction is None for result in results)
     print(f"classified {len(results) - failed} of {len(results)} files into {args.out}")

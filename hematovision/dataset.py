@@ -155,6 +155,8 @@ def scan_folder(root: str | Path, classes: tuple[str, ...] | None = None) -> Dat
         FileNotFoundError: ``root`` does not exist or holds no class folder with images.
     """
     root = Path(root)
+    if root.is_file():
+        raise FileNotFoundError(f"{root} is a file; give the folder of class folders")
     if not root.is_dir():
         raise FileNotFoundError(f"dataset folder not found: {root}")
     wanted = {name.lower() for name in classes} if classes else None
@@ -168,7 +170,11 @@ def scan_folder(root: str | Path, classes: tuple[str, ...] | None = None) -> Dat
             log.warning("no images found for classes: %s", ", ".join(missing))
         found = tuple(name.lower() for name in classes)
     if not items:
-        raise FileNotFoundError(f"no labelled images in class folders under {root}")
+        folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+        wanted_text = f" of the classes {', '.join(sorted(wanted))}" if wanted else ""
+        raise FileNotFoundError(
+            f"no labelled images{wanted_text} in class folders under {root} (its folders: "
+            f"{', '.join(folders) or 'none'})")
     if skipped:
         log.warning("skipped %d files:\n%s", len(skipped),
                     "\n".join(f"  {path}: {why}" for path, why in skipped))

@@ -167,8 +167,14 @@ def _save(classifier: Classifier, report: dict, data_dir: Path) -> None:
             entry["restricted"] = {k: report["restricted"][k] for k in summary_keys
                                    if k in report["restricted"]}
             entry["restricted"]["classes"] = report["restricted"]["classes"]
-        others = [e for e in card.external if e.get("name") != data_dir.name]
-        card = replace(card, external=[*others, entry])
+        # A set measured again keeps its place in the card; a new one goes last.
+        names = [e.get("name") for e in card.external]
+        external = list(card.external)
+        if data_dir.name in names:
+            external[names.index(data_dir.name)] = entry
+        else:
+            external.append(entry)
+        card = replace(card, external=external)
     save_card(model_dir, card)
 
 
@@ -191,6 +197,9 @@ def format_report(report: dict) -> str:
                  f"after {metrics['ece_after_temperature']:.4f}")
     lines.append(f"{'class':<14}{'n':>6}{'precision':>11}{'recall':>9}{'F1':>8}   F1 95% CI")
     for name, row in metrics["per_class"].items():
+        if not row["support"]:  # recall and F1 are undefined, not 0
+            lines.append(f"{name:<14}{0:>6}   no cells of this class here")
+            continue
         lo, hi = row["f1_ci95"]
         lines.append(f"{name:<14}{row['support']:>6}{row['precision']:>11.4f}{row['recall']:>9.4f}"
                      f"{row['f1']:>8.4f}   [{lo:.4f}, {hi:.4f}]")

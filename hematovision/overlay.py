@@ -71,24 +71,45 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def compose_panel(tiles: list[tuple[str, np.ndarray]], title: str = "", tile_size: int = 256
-                  ) -> np.ndarray:
-    """Lay labelled RGB tiles side by side under a title; returns an RGB uint8 array."""
-    margin, label_height = 8, 24
-    title_height = 30 if title else 0
+def compose_panel(tiles: list[tuple[str, np.ndarray]], title: str = "", tile_size: int = 256,
+                  keys: list[tuple[np.ndarray, str] | None] | None = None) -> np.ndarray:
+    """Lay labelled RGB tiles side by side under a title (wrapped to the panel's width);
+    ``keys`` puts a colour key and its words under the tiles that have one. Returns an RGB
+    uint8 array."""
+    margin, label_height, line_height = 8, 24, 24
+    keys = keys or [None] * len(tiles)
     width = margin + len(tiles) * (tile_size + margin)
-    height = title_height + label_height + tile_size + 2 * margin
+    lines = _wrap(title, _font(18), width - 2 * margin) if title else []
+    title_height = len(lines) * line_height + (6 if lines else 0)
+    key_height = 44 if any(keys) else 0
+    height = title_height + label_height + tile_size + key_height + 2 * margin
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
-    if title:
-        draw.text((margin, margin), title, fill="black", font=_font(18))
-    for index, (label, tile) in enumerate(tiles):
+    for number, line in enumerate(lines):
+        draw.text((margin, margin + number * line_height), line, fill="black", font=_font(18))
+    for index, ((label, tile), key) in enumerate(zip(tiles, keys)):
         left = margin + index * (tile_size + margin)
         top = margin + title_height
         draw.text((left, top), label, fill="black", font=_font(14))
         picture = Image.fromarray(tile).resize((tile_size, tile_size), Image.BILINEAR)
         canvas.paste(picture, (left, top + label_height))
+        if key is not None:
+            scale, words = key
+            below = top + label_height + tile_size + 6
+            canvas.paste(Image.fromarray(scale).resize((tile_size, 12)), (left, below))
+            draw.text((left, below + 16), words, fill="black", font=_font(13))
     return np.asarray(canvas)
+
+
+def _wrap(text: str, font, width: int) -> list[str]:
+    lines: list[str] = []
+    for word in text.split():
+        if lines and ImageDraw.Draw(Image.new("1", (1, 1))).textlength(
+                f"{lines[-1]} {word}", font=font) <= width:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return lines
 
 
 def to_png(image: np.ndarray) -> bytes:

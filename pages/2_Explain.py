@@ -80,6 +80,7 @@ methods = available_methods()
 columns = st.columns(len(methods) + 1)
 columns[0].image(base, caption=VIEWS[view], width="stretch")
 tiles = [(VIEWS[view], base)]
+keys = [None]
 for column, method in zip(columns[1:], methods):
     with column:
         bar = st.progress(0.0, text=f"{method.title}…")
@@ -98,15 +99,17 @@ for column, method in zip(columns[1:], methods):
         st.image(shown, caption=f"{method.title} ({result.seconds:.2f} s)",
                  width="stretch")
         signed = result.signed is not None
-        st.image(colour_scale(method.signed_colormap if signed else colormap, signed),
-                 caption="against ◂ neutral ▸ for the class" if signed else
+        scale = colour_scale(method.signed_colormap if signed else colormap, signed)
+        st.image(scale, caption="against ◂ neutral ▸ for the class" if signed else
                  "none ▸ strong evidence for the class", width="stretch")
         st.caption(method.caption)
         with st.expander("How it is computed"):
             st.caption(f"{method.how} ({method.reference})")
         tiles.append((method.title, shown))
+        keys.append((scale, "against < neutral > for" if signed else "none > strong evidence"))
 
 panel = compose_panel(tiles, title=f"{cells[sha].name}: {class_name} "
-                                   f"({100 * probability:.1f} %) — {classifier.name}")
+                                   f"({100 * probability:.1f} %) — {classifier.name}",
+                      keys=keys)
 st.download_button("Download the panel (PNG)", to_png(panel), file_name=f"explain_{sha[:12]}.png",
                    mime="image/png", key="download_panel")

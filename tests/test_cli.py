@@ -265,6 +265,7 @@ def test_predict_writes_a_row_per_file_and_flags_bad_ones(tmp_path):
     (folder / "empty.png").write_bytes(b"")
     (folder / "text.jpg").write_text("I am not a picture")
     (folder / "=HYPERLINK(1).jpg").write_text("a spreadsheet formula as a file name")
+    shutil.copy(folder / "neutrophil.jpg", folder / "again.jpg")  # the same cell, renamed
     missing = tmp_path / "does-not-exist.png"
     out = tmp_path / "results.csv"
     # The neutrophil is named twice (its folder and itself): one row, not two.
@@ -273,10 +274,12 @@ def test_predict_writes_a_row_per_file_and_flags_bad_ones(tmp_path):
                      "--out", str(out))
     assert result.returncode == 1  # some files failed
     assert "4 files could not be read" in result.stderr
+    assert "1 file is byte-identical to another" in result.stderr
     rows = {Path(row["path"]).name: row for row in csv.DictReader(open(out))}
-    assert len(list(csv.DictReader(open(out)))) == len(rows) == 6
+    assert len(list(csv.DictReader(open(out)))) == len(rows) == 7
     assert set(rows) == {"neutrophil.jpg", "eosinophil.jpg", "empty.png", "text.jpg",
-                         "does-not-exist.png", "=HYPERLINK(1).jpg"}
+                         "does-not-exist.png", "=HYPERLINK(1).jpg", "again.jpg"}
+    assert rows["again.jpg"]["sha256"] == rows["neutrophil.jpg"]["sha256"]
     header = next(csv.reader(open(out)))
     assert header[:4] == ["path", "label", "confidence", "status"] and header[-1] == "error"
     assert "neutrophil" in header and "platelet" in header
@@ -337,3 +340,24 @@ def test_the_package_carries_every_module(tmp_path):
     source = Path(__file__).parents[1] / "hematovision"
     expected = {path.relative_to(source.parent).as_posix() for path in source.rglob("*.py")}
     assert expected <= names, sorted(expected - names)
+
+
+def test_explain_saves_the_cell_beside_its_map_with_a_colour_key(tmp_path, pbc_examples):
+    from PIL import Image
+
+    from hematovision.images import read_image
+
+    cell = pbc_examples[0][0]
+    out, heatmap = tmp_path / "why.png", tmp_path / "map.npy"
+    result = run_cli("explain", str(cell), "--method", "shap", "--class", "Monocyte",
+                     "--out", str(out), "--heatmap", str(heatmap))
+    assert result.returncode == 0, result.stderr
+    assert "SHAP for monocyte (predicted " in result.stdout
+    assert any(status in result.stdout for status in ("Confident)", "Review)", "Unfamiliar)"))
+    panel = Image.open(out)
+    assert panel.size[0] == 8 + 2 * (384 + 8) and panel.size[1] > 384 + 44  # tiles and key
+    saved = np.load(heatmap)
+    assert saved.shape == read_image(cell).shape[:2] and 0 <= saved.min() <= saved.max() <= 1
+    # Asked about a class the model does not know, it names the ones it does.
+    result = run_cli("explain", str(cell), "--class", "macrophage", "--out", str(out))
+    assert result.returncode == 2 and "the model knows: basophil" in result.stderr

@@ -111,3 +111,16 @@ def test_bad_fractions_are_refused(fractions):
 def test_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope"):
         scan_folder(tmp_path / "nope")
+
+
+def test_a_wrong_data_path_says_what_is_there(tmp_path):
+    picture = tmp_path / "cell.png"
+    Image.new("RGB", (40, 40), "pink").save(picture)
+    with pytest.raises(FileNotFoundError, match="is a file; give the folder of class folders"):
+        scan_folder(picture)
+    for name in ("cat", "dog"):
+        (tmp_path / "pets" / name).mkdir(parents=True)
+        shutil.copy(picture, tmp_path / "pets" / name / "x.png")
+    with pytest.raises(FileNotFoundError,
+                       match=r"of the classes lymphocyte, monocyte .*its folders: cat, dog"):
+        scan_folder(tmp_path / "pets", ("monocyte", "lymphocyte"))
