@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import pytest
@@ -39,7 +40,8 @@ def test_upload_a_cell_and_see_its_class_and_chart(server, browser, pbc_examples
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{server}/Classify")
     page.locator('input[type="file"]').set_input_files(str(path))
-    expect(page.get_by_text(f"{label} —")).to_be_visible(timeout=90_000)
+    # The heading: the class and its probability, e.g. "neutrophil 99.1 %".
+    expect(page.get_by_text(re.compile(rf"^{label} \d+\.\d %"))).to_be_visible(timeout=90_000)
     expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / "classify.png"), full_page=True)
