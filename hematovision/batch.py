@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import logging
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,8 @@ from hematovision.images import IMAGE_SUFFIXES, ImageError, ImageLimits, read_im
 
 __all__ = ["CellResult", "Differential", "sources_from_paths", "sources_from_upload",
            "classify_sources", "copies", "differential", "results_csv", "read_results_csv"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,15 +66,25 @@ class Differential:
 
 def sources_from_paths(paths: Iterable[str | Path]) -> list[tuple[str, bytes | None, str]]:
     """``(name, bytes, error)`` for files, folders (recursive) and .zip files on disk; a
-    file named twice (a folder and a file in it, say) is read once."""
+    file named twice (a folder and a file in it, say) is read once.
+
+    Inside folders, files are taken by their suffix; the others (notes, tables, a phone's
+    .heic) are skipped with a warning that names them, so none goes missing unnoticed.
+    """
     files: list[Path] = []
+    skipped: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file()
-                            and not p.name.startswith(".")
-                            and p.suffix.lower() in IMAGE_SUFFIXES + (".zip",))
+            for file in sorted(p for p in path.rglob("*") if p.is_file()
+                               and not p.name.startswith(".")):
+                taken = file.suffix.lower() in IMAGE_SUFFIXES + (".zip",)
+                (files if taken else skipped).append(file)
         else:
             files.append(path)
+    if skipped:
+        log.warning("skipped %d file%s without an image suffix (%s): %s", len(skipped),
+                    "s" if len(skipped) > 1 else "", ", ".join(IMAGE_SUFFIXES),
+                    ", ".join(map(str, skipped[:10])) + (" …" if len(skipped) > 10 else ""))
     sources: list[tuple[str, bytes | None, str]] = []
     for path in _once(files):
         if path.suffix.lower() == ".zip" and path.is_file():

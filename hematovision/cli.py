@@ -14,10 +14,12 @@ __all__ = ["main"]
 def _new_model_folder(out: str, overwrite: bool, source: str | None = None) -> None:
     """Refuse to write over a model unless asked; when asked, clear the reports that
     described the old one, so none of them is read as the new model's."""
+    from hematovision.model_card import CARD_FILE
+
     folder = Path(out)
     if source and Path(source).resolve() == folder.resolve():
         raise ValueError(f"--out {out} is the model it starts from; choose a new folder")
-    if not (folder / "card.json").is_file():
+    if not (folder / CARD_FILE).is_file():
         return
     if not overwrite:
         raise ValueError(f"{out} already holds a model; choose another --out, or pass "

@@ -266,6 +266,7 @@ def test_predict_writes_a_row_per_file_and_flags_bad_ones(tmp_path):
     (folder / "text.jpg").write_text("I am not a picture")
     (folder / "=HYPERLINK(1).jpg").write_text("a spreadsheet formula as a file name")
     shutil.copy(folder / "neutrophil.jpg", folder / "again.jpg")  # the same cell, renamed
+    (folder / "notes.txt").write_text("taken on the teaching microscope")  # skipped, named
     missing = tmp_path / "does-not-exist.png"
     out = tmp_path / "results.csv"
     # The neutrophil is named twice (its folder and itself): one row, not two.
@@ -275,6 +276,8 @@ def test_predict_writes_a_row_per_file_and_flags_bad_ones(tmp_path):
     assert result.returncode == 1  # some files failed
     assert "4 files could not be read" in result.stderr
     assert "1 file is byte-identical to another" in result.stderr
+    assert "skipped 1 file without an image suffix" in result.stderr
+    assert "notes.txt" in result.stderr
     rows = {Path(row["path"]).name: row for row in csv.DictReader(open(out))}
     assert len(list(csv.DictReader(open(out)))) == len(rows) == 7
     assert set(rows) == {"neutrophil.jpg", "eosinophil.jpg", "empty.png", "text.jpg",
