@@ -56,8 +56,9 @@ def _flags(labels: np.ndarray, probabilities: np.ndarray, statuses: list[str],
 
 def evaluate(classifier: Classifier, data_dir: str | Path, whole_folder: bool = False,
              progress: bool = False, bootstrap: int = 1000, save: bool = True) -> dict:
-    """Evaluate on the model's test split under ``data_dir`` or, for a folder the model
-    never saw, on all of it.
+    """Evaluate on the model's test split under ``data_dir`` or, for another folder, on
+    all of it but the cells the model learned from (see
+    :func:`hematovision.dataset.learned_from`; they are listed in the report).
 
     Class folders are matched to the model's classes case-insensitively; folders of other
     classes are left out and listed. When the folder has fewer classes than the model,
