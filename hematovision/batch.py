@@ -17,6 +17,7 @@ import numpy as np
 from scipy.stats import binomtest
 
 from hematovision.archive import ArchiveError, read_zip
+from hematovision.cell_finder import CellBox
 from hematovision.classifier import REVIEW, UNFAMILIAR, Classifier, Prediction
 from hematovision.images import IMAGE_SUFFIXES, ImageError, ImageLimits, read_image
 
@@ -134,7 +135,7 @@ class _Framed(NamedTuple):
     name: str
     digest: str
     model_input: np.ndarray
-    box: object
+    box: CellBox
     thumbnail: np.ndarray
 
 

@@ -102,10 +102,10 @@ def compose_panel(tiles: list[tuple[str, np.ndarray]], title: str = "", tile_siz
 
 
 def _wrap(text: str, font, width: int) -> list[str]:
+    measure = ImageDraw.Draw(Image.new("1", (1, 1)))
     lines: list[str] = []
     for word in text.split():
-        if lines and ImageDraw.Draw(Image.new("1", (1, 1))).textlength(
-                f"{lines[-1]} {word}", font=font) <= width:
+        if lines and measure.textlength(f"{lines[-1]} {word}", font=font) <= width:
             lines[-1] += f" {word}"
         else:
             lines.append(word)
