@@ -234,16 +234,18 @@ def _explain(args) -> int:
     _writable(args.out)
     classifier = Classifier(args.model)
     image = read_image(args.image)
+    # Framed and classified once; the explainer reuses both instead of doing them again.
+    box = classifier.frame(image)
+    prediction = classifier.predict_inputs(classifier.prepare(image, box)[None], [box])[0]
     if args.class_name is None:
-        class_index = None
+        class_index = classifier.classes.index(prediction.label)
     elif args.class_name.lower() in classifier.classes:
         class_index = classifier.classes.index(args.class_name.lower())
     else:
         raise ValueError(f"unknown class {args.class_name!r}; the model knows: "
                          f"{', '.join(classifier.classes)}")
     method = get_explainer(args.method)
-    result = explain(args.method, image, classifier, class_index)
-    prediction = classifier.predict([image])[0]
+    result = explain(args.method, image, classifier, class_index, box=box)
     if result.signed is not None:
         shown = overlay_signed(image, result.signed, args.opacity, method.signed_colormap)
         key = (colour_scale(method.signed_colormap, signed=True),
