@@ -207,26 +207,30 @@ def differential(results: list[CellResult], classes: tuple[str, ...]) -> Differe
                         unfamiliar)
 
 
-def results_csv(results: list[CellResult], classes: tuple[str, ...]) -> str:
+def results_csv(results: list[CellResult], classifier: Classifier) -> str:
     """The table as CSV text: one row per input, errors included.
 
     Columns: path, label, confidence, status, one probability per class (named by the
-    class), familiarity distance, why the image is Unfamiliar, sha256 of the file, error.
+    class), familiarity distance, why the image is Unfamiliar, sha256 of the file, the
+    model's name and the sha256 of its file, error. The model columns let a reviewer who
+    finds the table months later tell which model answered.
     """
+    classes = classifier.classes
+    model = [classifier.name, classifier.model_sha256]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["path", "label", "confidence", "status", *classes, "distance",
-                     "unfamiliar_reason", "sha256", "error"])
+                     "unfamiliar_reason", "sha256", "model", "model_sha256", "error"])
     for r in results:
         p = r.prediction
         if p is None:
             writer.writerow([_cell(r.name), "", "", "", *[""] * len(classes), "", "",
-                             r.sha256, _cell(r.error)])
+                             r.sha256, *model, _cell(r.error)])
         else:
             distance = "" if p.distance is None else f"{p.distance:.4f}"
             writer.writerow([_cell(r.name), p.label, f"{p.confidence:.6f}", p.status,
                              *[f"{v:.6f}" for v in p.probabilities], distance,
-                             p.unfamiliar_reason, r.sha256, ""])
+                             p.unfamiliar_reason, r.sha256, *model, ""])
     return buffer.getvalue()
 
 

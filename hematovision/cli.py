@@ -330,7 +330,7 @@ def _predict(args) -> int:
     if bar is not None:
         bar.close()
     _warn_copies(results)
-    Path(args.out).write_text(results_csv(results, classifier.classes), encoding="utf-8")
+    Path(args.out).write_text(results_csv(results, classifier), encoding="utf-8")
     failed = sum(result.prediction is None for result in results)
     print(f"classified {len(results) - failed} of {len(results)} files into {args.out}")
     if failed:

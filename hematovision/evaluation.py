@@ -78,7 +78,8 @@ def evaluate(classifier: Classifier, data_dir: str | Path, whole_folder: bool = 
         dataset = scan_folder(data_dir)
         ignored = [c for c in dataset.classes if c not in classes]
         if ignored:
-            log.warning("classes the model does not know, left out: %s", ", ".join(ignored))
+            log.warning("left out folders that are not among the model's classes: %s",
+                        ", ".join(ignored))
         items = [item for item in dataset.items if item.label in classes]
         seen = learned_from(classifier.model_dir)
         known = [item for item in items if item.sha256 in seen]

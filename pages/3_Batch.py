@@ -81,7 +81,7 @@ with st.expander("Thumbnails"):
         columns[i % 8].image(result.thumbnail, caption=prediction.headline)
 
 csv_column, pdf_column = st.columns(2)
-csv_column.download_button("Download table (CSV)", results_csv(results, classifier.classes),
+csv_column.download_button("Download table (CSV)", results_csv(results, classifier),
                            file_name="hematovision_batch.csv", mime="text/csv",
                            key="download_csv")
 if pdf_column.button("Make PDF report (with Grad-CAM)", key="make_pdf"):

@@ -77,8 +77,12 @@ def test_the_differential_interval_narrows_as_more_cells_are_counted():
 
 def test_csv_round_trips(batch, classifier):
     _, results = batch
-    rows = read_results_csv(results_csv(results, classifier.classes))
+    rows = read_results_csv(results_csv(results, classifier))
     assert [row["path"] for row in rows] == [r.name for r in results]
+    # Every row, an unreadable file's too, names the model that answered.
+    assert {(row["model"], row["model_sha256"]) for row in rows} == {
+        (classifier.name, classifier.model_sha256)}
+    assert len(classifier.model_sha256) == 64
     for row, result in zip(rows, results):
         if result.prediction is None:
             assert row["error"] == result.error and row["label"] == ""
@@ -94,7 +98,7 @@ def test_a_name_a_spreadsheet_would_run_is_quoted_in_the_csv_and_read_back_as_it
 
     results = [CellResult("=HYPERLINK(\"http://x\").jpg", "", error="=1+1: not an image"),
                CellResult("-cell.jpg", "", error="x")]
-    text = results_csv(results, classifier.classes)
+    text = results_csv(results, classifier)
     assert all(not line.startswith(("=", "-", '"=')) for line in text.splitlines()[1:])
     rows = read_results_csv(text)
     assert [row["path"] for row in rows] == [r.name for r in results]
