@@ -44,6 +44,8 @@ _MIN_CONTRAST = 0.01
 # 43–150 and red − green of 21–100 (means over the nucleus), grey pictures 0.
 _MIN_CHROMA = 20
 _MIN_BLUE_OVER_GREEN = 25
+# Border pixels darker than this in every channel are fill or vignette, not slide.
+_DARK = 24
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,11 @@ def _nucleus_mask(small: np.ndarray) -> np.ndarray | str:
         return "no cell found: the picture has no stain contrast"
     threshold = threshold_otsu(candidates)
     mask = coloured & (haematoxylin > threshold)
-    contrast = float(haematoxylin[mask].mean() - haematoxylin[~mask].mean()) if (
-        mask.any() and (~mask).any()) else 0.0
+    # Compared among the coloured pixels only: black corners (a rotated photo's fill) have
+    # a huge haematoxylin value in HED space and made a clear nucleus look dim.
+    rest = coloured & ~mask
+    contrast = float(haematoxylin[mask].mean() - haematoxylin[rest].mean()) if (
+        mask.any() and rest.any()) else 0.0
     if contrast < _MIN_CONTRAST:
         return "no cell found: no purple-stained nucleus stands out"
     radius = max(1, round(min(small.shape[:2]) * 0.015))
@@ -162,12 +167,19 @@ def overlap(box: CellBox, shape: tuple[int, ...]) -> tuple[int, tuple, tuple] | 
 
 def crop_square(image: np.ndarray, box: CellBox) -> np.ndarray:
     """Cut ``box`` out of ``image``; where it reaches past the edge, fill with the slide
-    background (the median colour of the picture's border), never black."""
+    background (the median colour of the picture's border), never black.
+
+    Black border pixels (a rotated photo's fill, a microscope's dark vignette) are not
+    slide and are left out of the median, unless the border has nothing else.
+    """
     side = max(1, int(round(box.side)))
     meeting = overlap(box, image.shape)
     if meeting is not None and meeting[2] == (slice(0, side), slice(0, side)):
         return image[meeting[1]]
     border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    lit = border.max(axis=1) >= _DARK
+    if lit.any():
+        border = border[lit]
     square = np.empty((side, side, 3), dtype=np.uint8)
     square[:] = np.median(border, axis=0).astype(np.uint8)
     if meeting is not None:

@@ -142,6 +142,10 @@ def _metrics_table(metrics: dict) -> list[str]:
     if per_class:
         lines += ["", "| class | n | precision | recall | F1 (95 % CI) |", "|---|---|---|---|---|"]
         for name, row in per_class.items():
+            if not row["support"]:  # recall and F1 are undefined, not 0
+                lines.append(f"| {name} | 0 | {_pct(row['precision'])} | – "
+                             f"| no cells of this class here |")
+                continue
             lines.append(
                 f"| {name} | {row['support']} | {_pct(row['precision'])} | {_pct(row['recall'])} "
                 f"| {_pct(row['f1'])}{_ci(row.get('f1_ci95'))} |"
