@@ -20,3 +20,10 @@ def answer_columns(prediction: Prediction | None) -> dict:
     if prediction is None or prediction.status == UNFAMILIAR:
         return {"label": "", "probability": None}
     return {"label": prediction.label, "probability": round(100 * prediction.confidence, 1)}
+
+
+def estimate(value: float | None, interval: list[float] | None) -> str:
+    """``0.954 (0.931–0.973)``; a dash where the set had no cells to measure it on."""
+    if value is None:
+        return "–"
+    return f"{value:.3f}" + (f" ({interval[0]:.3f}–{interval[1]:.3f})" if interval else "")

@@ -48,8 +48,8 @@ class ReliabilityBin:
     lower: float
     upper: float
     count: int
-    confidence: float  # mean top probability in the bin (nan when empty)
-    accuracy: float  # share correct in the bin (nan when empty)
+    confidence: float | None  # mean top probability in the bin (None when empty)
+    accuracy: float | None  # share correct in the bin (None when empty)
 
 
 def reliability_bins(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15
@@ -66,8 +66,8 @@ def reliability_bins(probabilities: np.ndarray, labels: np.ndarray, bins: int = 
         count = int(inside.sum())
         result.append(ReliabilityBin(
             float(lower), float(upper), count,
-            float(confidence[inside].mean()) if count else float("nan"),
-            float(correct[inside].mean()) if count else float("nan"),
+            float(confidence[inside].mean()) if count else None,
+            float(correct[inside].mean()) if count else None,
         ))
     return result
 

@@ -185,7 +185,11 @@ def _row(name: str, metrics: dict) -> str:
     ece = metrics.get("ece_after_temperature", float("nan"))
     return (f"{name:<24} n={metrics['n']:<6} accuracy {metrics['accuracy']:.4f}  "
             f"balanced {metrics['balanced_accuracy']:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]  "
-            f"AUC {metrics['macro_auc_ovr']:.4f}  ECE {ece:.4f}")
+            f"AUC {_auc(metrics['macro_auc_ovr'])}  ECE {ece:.4f}")
+
+
+def _auc(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
 
 
 def format_report(report: dict) -> str:

@@ -16,10 +16,10 @@ def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray,
     return float(np.mean(recalls)) if recalls else float("nan")
 
 
-def _interval(samples: np.ndarray) -> list[float]:
+def _interval(samples: np.ndarray) -> list[float] | None:
     finite = samples[np.isfinite(samples)]
     if len(finite) == 0:
-        return [float("nan"), float("nan")]
+        return None
     return [float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))]
 
 
@@ -61,20 +61,22 @@ def classification_report(
     for i, name in enumerate(class_names):
         if support[i] == 0 and not np.any(predicted == i):
             continue
+        # A class with no cells here has no recall or F1 (None, null in JSON), not 0.
+        defined = support[i] > 0
         per_class[name] = {
             "support": int(support[i]),
             "precision": float(precision[i]),
             "precision_ci95": _interval(np.array([b[i] for b in boot["precision"]])),
-            "recall": float(recall[i]),
+            "recall": float(recall[i]) if defined else None,
             "recall_ci95": _interval(np.array([b[i] for b in boot["recall"]])),
-            "f1": float(f1[i]),
+            "f1": float(f1[i]) if defined else None,
             "f1_ci95": _interval(np.array([b[i] for b in boot["f1"]])),
         }
     # One-vs-rest per present class, then the mean: defined even when the external set
     # lacks some of the model's classes.
     aucs = [roc_auc_score(labels == c, probabilities[:, c]) for c in present
             if 0 < np.sum(labels == c) < len(labels)]
-    auc = float(np.mean(aucs)) if aucs else float("nan")
+    auc = float(np.mean(aucs)) if aucs else None  # one class only: undefined
     return {
         "n": int(len(labels)),
         "accuracy": float(np.mean(labels == predicted)),

@@ -122,6 +122,10 @@ def _pct(value) -> str:
     return "–" if value is None or value != value else f"{100 * value:.1f} %"
 
 
+def _auc(value) -> str:
+    return "– (one class only)" if value is None or value != value else f"{value:.4f}"
+
+
 def _ci(values) -> str:
     return f" ({_pct(values[0])} – {_pct(values[1])})" if values else ""
 
@@ -131,7 +135,7 @@ def _metrics_table(metrics: dict) -> list[str]:
         f"- accuracy {_pct(metrics.get('accuracy'))}{_ci(metrics.get('accuracy_ci95'))}",
         f"- balanced accuracy {_pct(metrics.get('balanced_accuracy'))}"
         f"{_ci(metrics.get('balanced_accuracy_ci95'))}",
-        f"- macro one-vs-rest ROC AUC {metrics.get('macro_auc_ovr', float('nan')):.4f}",
+        f"- macro one-vs-rest ROC AUC {_auc(metrics.get('macro_auc_ovr'))}",
     ]
     if "ece_before_temperature" in metrics:
         lines.append(

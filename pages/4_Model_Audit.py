@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard.sidebar import review_threshold, show_sidebar
 from dashboard.state import examples_folder, make_cell, try_decode
+from dashboard.tables import estimate
 from hematovision.explainers import available_methods
 from hematovision.model_card import data_markdown, training_markdown
 from hematovision.model_charts import (
@@ -48,11 +49,9 @@ normalise = st.toggle("Show rows as % of each true class", key="normalise_confus
 st.plotly_chart(confusion_heatmap(metrics["confusion_matrix"], evaluation["classes"], normalise),
                 width="stretch", key="confusion")
 st.dataframe([{"class": name, "cells": row["support"],
-               "precision": f"{row['precision']:.3f} ({row['precision_ci95'][0]:.3f}–"
-                            f"{row['precision_ci95'][1]:.3f})",
-               "recall": f"{row['recall']:.3f} ({row['recall_ci95'][0]:.3f}–"
-                         f"{row['recall_ci95'][1]:.3f})",
-               "F1": f"{row['f1']:.3f} ({row['f1_ci95'][0]:.3f}–{row['f1_ci95'][1]:.3f})"}
+               "precision": estimate(row["precision"], row["precision_ci95"]),
+               "recall": estimate(row["recall"], row["recall_ci95"]),
+               "F1": estimate(row["f1"], row["f1_ci95"])}
               for name, row in metrics["per_class"].items()], hide_index=True, width="stretch")
 
 st.header("Are the probabilities honest?")

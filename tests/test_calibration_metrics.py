@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy.special import softmax
@@ -95,3 +97,17 @@ def test_report_intervals_contain_the_estimates_and_auc_is_perfect_when_separabl
     assert report["confusion_matrix"][0][1] == 5
     assert report["per_class"]["a"]["recall"] == pytest.approx(35 / 40)
     assert 0.9 < report["macro_auc_ovr"] <= 1.0
+
+
+def test_a_class_with_no_cells_has_no_recall_and_the_report_is_strict_json():
+    labels = np.repeat([0, 1], 20)
+    probabilities = np.full((40, 3), 0.1)
+    probabilities[np.arange(40), labels] = 0.8
+    probabilities[:3] = [0.1, 0.1, 0.8]  # three class-0 cells called the absent class
+    report = classification_report(labels, probabilities, ["a", "b", "c"], bootstrap=50)
+    absent = report["per_class"]["c"]
+    assert absent["support"] == 0 and absent["precision"] == 0.0
+    assert absent["recall"] is None and absent["f1"] is None
+    assert absent["recall_ci95"] is None and absent["f1_ci95"] is None
+    # NaN is not JSON; other tools (jq, a browser) must read the card.
+    json.loads(json.dumps(report, allow_nan=False))
