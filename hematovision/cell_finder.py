@@ -7,7 +7,7 @@ its cell, with the cell at about the same fraction of the frame, removes that di
 before the network sees the image.
 
 The cell is found by its nucleus: the largest, most central region of strong haematoxylin
-(the purple of May-Grünwald Giemsa and Wright stains), measured in the
+that has the purple of May-Grünwald Giemsa and Wright stains, measured in the
 haematoxylin–eosin–DAB colour space of Ruifrok & Johnston (``skimage.color.rgb2hed``).
 Red cells, plasma and slide background carry little haematoxylin.
 """
@@ -139,13 +139,17 @@ def _nucleus_mask(small: np.ndarray) -> np.ndarray | str:
                      areas * np.exp(-distance / 2), 0.0)
     if not np.any(score > 0):
         return "no cell found: stained regions are too small or too large for a nucleus"
-    nucleus = labels == index[int(np.argmax(score))]
-    red, green, blue = rgb[nucleus].mean(axis=0)
     # Romanowsky-stained nuclei are purple to blue: blue well above green, red not below
-    # it. Brown (DAB), green, orange and grey objects are not nuclei.
-    if blue - green < _MIN_BLUE_OVER_GREEN or red < green:
-        return "no cell found: the darkest region is not the purple of a stained nucleus"
-    return nucleus
+    # it. Brown (DAB), green, orange and grey objects are not nuclei, nor is the dark ring
+    # of an eyepiece photo's vignette, which is large and central and would otherwise win.
+    for best in np.argsort(-score):
+        if score[best] <= 0:
+            break
+        nucleus = labels == index[best]
+        red, green, blue = rgb[nucleus].mean(axis=0)
+        if blue - green >= _MIN_BLUE_OVER_GREEN and red >= green:
+            return nucleus
+    return "no cell found: no stained region has the purple of a nucleus"
 
 
 def overlap(box: CellBox, shape: tuple[int, ...]) -> tuple[int, tuple, tuple] | None:
