@@ -16,7 +16,7 @@ from hematovision.dataset import learned_from, scan_folder, test_split_files
 from hematovision.decoding import decode_images
 from hematovision.familiarity import sharpness
 from hematovision.metrics import balanced_accuracy, classification_report
-from hematovision.model_card import _pct, load_card, save_card
+from hematovision.model_card import _pct, auc_text, load_card, save_card
 
 __all__ = ["evaluate", "format_report", "format_table"]
 
@@ -185,11 +185,7 @@ def _row(name: str, metrics: dict) -> str:
     ece = metrics.get("ece_after_temperature", float("nan"))
     return (f"{name:<24} n={metrics['n']:<6} accuracy {metrics['accuracy']:.4f}  "
             f"balanced {metrics['balanced_accuracy']:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]  "
-            f"AUC {_auc(metrics['macro_auc_ovr'])}  ECE {ece:.4f}")
-
-
-def _auc(value: float | None) -> str:
-    return "–" if value is None else f"{value:.4f}"
+            f"AUC {auc_text(metrics['macro_auc_ovr'])}  ECE {ece:.4f}")
 
 
 def format_report(report: dict) -> str:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 __all__ = ["CARD_FILE", "MODEL_FILE", "ModelCard", "load_card", "save_card", "render_markdown",
-           "data_markdown", "training_markdown"]
+           "data_markdown", "training_markdown", "auc_text"]
 
 CARD_FILE = "card.json"
 CARD_MARKDOWN = "MODEL_CARD.md"
@@ -122,7 +122,8 @@ def _pct(value) -> str:
     return "–" if value is None or value != value else f"{100 * value:.1f} %"
 
 
-def _auc(value) -> str:
+def auc_text(value: float | None) -> str:
+    """The macro AUC to four places; a set of one class has none."""
     return "– (one class only)" if value is None or value != value else f"{value:.4f}"
 
 
@@ -135,7 +136,7 @@ def _metrics_table(metrics: dict) -> list[str]:
         f"- accuracy {_pct(metrics.get('accuracy'))}{_ci(metrics.get('accuracy_ci95'))}",
         f"- balanced accuracy {_pct(metrics.get('balanced_accuracy'))}"
         f"{_ci(metrics.get('balanced_accuracy_ci95'))}",
-        f"- macro one-vs-rest ROC AUC {_auc(metrics.get('macro_auc_ovr'))}",
+        f"- macro one-vs-rest ROC AUC {auc_text(metrics.get('macro_auc_ovr'))}",
     ]
     if "ece_before_temperature" in metrics:
         lines.append(

@@ -111,3 +111,8 @@ def test_a_class_with_no_cells_has_no_recall_and_the_report_is_strict_json():
     assert absent["recall_ci95"] is None and absent["f1_ci95"] is None
     # NaN is not JSON; other tools (jq, a browser) must read the card.
     json.loads(json.dumps(report, allow_nan=False))
+    # A set of one class has no AUC.
+    one = classification_report(np.zeros(10, int), probabilities[:10], ["a", "b", "c"],
+                                bootstrap=20)
+    assert one["macro_auc_ovr"] is None
+    json.loads(json.dumps(one, allow_nan=False))
