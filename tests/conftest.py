@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -44,3 +45,10 @@ def pbc_examples() -> list[tuple[Path, str]]:
             chosen.append((path, label))
             per_class[label] = per_class.get(label, 0) + 1
     return chosen
+
+
+def strict_json(path: Path):
+    """Read ``path`` as standard JSON: Python writes NaN, which jq and browsers reject."""
+    def refuse(constant):
+        raise AssertionError(f"{path.name} holds {constant}, which is not JSON")
+    return json.loads(path.read_text(), parse_constant=refuse)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import KAGGLE, PBC, SHIPPED_MODEL, ZHENG
+from .conftest import KAGGLE, PBC, SHIPPED_MODEL, ZHENG, strict_json
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -108,19 +108,13 @@ def test_review_threshold_is_refitted_on_the_validation_cells_and_the_model_kept
         assert "no wrong answers" in card["review_rule"]
 
 
-def _strict_json(path):
-    def refuse(constant):
-        raise AssertionError(f"{path.name} holds {constant}, which is not JSON")
-    return json.loads(path.read_text(), parse_constant=refuse)
-
-
 def test_evaluate_on_an_external_folder_reports_restricted_classes(tiny_model):
     result = run_cli("evaluate", "--model", str(tiny_model), "--data", str(KAGGLE), "--quiet",
                      "--bootstrap", "50")
     assert result.returncode == 0, result.stderr
     # Strict JSON: a class with no cells has null recall, not NaN, which other tools reject.
-    report = _strict_json(tiny_model / "evaluation_kaggle_bloodcells_sample.json")
-    _strict_json(tiny_model / "card.json")
+    report = strict_json(tiny_model / "evaluation_kaggle_bloodcells_sample.json")
+    strict_json(tiny_model / "card.json")
     assert report["kind"] == "external folder"
     assert set(report["ignored_classes"]) == {"monocyte", "neutrophil"}
     assert report["metrics"]["n"] == 80  # eosinophil and lymphocyte, TRAIN and TEST
