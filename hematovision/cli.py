@@ -598,8 +598,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     verbose = getattr(args, "verbose", False)
     # TensorFlow's C++ start-up notes (CPU features, oneDNN) say nothing to a user; read
-    # before TensorFlow is first imported, which is why it is set here.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
+    # before TensorFlow is first imported, which is why it is set here. --verbose wins over
+    # a level set in the environment: whoever asks for the log lines means it.
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     from hematovision.classifier import ModelFileError

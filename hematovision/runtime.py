@@ -12,6 +12,7 @@ import contextlib
 import io
 import logging
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -39,6 +40,31 @@ def export_litert(logits_model, path: str | Path) -> Path:
     return Path(path)
 
 
+@contextlib.contextmanager
+def _native_info_hidden():
+    """LiteRT's C++ logger announces its XNNPACK delegate on stderr (once a process, at the
+    first allocation) and, unlike TensorFlow, ignores ``TF_CPP_MIN_LOG_LEVEL``. Where that
+    setting hides TensorFlow's info lines (the CLI without ``--verbose``), the stderr file
+    descriptor points elsewhere for those milliseconds. Errors still surface: the Python
+    interpreter raises them with their message."""
+    try:
+        hidden = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0")) >= 1
+    except ValueError:
+        hidden = False
+    if not hidden:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as sink:
+            os.dup2(sink.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class _Interpreter:
     """One LiteRT interpreter behind a lock (an interpreter is not safe to share between
     threads); resizing the input happens only when the batch size changes."""
@@ -49,7 +75,9 @@ class _Interpreter:
         self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
-        self._batch = -1
+        with _native_info_hidden():
+            self._interpreter.allocate_tensors()
+        self._batch = int(self._interpreter.get_input_details()[0]["shape"][0])
         self._lock = threading.Lock()
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:

@@ -298,6 +298,16 @@ def test_predict_writes_a_row_per_file_and_flags_bad_ones(tmp_path):
     assert abs(sum(probabilities) - 1) < 1e-3
 
 
+def test_library_log_lines_show_only_with_verbose(tmp_path):
+    cell = sorted((PBC / "ig").iterdir())[0]
+    quiet = run_cli("predict", str(cell), "--out", str(tmp_path / "quiet.csv"))
+    verbose = run_cli("predict", str(cell), "--out", str(tmp_path / "verbose.csv"), "--verbose")
+    assert quiet.returncode == verbose.returncode == 0, quiet.stderr + verbose.stderr
+    # LiteRT's C++ logger ignores TensorFlow's log level; the CLI hides it all the same.
+    assert "XNNPACK" not in quiet.stderr and "XNNPACK" in verbose.stderr
+    assert (tmp_path / "quiet.csv").read_text() == (tmp_path / "verbose.csv").read_text()
+
+
 def test_predict_with_a_missing_model_names_the_file(tmp_path):
     result = run_cli("predict", str(PBC / "neutrophil"), "--model", str(tmp_path / "nothing"),
                      "--out", str(tmp_path / "x.csv"))
