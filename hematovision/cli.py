@@ -418,6 +418,47 @@ def _parser() -> argparse.ArgumentParser:
     def quiet_option(sub) -> None:
         sub.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    # Listed in --help in this order: what a user does most comes first.
+    predict = command("predict", "classify images into a CSV file",
+                      "Classify images into a CSV file: one row per image with its label, "
+                      "probability, status (Confident, Review, Unfamiliar), one column per "
+                      "class and an error column for files that could not be read. The exit "
+                      "code is 1 when any file failed.")
+    predict.add_argument("paths", nargs="+",
+                         help="image files, folders (searched recursively) and .zip files")
+    model_option(predict)
+    predict.add_argument("--out", required=True, help="CSV file to write")
+    predict.add_argument("--batch-size", type=_count(1), default=32,
+                         help="images per model call")
+    quiet_option(predict)
+    predict.set_defaults(run=_predict)
+    explain = command("explain", "save a map of why the model chose a class",
+                      "Save a picture of the cell beside a map of what made the model lean "
+                      "towards a class: gradcam and gradcampp (Grad-CAM++) follow the "
+                      "network's gradients and take a fraction of a second; lime and shap "
+                      "hide patches of the cell and take seconds.")
+    explain.add_argument("image", help="one image file")
+    explain.add_argument("--method", default="gradcam",
+                         choices=["gradcam", "gradcampp", "lime", "shap"],
+                         help="explanation method")
+    explain.add_argument("--class", dest="class_name", help="class to explain (default: predicted)")
+    explain.add_argument("--out", required=True, help="PNG file to write")
+    model_option(explain)
+    explain.add_argument("--opacity", type=_share, default=0.5,
+                         help="how strongly the map covers the cell (0 to 1)")
+    explain.add_argument("--colormap", default="jet", choices=COLORMAPS,
+                         help="colours of the Grad-CAM maps (LIME and SHAP always use "
+                              "red for, blue against)")
+    explain.add_argument("--heatmap", help="also save the raw [0, 1] heatmap as .npy")
+    explain.set_defaults(run=_explain)
+
+    report = command("report", "a PDF differential report of many cells")
+    report.add_argument("paths", nargs="+", help="image files, folders and .zip files")
+    model_option(report)
+    report.add_argument("--out", required=True, help="PDF file to write")
+    report.add_argument("--no-gradcam", action="store_true", help="leave out the Grad-CAM maps")
+    report.set_defaults(run=_report)
+
     train = command("train", "train a model on a folder of class folders",
                     "Train a classifier on a folder of class folders (PBC, the Kaggle "
                     "blood-cells layout, or your own): backbone frozen first, then its top "
@@ -479,6 +520,34 @@ def _parser() -> argparse.ArgumentParser:
     quiet_option(evaluate)
     evaluate.set_defaults(run=_evaluate)
 
+    adapt = command("adapt", "adapt a model to your laboratory's cells with a few labelled "
+                    "examples",
+                    "Adapt a model to your laboratory's microscope with a few labelled cells "
+                    "per class (a folder of class folders): part of them adapt the model, the "
+                    "rest score it before and after. The original model is not changed.")
+    model_option(adapt, what="model to adapt")
+    adapt.add_argument("--data", required=True, help="folder of class folders of your cells")
+    adapt.add_argument("--out", help="new model folder, e.g. models/my-lab")
+    adapt.add_argument("--overwrite", action="store_true",
+                       help="replace a model already in --out")
+    adapt.add_argument("--per-class", type=_count(1), default=10,
+                       help="cells per class to adapt on (at most half of each class; the "
+                            "rest score the result)")
+    adapt.add_argument("--seed", type=int, default=0, help="which cells are drawn")
+    adapt.add_argument("--tuning", default="last-layer", choices=["last-layer", "last-block"],
+                       help="refit only the last layer (seconds) or also fine-tune the last "
+                            "block (a few minutes; switches off the distance check)")
+    adapt.add_argument("--study", action="store_true",
+                       help="measure instead of adapting: adapt on --per-class-study cells "
+                            "per class over --splits random splits, score on the rest; writes "
+                            "the table into --model's folder and card, no new model")
+    adapt.add_argument("--per-class-study", type=_count(1), nargs="+", default=[5, 10, 20],
+                       help="cells per class to try in --study")
+    adapt.add_argument("--splits", type=_count(1), default=5,
+                       help="random splits per number of cells in --study")
+    quiet_option(adapt)
+    adapt.set_defaults(run=_adapt)
+
     export = command("export", "add the fast LiteRT runtime to a model folder")
     model_option(export, required=True)
     export.set_defaults(run=_export)
@@ -508,74 +577,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="the data folder the model was trained on (its test split)")
     foreign.set_defaults(run=_foreign)
 
-    adapt = command("adapt", "adapt a model to your laboratory's cells with a few labelled "
-                    "examples",
-                    "Adapt a model to your laboratory's microscope with a few labelled cells "
-                    "per class (a folder of class folders): part of them adapt the model, the "
-                    "rest score it before and after. The original model is not changed.")
-    model_option(adapt, what="model to adapt")
-    adapt.add_argument("--data", required=True, help="folder of class folders of your cells")
-    adapt.add_argument("--out", help="new model folder, e.g. models/my-lab")
-    adapt.add_argument("--overwrite", action="store_true",
-                       help="replace a model already in --out")
-    adapt.add_argument("--per-class", type=_count(1), default=10,
-                       help="cells per class to adapt on (at most half of each class; the "
-                            "rest score the result)")
-    adapt.add_argument("--seed", type=int, default=0, help="which cells are drawn")
-    adapt.add_argument("--tuning", default="last-layer", choices=["last-layer", "last-block"],
-                       help="refit only the last layer (seconds) or also fine-tune the last "
-                            "block (a few minutes; switches off the distance check)")
-    adapt.add_argument("--study", action="store_true",
-                       help="measure instead of adapting: adapt on --per-class-study cells "
-                            "per class over --splits random splits, score on the rest; writes "
-                            "the table into --model's folder and card, no new model")
-    adapt.add_argument("--per-class-study", type=_count(1), nargs="+", default=[5, 10, 20],
-                       help="cells per class to try in --study")
-    adapt.add_argument("--splits", type=_count(1), default=5,
-                       help="random splits per number of cells in --study")
-    quiet_option(adapt)
-    adapt.set_defaults(run=_adapt)
 
-    explain = command("explain", "save a map of why the model chose a class",
-                      "Save a picture of the cell beside a map of what made the model lean "
-                      "towards a class: gradcam and gradcampp (Grad-CAM++) follow the "
-                      "network's gradients and take a fraction of a second; lime and shap "
-                      "hide patches of the cell and take seconds.")
-    explain.add_argument("image", help="one image file")
-    explain.add_argument("--method", default="gradcam",
-                         choices=["gradcam", "gradcampp", "lime", "shap"],
-                         help="explanation method")
-    explain.add_argument("--class", dest="class_name", help="class to explain (default: predicted)")
-    explain.add_argument("--out", required=True, help="PNG file to write")
-    model_option(explain)
-    explain.add_argument("--opacity", type=_share, default=0.5,
-                         help="how strongly the map covers the cell (0 to 1)")
-    explain.add_argument("--colormap", default="jet", choices=COLORMAPS,
-                         help="colours of the Grad-CAM maps (LIME and SHAP always use "
-                              "red for, blue against)")
-    explain.add_argument("--heatmap", help="also save the raw [0, 1] heatmap as .npy")
-    explain.set_defaults(run=_explain)
-
-    report = command("report", "a PDF differential report of many cells")
-    report.add_argument("paths", nargs="+", help="image files, folders and .zip files")
-    model_option(report)
-    report.add_argument("--out", required=True, help="PDF file to write")
-    report.add_argument("--no-gradcam", action="store_true", help="leave out the Grad-CAM maps")
-    report.set_defaults(run=_report)
-
-    predict = command("predict", "classify images into a CSV file",
-                      "Classify images into a CSV file: one row per image with its label, "
-                      "probability, status (Confident, Review, Unfamiliar), one column per "
-                      "class and an error column for files that could not be read. The exit "
-                      "code is 1 when any file failed.")
-    predict.add_argument("paths", nargs="+",
-                         help="image files, folders (searched recursively) and .zip files")
-    model_option(predict)
-    predict.add_argument("--out", required=True, help="CSV file to write")
-    predict.add_argument("--batch-size", type=_count(1), default=32,
-                         help="images per model call")
-    quiet_option(predict)
-    predict.set_defaults(run=_predict)
     return parser
 
 
