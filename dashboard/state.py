@@ -12,7 +12,7 @@ import numpy as np
 import streamlit as st
 
 from hematovision.classifier import Classifier, ModelFileError
-from hematovision.images import ImageError, ImageLimits, read_image
+from hematovision.images import IMAGE_SUFFIXES, ImageError, ImageLimits, read_image
 from hematovision.models import available_models, default_model_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,6 +21,9 @@ LIMITS = ImageLimits(
     max_bytes=int(float(os.environ.get("HEMATOVISION_MAX_UPLOAD_MB", "20")) * 1024 * 1024),
     max_pixels=int(os.environ.get("HEMATOVISION_MAX_PIXELS", "40000000")),
 )
+# The uploaders take what the command line takes from a folder: a textbook figure saved
+# from the web is often WebP or GIF.
+IMAGE_TYPES = [suffix.lstrip(".") for suffix in IMAGE_SUFFIXES]
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,13 @@ import streamlit as st
 
 from dashboard.results import model_view, predict
 from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
-from dashboard.state import examples_folder, make_cell, try_decode, warm_up_explanations
+from dashboard.state import (
+    IMAGE_TYPES,
+    examples_folder,
+    make_cell,
+    try_decode,
+    warm_up_explanations,
+)
 from dashboard.tables import COLUMN_CONFIG, answer_columns
 from hematovision.charts import probability_bars
 from hematovision.classifier import REVIEW, UNFAMILIAR
@@ -15,7 +21,7 @@ classifier = show_sidebar()
 st.title("Classify cells")
 
 uploads = st.file_uploader(
-    "Single-cell images (JPEG, PNG, BMP, TIFF)", type=["jpg", "jpeg", "png", "bmp", "tif", "tiff"],
+    "Single-cell images (JPEG, PNG, BMP, TIFF, GIF, WebP)", type=IMAGE_TYPES,
     accept_multiple_files=True, key="uploads")
 st.session_state.setdefault("examples", [])
 folder = examples_folder()

@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
-from dashboard.state import LIMITS
+from dashboard.state import IMAGE_TYPES, LIMITS
 from dashboard.tables import COLUMN_CONFIG, answer_columns
 from hematovision.batch import (
     classify_sources,
@@ -26,7 +26,7 @@ st.write("Classify many cells at once. Cells marked **Review** (low confidence) 
          "counted beside it; the table lists every file, unreadable ones with the reason.")
 
 uploads = st.file_uploader("Cell images or .zip files", accept_multiple_files=True,
-                           type=["jpg", "jpeg", "png", "bmp", "tif", "tiff", "zip"],
+                           type=[*IMAGE_TYPES, "zip"],
                            key="batch_uploads")
 folder = st.text_input("…or a folder on this computer (when running locally)", key="batch_folder")
 if not st.button("Classify all", key="run_batch", type="primary"):

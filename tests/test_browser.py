@@ -48,6 +48,21 @@ def test_upload_a_cell_and_see_its_class_and_chart(server, browser, pbc_examples
     page.close()
 
 
+def test_a_webp_cell_is_accepted_like_any_other(server, browser, pbc_examples, tmp_path):
+    # Figures saved from the web are often WebP; the uploader must not turn them away.
+    from PIL import Image
+    from playwright.sync_api import expect
+
+    path, label = next((p, lab) for p, lab in pbc_examples if lab == "eosinophil")
+    webp = tmp_path / "textbook-figure.webp"
+    Image.open(path).save(webp, format="WEBP", lossless=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/Classify")
+    page.locator('input[type="file"]').set_input_files(str(webp))
+    expect(page.get_by_text(re.compile(rf"^{label} \d+\.\d %"))).to_be_visible(timeout=90_000)
+    page.close()
+
+
 def test_a_non_image_upload_shows_an_error(server, browser, tmp_path):
     from playwright.sync_api import expect
 
