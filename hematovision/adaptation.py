@@ -294,7 +294,7 @@ def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
         runtime_file="", runtime_sha256="",
         familiarity_file=familiarity_path.name if familiarity_path else "",
         familiarity_sha256=sha256_of_file(familiarity_path) if familiarity_path else "",
-        metrics={}, external=[], foreign={}, limitations=limitations,
+        metrics={}, external=[], foreign={}, adaptation={}, limitations=limitations,
         # The threshold stays; what it was fitted on was the original model's validation.
         review_rule=(f"kept from {model_dir.name}, where it was "
                      f"{classifier.card.review_rule or 'set without a rule'}"),

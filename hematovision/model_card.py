@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 __all__ = ["CARD_FILE", "MODEL_FILE", "ModelCard", "load_card", "save_card", "render_markdown",
-           "data_markdown", "training_markdown", "auc_text"]
+           "data_markdown", "training_markdown", "auc_text", "adaptation_text"]
 
 CARD_FILE = "card.json"
 CARD_MARKDOWN = "MODEL_CARD.md"
@@ -125,6 +125,20 @@ def _pct(value) -> str:
 def auc_text(value: float | None) -> str:
     """The macro AUC to four places; a set of one class has none."""
     return "– (one class only)" if value is None or value != value else f"{value:.4f}"
+
+
+def adaptation_text(card: ModelCard) -> str | None:
+    """What adapting this model to another laboratory bought where it was measured, in one
+    sentence; ``None`` if it never was. A user deciding whether to label cells should see
+    the measured gain, not a promise."""
+    rows = card.adaptation.get("rows", []) if card.adaptation else []
+    if not rows:
+        return None
+    parts = [f"{row['per_class']} cells per class: {_pct(row['before_balanced_accuracy'])} → "
+             f"{_pct(row['after_balanced_accuracy'])}" for row in rows]
+    return (f"Measured on {card.adaptation['data']}, another laboratory's cells: balanced "
+            f"accuracy on the cells not used for adapting, before → after, over "
+            f"{rows[0]['splits']} random splits — " + "; ".join(parts) + ".")
 
 
 def _ci(values) -> str:

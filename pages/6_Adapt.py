@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard.sidebar import show_sidebar
 from hematovision.adaptation import adapt_from_zip
 from hematovision.archive import ArchiveError
+from hematovision.model_card import adaptation_text
 from hematovision.models import models_root
 
 st.set_page_config(page_title="Adapt · HematoVision", page_icon="🧪", layout="wide")
@@ -14,12 +15,15 @@ classifier = show_sidebar()
 st.title("Adapt the model to your laboratory")
 st.write(
     "Cells from another microscope, stain or camera look different from the training cells, "
-    "and the model is then often wrong, and sure of itself. Ten labelled cells per class "
-    "from your own set-up usually fix much of that. Upload a **.zip with one folder per "
+    "and the model is then often wrong, and sure of itself. A few labelled cells per class "
+    "from your own set-up recover part of that. Upload a **.zip with one folder per "
     f"class** (folder names among: {', '.join(classifier.classes)}). Up to the chosen number "
     "of cells per class (at most half of each class) adapt the model; the rest score the "
     "result, before and after, so the numbers it reports come from cells the adaptation "
     "never saw. The adapted model is saved as a new model; the original stays.")
+measured = adaptation_text(classifier.card)
+if measured:
+    st.caption(measured)
 
 archive = st.file_uploader("Labelled cells (.zip of class folders)", type=["zip"],
                            key="adapt_zip")

@@ -138,6 +138,17 @@ def test_adapt_page_offers_both_tunings_with_the_last_layer_first():
     assert choice.value == "last-layer"
 
 
+def test_adapt_page_states_what_adapting_bought_where_it_was_measured(classifier):
+    at = _page("pages/6_Adapt.py").run()
+    captions = " ".join(caption.value for caption in at.caption)
+    study = classifier.card.adaptation
+    assert study["data"] in captions
+    for row in study["rows"]:
+        assert (f"{row['per_class']} cells per class: "
+                f"{100 * row['before_balanced_accuracy']:.1f} % → "
+                f"{100 * row['after_balanced_accuracy']:.1f} %") in captions
+
+
 def test_batch_page_classifies_a_folder_and_lists_the_broken_file(pbc_examples, tmp_path):
     import shutil
 
@@ -284,4 +295,7 @@ def test_adapt_from_an_uploaded_zip_saves_a_new_model_and_reports_unused_files(t
     assert any("not inside a folder named after" in why for why in skipped)
     card = json.loads((tmp_path / "my-lab" / "card.json").read_text())
     assert card["training"]["adaptation"]["after"]["n"] == 6
+    # The original's adaptation study measured the original, like its test metrics.
+    assert json.loads((SHIPPED_MODEL / "card.json").read_text())["adaptation"]
+    assert card["adaptation"] == {}
     assert Classifier(tmp_path / "my-lab").familiarity.means.shape[0] == 8 + 2
