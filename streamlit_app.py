@@ -5,6 +5,7 @@
 import streamlit as st
 
 from dashboard.sidebar import show_sidebar
+from hematovision.backbones import BACKBONES
 
 st.set_page_config(page_title="HematoVision", page_icon="🩸", layout="wide")
 classifier = show_sidebar()
@@ -32,7 +33,8 @@ if metrics:
 # PBC's folder names are the classes; "ig" alone says nothing to a student.
 FULL_NAMES = {"ig": "ig (immature granulocyte: promyelocyte, myelocyte, metamyelocyte)"}
 st.write("**Classes:** " + ", ".join(FULL_NAMES.get(name, name) for name in card.classes))
-st.caption(f"A convolutional network (backbone {card.backbone}), first "
+network = BACKBONES[card.backbone].title if card.backbone in BACKBONES else card.backbone
+st.caption(f"A convolutional network ({network}), first "
            "trained on everyday photos (ImageNet), then on the training laboratory's cells. "
            "Details on the Model audit page.")
 if card.external:

@@ -31,6 +31,7 @@ class Backbone:
             (no connection may bypass it).
         preprocessing: how the graph normalises its 0–255 input, for the model card.
         weight_source: where the ImageNet weights come from, for the model card.
+        title: the network's published name, for people.
     """
 
     name: str
@@ -41,6 +42,7 @@ class Backbone:
     preprocessing: str
     weight_source: str
     load_pretrained: Callable[[keras.Model], object] | None = None
+    title: str = ""
 
 
 BACKBONES: dict[str, Backbone] = {}
@@ -93,7 +95,7 @@ def _keras_application(factory, name: str, x, pretrained: bool):
 
 
 register_backbone(Backbone(
-    name="lite0",
+    name="lite0", title="EfficientNet-Lite0",
     features=_lite0,
     gradcam_layer="top_activation",
     fine_tune_from="block4_",
@@ -104,7 +106,7 @@ register_backbone(Backbone(
     load_pretrained=load_lite0_imagenet_weights,
 ))
 register_backbone(Backbone(
-    name="b0",
+    name="b0", title="EfficientNet-B0",
     features=_efficientnet_b0,
     gradcam_layer="top_activation",
     fine_tune_from="block6a_",
@@ -113,7 +115,7 @@ register_backbone(Backbone(
     weight_source="ImageNet via keras.applications.EfficientNetB0 (downloaded; needs internet)",
 ))
 register_backbone(Backbone(
-    name="mobilenetv2",
+    name="mobilenetv2", title="MobileNetV2",
     features=_mobilenet_v2,
     gradcam_layer="out_relu",
     fine_tune_from="block_13_",

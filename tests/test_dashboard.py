@@ -33,6 +33,8 @@ def test_home_page_shows_the_model_card(classifier):
     for name in classifier.classes:
         assert name in text
     assert classifier.card.review_rule in text  # why the Review threshold is where it is
+    captions = " ".join(caption.value for caption in at.caption)
+    assert "EfficientNet-Lite0" in captions  # the network's name, not the registry key
 
 
 def test_classify_adds_an_example_and_shows_label_and_bars(pbc_examples):
