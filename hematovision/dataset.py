@@ -253,8 +253,8 @@ def learned_from(model_dir: str | Path) -> dict[str, str]:
 def test_split_files(model_dir: str | Path, data_dir: str | Path) -> list[tuple[Path, str]] | None:
     """The test files of the model's recorded split, found under ``data_dir``.
 
-    Returns ``None`` when ``data_dir`` is not the data the model was trained on (no test
-    file of the split is there with the same content), i.e. an external folder.
+    Returns ``None`` when ``data_dir`` is not the data the model was trained on, i.e. an
+    external folder (see ``split_files``).
     """
     return split_files(model_dir, data_dir, "test")
 
@@ -262,24 +262,24 @@ def test_split_files(model_dir: str | Path, data_dir: str | Path) -> list[tuple[
 def split_files(model_dir: str | Path, data_dir: str | Path, which: str
                 ) -> list[tuple[Path, str]] | None:
     """The files of one part (``"train"``, ``"val"`` or ``"test"``) of the model's recorded
-    split, found under ``data_dir``; ``None`` if none of them is there."""
+    split, found under ``data_dir`` with the recorded content.
+
+    ``None`` unless most of that part is there: a folder of one's own cells that happens to
+    hold a few of the split's files is another folder, not the training data (scoring it
+    as the test split would score those few and replace the model's test metrics).
+    """
     split_path = Path(model_dir) / SPLIT_FILE
     if not split_path.is_file():
         return None
     split = json.loads(split_path.read_text())
     data_dir = Path(data_dir)
-    found, missing = [], 0
-    for entry in split["files"]:
-        if entry["split"] != which:
-            continue
-        path = data_dir / entry["path"]
-        if path.is_file():
-            found.append((path, entry["label"]))
-        else:
-            missing += 1
-    if not found:
+    entries = [entry for entry in split["files"] if entry["split"] == which]
+    found = [(data_dir / entry["path"], entry["label"]) for entry in entries
+             if (data_dir / entry["path"]).is_file()
+             and _sha256(data_dir / entry["path"]) == entry["sha256"]]
+    if not entries or len(found) * 2 <= len(entries):
         return None
-    if missing:
-        log.warning("%d %s files of the recorded split are missing under %s", missing, which,
-                    data_dir)
+    if len(found) < len(entries):
+        log.warning("%d %s files of the recorded split are missing or changed under %s",
+                    len(entries) - len(found), which, data_dir)
     return found

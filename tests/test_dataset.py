@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -10,9 +11,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hematovision.dataset import SplitFractions, scan_folder, split_dataset, split_fingerprint
+from hematovision.dataset import (
+    SplitFractions,
+    scan_folder,
+    split_dataset,
+    split_fingerprint,
+)
+from hematovision.dataset import test_split_files as split_test_files
 
-from .conftest import KAGGLE, PBC
+from .conftest import KAGGLE, PBC, SHIPPED_MODEL, ZHENG
 
 
 def _take(source: Path, count: int) -> list[Path]:
@@ -124,3 +131,37 @@ def test_a_wrong_data_path_says_what_is_there(tmp_path):
     with pytest.raises(FileNotFoundError,
                        match=r"of the classes lymphocyte, monocyte .*its folders: cat, dog"):
         scan_folder(tmp_path / "pets", ("monocyte", "lymphocyte"))
+
+
+def _test_split_entries(count: int) -> list[dict]:
+    split = json.loads((SHIPPED_MODEL / "split.json").read_text())
+    return [entry for entry in split["files"] if entry["split"] == "test"][:count]
+
+
+def test_a_folder_of_ones_own_cells_with_a_few_test_files_is_not_the_test_split(tmp_path):
+    # Scoring such a folder as "the test split" would score five cells and replace the
+    # model's test metrics with theirs; it is an external folder (the five are unseen).
+    lab = tmp_path / "my-lab"
+    for path in sorted((ZHENG / "images" / "lymphocyte").glob("*.png"))[:10]:
+        (lab / "lymphocyte").mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, lab / "lymphocyte" / path.name)
+    for entry in _test_split_entries(5):
+        (lab / entry["path"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PBC / entry["path"], lab / entry["path"])
+    assert split_test_files(SHIPPED_MODEL, lab) is None
+    assert len(split_test_files(SHIPPED_MODEL, PBC)) == 1910
+
+
+def test_a_file_at_a_split_path_with_other_content_is_not_taken(tmp_path, caplog):
+    entries = _test_split_entries(3)
+    for entry in entries:
+        (tmp_path / entry["path"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PBC / entry["path"], tmp_path / entry["path"])
+    other = next((ZHENG / "images" / "lymphocyte").glob("*.png")).read_bytes()
+    (tmp_path / entries[0]["path"]).write_bytes(other)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "split.json").write_text(json.dumps({"files": entries}))
+    found = split_test_files(model, tmp_path)
+    assert found == [(tmp_path / e["path"], e["label"]) for e in entries[1:]]
+    assert "1 test files of the recorded split are missing or changed" in caplog.text
