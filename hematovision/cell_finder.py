@@ -46,6 +46,8 @@ _MIN_CHROMA = 20
 _MIN_BLUE_OVER_GREEN = 25
 # Border pixels darker than this in every channel are fill or vignette, not slide.
 _DARK = 24
+# Pixels a side of the largest square built at full resolution before resizing (48 MB).
+_LARGEST_FULL_SQUARE = 4096
 
 
 @dataclass(frozen=True)
@@ -169,23 +171,46 @@ def overlap(box: CellBox, shape: tuple[int, ...]) -> tuple[int, tuple, tuple] | 
             (slice(src_top - top, bottom - top), slice(src_left - left, right - left)))
 
 
-def crop_square(image: np.ndarray, box: CellBox) -> np.ndarray:
-    """Cut ``box`` out of ``image``; where it reaches past the edge, fill with the slide
-    background (the median colour of the picture's border), never black.
+def crop_square(image: np.ndarray, box: CellBox, size: int | None = None) -> np.ndarray:
+    """Cut ``box`` out of ``image``, resized to ``size`` pixels a side if given; where it
+    reaches past the edge, fill with the slide background (the median colour of the
+    picture's border), never black.
 
     Black border pixels (a rotated photo's fill, a microscope's dark vignette) are not
     slide and are left out of the median, unless the border has nothing else.
+
+    A square larger than ``_LARGEST_FULL_SQUARE`` is made at ``size`` directly, only the
+    picture's own part resized into it: a long, thin picture (200,000 × 1 pixels fits in a
+    few hundred bytes) would otherwise first become a full-resolution square of its long
+    side, gigabytes. Smaller ones are padded first and then resized, exactly as the shipped
+    model was trained (the seam between picture and fill is blended, not sharp).
     """
     side = max(1, int(round(box.side)))
     meeting = overlap(box, image.shape)
     if meeting is not None and meeting[2] == (slice(0, side), slice(0, side)):
-        return image[meeting[1]]
+        return _resized(image[meeting[1]], size or side, size or side)
+    if size is not None and side <= _LARGEST_FULL_SQUARE:
+        return _resized(crop_square(image, box), size, size)
+    out = size or side
     border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
     lit = border.max(axis=1) >= _DARK
     if lit.any():
         border = border[lit]
-    square = np.empty((side, side, 3), dtype=np.uint8)
+    square = np.empty((out, out, 3), dtype=np.uint8)
     square[:] = np.median(border, axis=0).astype(np.uint8)
     if meeting is not None:
-        square[meeting[2]] = image[meeting[1]]
+        (top, bottom), (left, right) = (_span(part, out / side, out) for part in meeting[2])
+        square[top:bottom, left:right] = _resized(image[meeting[1]], bottom - top, right - left)
     return square
+
+
+def _span(part: slice, scale: float, out: int) -> tuple[int, int]:
+    """Where a slice of the full-size square lands in the resized one: at least a pixel."""
+    start = min(round(part.start * scale), out - 1)
+    return start, min(max(round(part.stop * scale), start + 1), out)
+
+
+def _resized(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    if image.shape[:2] == (height, width):
+        return image
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))

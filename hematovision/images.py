@@ -189,10 +189,7 @@ def to_model_input(image: np.ndarray, size: int = 224, framing: str = "whole",
         ``(size, size, 3)`` float32 with values in 0–255.
     """
     box = box or frame_image(image, framing)
-    square = crop_square(image, box)
-    if square.shape[0] != size:
-        square = np.asarray(Image.fromarray(square).resize((size, size), Image.BILINEAR))
-    return square.astype(np.float32)
+    return crop_square(image, box, size).astype(np.float32)
 
 
 def _check_rgb(image: np.ndarray) -> None:

@@ -137,3 +137,24 @@ def test_real_pbc_image_round_trip():
     model_input = load_model_input(path)
     assert model_input.shape == (224, 224, 3)
     assert 20 < model_input.mean() < 250
+
+
+def test_a_long_thin_picture_is_shaped_without_a_full_size_square():
+    # 200,000 × 1 pixels fit in a few hundred bytes; padded to a square of the long side
+    # before resizing, they asked numpy for 112 GiB and took the whole batch down.
+    import tracemalloc
+
+    strip = np.zeros((1, 200_000, 3), dtype=np.uint8)
+    strip[:, :100_000] = (200, 40, 40)
+    data = _encode(Image.fromarray(strip), "PNG")
+    assert len(data) < 5_000
+    tracemalloc.start()
+    try:
+        model_input = load_model_input(data, name="strip.png")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50_000_000
+    assert model_input.shape == (224, 224, 3)
+    middle = model_input[112]
+    assert (middle[:100] == (200, 40, 40)).all() and (middle[-100:] == 0).all()
