@@ -42,16 +42,18 @@ def show_sidebar() -> Classifier:
     st.sidebar.caption(f"Model **{classifier.name}** · {len(classifier.classes)} classes · "
                        f"runtime {classifier.runtime}")
     # Widgets belong to one page; the chosen threshold lives in a plain key so that it
-    # follows the user from page to page.
+    # follows the user from page to page, and a new model brings its own. The slider is
+    # set from it on every run, so what it shows is always what the pages use.
     if st.session_state.get("threshold_model") != classifier.name:
         st.session_state["threshold"] = float(classifier.card.review_threshold)
         st.session_state["threshold_model"] = classifier.name
+    st.session_state["threshold_widget"] = st.session_state["threshold"]
 
     def keep_threshold() -> None:
         st.session_state["threshold"] = st.session_state["threshold_widget"]
 
     st.sidebar.slider(
-        "Review below this probability", 0.0, 1.0, value=st.session_state["threshold"],
+        "Review below this probability", 0.0, 1.0,
         step=0.01, key="threshold_widget", on_change=keep_threshold,
         help="Cells whose top probability is lower are marked Review instead of trusted, as "
              "analysers mark cells 'unidentified'. The default "

@@ -60,9 +60,11 @@ def _warm_up(classifier: Classifier) -> None:
 
 
 def model_choices() -> list[Path]:
-    found = available_models()
+    """The models the sidebar offers, the default first ($HEMATOVISION_MODEL or the shipped
+    one): whoever set it, or opens the dashboard for the first time, gets that model."""
     default = default_model_dir()
-    return found if found else [default]
+    others = [path for path in available_models() if path.resolve() != default.resolve()]
+    return [default, *others]
 
 
 def current_classifier() -> Classifier:

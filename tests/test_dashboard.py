@@ -69,6 +69,43 @@ def test_review_threshold_starts_at_the_cards_and_moving_it_up_marks_the_cell(
                for w in at.warning)
 
 
+@pytest.fixture
+def two_models(tmp_path, monkeypatch):
+    """A models folder with the shipped weights under two cards, "a-first" (Review below
+    0.90) and "z-chosen" (0.60); $HEMATOVISION_MODEL names the second."""
+    import json
+
+    from .conftest import SHIPPED_MODEL
+
+    for name, threshold in (("a-first", 0.90), ("z-chosen", 0.60)):
+        folder = tmp_path / name
+        folder.mkdir()
+        for path in SHIPPED_MODEL.iterdir():
+            if path.name != "card.json":
+                (folder / path.name).symlink_to(path)
+        card = json.loads((SHIPPED_MODEL / "card.json").read_text())
+        card.update(name=name, review_threshold=threshold)
+        (folder / "card.json").write_text(json.dumps(card))
+    monkeypatch.setenv("HEMATOVISION_MODELS", str(tmp_path))
+    monkeypatch.setenv("HEMATOVISION_MODEL", str(tmp_path / "z-chosen"))
+    return tmp_path
+
+
+def test_the_sidebar_starts_on_the_chosen_model_and_a_switch_brings_its_threshold(
+        two_models):
+    at = _page("pages/1_Classify.py").run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="model_name").value == "z-chosen"
+    slider = at.sidebar.slider(key="threshold_widget")
+    assert slider.value == pytest.approx(0.60)
+    slider.set_value(0.50).run()
+    at.sidebar.selectbox(key="model_name").select("a-first").run()
+    assert not at.exception
+    # What the slider shows is what the pages use: the new model's own threshold.
+    assert at.sidebar.slider(key="threshold_widget").value == pytest.approx(0.90)
+    assert at.session_state["threshold"] == pytest.approx(0.90)
+
+
 def test_a_bad_upload_shows_an_error_and_the_rest_are_classified(pbc_examples):
     at = _page("pages/1_Classify.py")
     good = _cells(pbc_examples[:3])
