@@ -62,7 +62,7 @@ def show_sidebar() -> Classifier:
     # Pages log their predictions after the sidebar is drawn; the button sits in a slot
     # that each new entry redraws, so its count is never one prediction behind.
     st.session_state["audit_slot"] = st.sidebar.empty()
-    _show_audit_button(classifier)
+    _show_audit_button()
     return classifier
 
 
@@ -74,10 +74,10 @@ def log_prediction(classifier: Classifier, image_sha256: str, prediction: Predic
         logged.add(key)
         st.session_state.setdefault("audit", []).append(
             audit_entry(classifier, image_sha256, prediction))
-        _show_audit_button(classifier)
+        _show_audit_button()
 
 
-def _show_audit_button(classifier: Classifier) -> None:
+def _show_audit_button() -> None:
     entries = st.session_state.get("audit", [])
     slot = st.session_state.get("audit_slot")
     if not entries or slot is None:
@@ -86,7 +86,7 @@ def _show_audit_button(classifier: Classifier) -> None:
     slot.download_button(
         f"Audit log ({count} prediction{'' if count == 1 else 's'}, CSV)",
         # Built when clicked, not on every redraw: a batch logs hundreds of entries.
-        partial(audit_csv, entries, classifier.classes), file_name="hematovision_audit.csv",
+        partial(audit_csv, entries), file_name="hematovision_audit.csv",
         mime="text/csv", key=f"download_audit_{count}",
         help="Every prediction shown in this session: time, image SHA-256 (never the "
              "image), model and its file hash, probabilities and flag.")

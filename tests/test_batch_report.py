@@ -156,9 +156,30 @@ def test_sources_from_paths_reads_folders_and_zips(tmp_path, zip_upload, pbc_exa
 def test_audit_log_holds_hashes_not_images(classifier, batch):
     _, results = batch
     entries = [audit_entry(classifier, r.sha256, r.prediction) for r in results if r.prediction]
-    text = audit_csv(entries, classifier.classes)
+    text = audit_csv(entries)
     header = text.splitlines()[0].split(",")
     assert header[:7] == ["time", "image_sha256", "model", "model_sha256", "label", "confidence",
                           "status"]
+    assert header[7:] == list(classifier.classes)
     assert len(text.splitlines()) == len(entries) + 1
     assert classifier.model_sha256 in text
+
+
+def test_audit_log_files_each_probability_under_its_own_class_across_models(
+        classifier, batch):
+    # A session may switch to a model with other classes (an adapted or a Kaggle model);
+    # its probabilities must not slide under the first model's class names.
+    import csv
+    import io
+    from dataclasses import replace
+
+    _, results = batch
+    prediction = next(r.prediction for r in results if r.prediction)
+    four = ("neutrophil", "eosinophil", "lymphocyte", "monocyte")
+    other = replace(prediction, label="neutrophil", confidence=0.97,
+                    probabilities=(0.97, 0.01, 0.01, 0.01), classes=four)
+    entries = [audit_entry(classifier, "a" * 64, prediction), audit_entry(classifier, "b" * 64,
+                                                                         other)]
+    rows = list(csv.DictReader(io.StringIO(audit_csv(entries))))
+    assert rows[1]["neutrophil"] == "0.970000" and rows[1]["ig"] == ""
+    assert rows[0]["ig"] == f"{prediction.probabilities[classifier.classes.index('ig')]:.6f}"
