@@ -90,9 +90,9 @@ def _cells_pages(pdf, results: list[CellResult], maps: dict[int, np.ndarray]) ->
             top = pdf.get_y()
         x = pdf.l_margin + column * column_width
         if result.thumbnail is not None:
-            pdf.image(Image.fromarray(result.thumbnail), x=x, y=top, w=tile, h=tile)
+            _place(pdf, result.thumbnail, x, top, tile)
         if index in maps:
-            pdf.image(Image.fromarray(maps[index]), x=x + tile + 1, y=top, w=tile, h=tile)
+            _place(pdf, maps[index], x + tile + 1, top, tile)
         pdf.set_xy(x, top + tile + 1)
         pdf.set_font("Helvetica", "", 6)
         name = result.name if len(result.name) <= 28 else "..." + result.name[-25:]
@@ -105,6 +105,15 @@ def _cells_pages(pdf, results: list[CellResult], maps: dict[int, np.ndarray]) ->
         pdf.multi_cell(column_width - gap, 3, _text(caption))
         if column == per_row - 1 or index == len(results) - 1:
             pdf.set_y(top + tile + 9)
+
+
+def _place(pdf, picture: np.ndarray, x: float, y: float, tile: float) -> None:
+    """Draw a picture centred in a ``tile`` square, keeping its proportions: a stretched
+    cell is an oval, and a reader would take the shape for morphology."""
+    height, width = picture.shape[:2]
+    scale = tile / max(height, width)
+    pdf.image(Image.fromarray(picture), x=x + (tile - width * scale) / 2,
+              y=y + (tile - height * scale) / 2, w=width * scale, h=height * scale)
 
 
 def _lists_page(pdf, results: list[CellResult]) -> None:

@@ -7,10 +7,13 @@ import shutil
 import subprocess
 import zipfile
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from hematovision.audit import audit_csv, audit_entry
 from hematovision.batch import (
+    CellResult,
     classify_sources,
     differential,
     read_results_csv,
@@ -94,7 +97,6 @@ def test_csv_round_trips(batch, classifier):
 
 def test_a_name_a_spreadsheet_would_run_is_quoted_in_the_csv_and_read_back_as_it_was(
         classifier):
-    from hematovision.batch import CellResult
 
     results = [CellResult("=HYPERLINK(\"http://x\").jpg", "", error="=1+1: not an image"),
                CellResult("-cell.jpg", "", error="x")]
@@ -127,6 +129,25 @@ def test_pdf_report_has_its_pages_and_text_and_renders(batch, classifier, tmp_pa
     subprocess.run(["pdftoppm", "-r", "40", "-png", str(path), str(tmp_path / "page")],
                    check=True)
     assert len(list(tmp_path.glob("page-*.png"))) == len(reader.pages)
+
+
+def test_pdf_report_keeps_each_picture_s_proportions(classifier, tmp_path):
+    # A round cell in a 4:3 picture (Kaggle's 320 × 240) must stay round on paper.
+    from PIL import ImageDraw
+
+    picture = Image.new("RGB", (96, 72), (230, 220, 220))
+    ImageDraw.Draw(picture).ellipse((30, 18, 66, 54), fill=(20, 20, 120))
+    prediction = classifier.predict([np.asarray(picture)])[0]
+    results = [CellResult("round.png", "0" * 64, prediction, np.asarray(picture))]
+    pdf = build_report(results, differential(results, classifier.classes), classifier.card,
+                       classifier.model_sha256)
+    (tmp_path / "r.pdf").write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-f", "2", "-l", "2", "-r", "150", "-png",
+                    str(tmp_path / "r.pdf"), str(tmp_path / "page")], check=True)
+    page = np.asarray(Image.open(next(tmp_path.glob("page-*.png"))).convert("RGB")).astype(int)
+    rows, columns = np.nonzero(page[..., 2] - page[..., 0] > 60)
+    width, height = np.ptp(columns) + 1, np.ptp(rows) + 1
+    assert abs(width - height) <= 2, (width, height)
 
 
 def test_report_command_line(tmp_path, pbc_examples):
