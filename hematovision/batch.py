@@ -240,7 +240,9 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _cell(text: str) -> str:
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    # A name that already starts with a quote gets one more, so that reading back can
+    # always take exactly one off.
+    return "'" + text if text.startswith((*_FORMULA_START, "'")) else text
 
 
 def read_results_csv(text: str) -> list[dict[str, str]]:
@@ -248,6 +250,6 @@ def read_results_csv(text: str) -> list[dict[str, str]]:
     rows = list(csv.DictReader(io.StringIO(text)))
     for row in rows:
         for key in ("path", "error"):
-            if row[key].startswith("'") and row[key][1:].startswith(_FORMULA_START):
+            if row[key].startswith("'") and row[key][1:].startswith((*_FORMULA_START, "'")):
                 row[key] = row[key][1:]
     return rows

@@ -97,9 +97,10 @@ def test_csv_round_trips(batch, classifier):
 
 def test_a_name_a_spreadsheet_would_run_is_quoted_in_the_csv_and_read_back_as_it_was(
         classifier):
-
     results = [CellResult("=HYPERLINK(\"http://x\").jpg", "", error="=1+1: not an image"),
-               CellResult("-cell.jpg", "", error="x")]
+               CellResult("-cell.jpg", "", error="x"),
+               CellResult("'=already quoted.jpg", "", error="x"),
+               CellResult("'-1.jpg", "", error="x"), CellResult("'plain.jpg", "", error="x")]
     text = results_csv(results, classifier)
     assert all(not line.startswith(("=", "-", '"=')) for line in text.splitlines()[1:])
     rows = read_results_csv(text)
