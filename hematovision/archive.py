@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,7 +38,8 @@ def _unsafe_name(name: str) -> bool:
     path = PurePosixPath(name.replace("\\", "/"))
     if not path.parts:
         return True
-    return path.is_absolute() or ".." in path.parts or ":" in path.parts[0]
+    # A drive ("C:/…") is unsafe; a colon elsewhere is a name ("cell 10:30.jpg").
+    return path.is_absolute() or ".." in path.parts or bool(re.match(r"[A-Za-z]:", name))
 
 
 def read_zip(data: bytes, image_limits: ImageLimits = ImageLimits(),

@@ -23,10 +23,14 @@ def _zip(members: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> bytes:
 def test_images_are_read_and_bad_members_reported():
     cell = sorted((PBC / "monocyte").iterdir())[0].read_bytes()
     data = _zip({"cells/a.jpg": cell, "../escape.jpg": cell, "/abs.png": cell,
+                 "C:/drive.png": cell, "cell 10:30.jpg": cell,
                  "notes.txt": b"hello", "bomb.png": b"\0" * 5_000_000, ".hidden.jpg": cell})
     members = {m.name: m for m in read_zip(data)}
-    assert set(members) == {"cells/a.jpg", "../escape.jpg", "/abs.png", "notes.txt", "bomb.png"}
+    assert set(members) == {"cells/a.jpg", "../escape.jpg", "/abs.png", "C:/drive.png",
+                            "cell 10:30.jpg", "notes.txt", "bomb.png"}
     assert members["cells/a.jpg"].data == cell and not members["cells/a.jpg"].error
+    assert members["cell 10:30.jpg"].data == cell  # a time in a name is no drive
+    assert "unsafe path" in members["C:/drive.png"].error
     assert "unsafe path" in members["../escape.jpg"].error
     assert "unsafe path" in members["/abs.png"].error
     assert "not an image" in members["notes.txt"].error
