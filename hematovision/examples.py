@@ -15,7 +15,8 @@ __all__ = ["example_classes", "example_cells"]
 def example_classes(folder: str | Path) -> list[str]:
     """Class folders directly under ``folder`` that hold images."""
     folder = Path(folder)
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and any(f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir()))
 
 
 def example_cells(classifier: Classifier, folder: str | Path, label: str, count: int = 1,
