@@ -29,10 +29,8 @@ uploads = st.file_uploader("Cell images or .zip files", accept_multiple_files=Tr
                            type=[*IMAGE_TYPES, "zip"],
                            key="batch_uploads")
 folder = st.text_input("…or a folder on this computer (when running locally)", key="batch_folder")
-if not st.button("Classify all", key="run_batch", type="primary"):
-    if "batch" not in st.session_state:
-        st.stop()
-else:
+clicked = st.button("Classify all", key="run_batch", type="primary")
+if clicked:
     sources = []
     for upload in uploads or []:
         sources += sources_from_upload(upload.name, upload.getvalue())
@@ -44,13 +42,22 @@ else:
     if not sources:
         st.warning("Nothing to classify: upload images or a .zip, or give a folder.")
         st.stop()
+    st.session_state["batch_sources"] = sources
+elif "batch_sources" not in st.session_state:
+    st.stop()
+sources = st.session_state["batch_sources"]
+# The answers belong to the model and threshold that gave them: after a switch in the
+# sidebar the same files are classified again, and the old PDF goes with the old answers.
+answered_by = (classifier.model_sha256, review_threshold())
+if clicked or st.session_state.get("batch_answered_by") != answered_by:
     bar = st.progress(0.0, text=f"Classifying {len(sources)} files…")
-    results = classify_sources(classifier, sources, review_threshold(), LIMITS,
-                               progress=lambda f: bar.progress(f, text="Classifying…"))
+    st.session_state["batch"] = classify_sources(
+        classifier, sources, review_threshold(), LIMITS,
+        progress=lambda f: bar.progress(f, text="Classifying…"))
+    st.session_state["batch_answered_by"] = answered_by
+    st.session_state.pop("batch_pdf", None)
     bar.empty()
-    st.session_state["batch"] = (sources, results)
-
-sources, results = st.session_state["batch"]
+results = st.session_state["batch"]
 for result in results:
     if result.prediction is not None:
         log_prediction(classifier, result.sha256, result.prediction)

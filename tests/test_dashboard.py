@@ -213,6 +213,13 @@ def test_batch_page_classifies_a_folder_and_lists_the_broken_file(pbc_examples, 
     at.button(key="make_pdf").click().run()
     assert not at.exception
     assert at.session_state["batch_pdf"][:4] == b"%PDF"
+    # A threshold above every probability: the same files are answered again, all Review,
+    # and the PDF made for the earlier answers is no longer offered.
+    at.sidebar.slider(key="threshold_widget").set_value(1.0).run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert (table["status"] == "Review").sum() == 4
+    assert "batch_pdf" not in at.session_state
 
 
 def test_audit_page_reads_the_evaluation_and_shows_the_gallery(classifier):
