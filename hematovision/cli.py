@@ -506,7 +506,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True, nargs="+", help="one or more data folders")
     evaluate.add_argument("--all", action="store_true",
                           help="use the whole folder even if it holds the model's test split")
-    evaluate.add_argument("--bootstrap", type=_count(0), default=1000,
+    evaluate.add_argument("--bootstrap", type=_count(1), default=1000,
                           help="bootstrap resamples for the 95 %% intervals")
     evaluate.add_argument("--explanations", action="store_true",
                           help="also check every explainer (faithfulness, pointing game, "

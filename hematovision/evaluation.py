@@ -202,9 +202,10 @@ def format_report(report: dict) -> str:
         if not row["support"]:  # recall and F1 are undefined, not 0
             lines.append(f"{name:<14}{0:>6}   no cells of this class here")
             continue
-        lo, hi = row["f1_ci95"]
-        lines.append(f"{name:<14}{row['support']:>6}{row['precision']:>11.4f}{row['recall']:>9.4f}"
-                     f"{row['f1']:>8.4f}   [{lo:.4f}, {hi:.4f}]")
+        precision = "–" if row["precision"] is None else f"{row['precision']:.4f}"
+        interval = "[{:.4f}, {:.4f}]".format(*row["f1_ci95"]) if row["f1_ci95"] else "–"
+        lines.append(f"{name:<14}{row['support']:>6}{precision:>11}{row['recall']:>9.4f}"
+                     f"{row['f1']:>8.4f}   {interval}")
     matrix = metrics["confusion_matrix"]
     short = [c[:5] for c in report["classes"]]
     lines.append("confusion matrix (rows true, columns predicted):")

@@ -38,6 +38,8 @@ def classification_report(
         labels: ``(n,)`` true class indices into ``class_names``.
         probabilities: ``(n, len(class_names))``.
     """
+    if bootstrap < 1:
+        raise ValueError(f"bootstrap must be 1 or more resamples, got {bootstrap}")
     predicted = probabilities.argmax(axis=1)
     indices = list(range(len(class_names)))
     present = sorted(set(labels.tolist()))
@@ -54,18 +56,22 @@ def classification_report(
         pr, rc, f, sup = precision_recall_fscore_support(y, p, labels=indices, zero_division=0)
         absent = sup == 0
         rc = np.where(absent, np.nan, rc)
-        boot["precision"].append(pr)
+        # A class this resample never predicts has no precision; counting it as 0 dragged
+        # the lower bound of a rarely predicted class to 0.
+        unpredicted = np.bincount(p, minlength=len(indices)) == 0
+        boot["precision"].append(np.where(unpredicted, np.nan, pr))
         boot["recall"].append(rc)
         boot["f1"].append(np.where(absent, np.nan, f))
     per_class = {}
     for i, name in enumerate(class_names):
         if support[i] == 0 and not np.any(predicted == i):
             continue
-        # A class with no cells here has no recall or F1 (None, null in JSON), not 0.
+        # A class with no cells here has no recall or F1 (None, null in JSON), not 0; one
+        # never predicted has no precision.
         defined = support[i] > 0
         per_class[name] = {
             "support": int(support[i]),
-            "precision": float(precision[i]),
+            "precision": float(precision[i]) if np.any(predicted == i) else None,
             "precision_ci95": _interval(np.array([b[i] for b in boot["precision"]])),
             "recall": float(recall[i]) if defined else None,
             "recall_ci95": _interval(np.array([b[i] for b in boot["recall"]])),

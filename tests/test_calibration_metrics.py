@@ -116,3 +116,33 @@ def test_a_class_with_no_cells_has_no_recall_and_the_report_is_strict_json():
                                 bootstrap=20)
     assert one["macro_auc_ovr"] is None
     json.loads(json.dumps(one, allow_nan=False))
+
+
+def test_a_rarely_predicted_class_keeps_a_precision_interval_from_its_predictions():
+    # Three cells of class b, all called b, nothing else called b: every resample that
+    # predicts b at all is right, so the interval is [1, 1], not [0, 1].
+    labels = np.array([0] * 40 + [1] * 3)
+    probabilities = np.full((43, 3), 0.1)
+    probabilities[np.arange(43), labels] = 0.8
+    report = classification_report(labels, probabilities, ["a", "b", "c"], bootstrap=300)
+    assert report["per_class"]["b"]["precision"] == 1.0
+    assert report["per_class"]["b"]["precision_ci95"] == [1.0, 1.0]
+
+
+def test_a_class_never_predicted_has_no_precision_and_the_table_says_so():
+    from hematovision.evaluation import format_report
+
+    labels = np.repeat([0, 1], 10)
+    probabilities = np.tile([0.8, 0.1, 0.1], (20, 1))  # everything called a
+    report = classification_report(labels, probabilities, ["a", "b", "c"], bootstrap=50)
+    assert report["per_class"]["b"]["precision"] is None
+    assert report["per_class"]["b"]["recall"] == 0.0
+    report.update(ece_before_temperature=0.1, ece_after_temperature=0.1)
+    table = format_report({"model": "m", "data": "d", "kind": "external folder", "unreadable": [],
+                           "classes": ["a", "b", "c"], "metrics": report})
+    assert "b                 10          –   0.0000" in table
+
+
+def test_no_resamples_is_refused():
+    with pytest.raises(ValueError, match="bootstrap must be 1 or more"):
+        classification_report(np.zeros(4, int), np.full((4, 2), 0.5), ["a", "b"], bootstrap=0)

@@ -321,6 +321,8 @@ def test_predict_with_a_missing_model_names_the_file(tmp_path):
     (["predict", str(PBC / "neutrophil"), "--out", "no/such/folder/x.csv"],
      "folder no/such/folder does not exist"),
     (["explain", "x.png", "--out", "x.png", "--opacity", "5"], "must lie between 0 and 1"),
+    (["evaluate", "--model", str(SHIPPED_MODEL), "--data", str(ZHENG), "--bootstrap", "0"],
+     "--bootstrap: must be 1 or more, got 0"),
     (["train", "--data", str(PBC), "--out", str(SHIPPED_MODEL)],
      "already holds a model; choose another --out, or pass --overwrite"),
 ])
