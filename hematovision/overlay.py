@@ -91,14 +91,24 @@ def compose_panel(tiles: list[tuple[str, np.ndarray]], title: str = "", tile_siz
         left = margin + index * (tile_size + margin)
         top = margin + title_height
         draw.text((left, top), label, fill="black", font=_font(14))
-        picture = Image.fromarray(tile).resize((tile_size, tile_size), Image.BILINEAR)
-        canvas.paste(picture, (left, top + label_height))
+        picture = _fitted(tile, tile_size)
+        canvas.paste(picture, (left + (tile_size - picture.width) // 2,
+                               top + label_height + (tile_size - picture.height) // 2))
         if key is not None:
             scale, words = key
             below = top + label_height + tile_size + 6
             canvas.paste(Image.fromarray(scale).resize((tile_size, 12)), (left, below))
             draw.text((left, below + 16), words, fill="black", font=_font(13))
     return np.asarray(canvas)
+
+
+def _fitted(tile: np.ndarray, side: int) -> Image.Image:
+    """The tile resized to fit a ``side`` square, in its own proportions: stretched, a
+    round cell becomes an oval, and a reader would take the shape for morphology."""
+    height, width = tile.shape[:2]
+    scale = side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return Image.fromarray(tile).resize(size, Image.BILINEAR)
 
 
 def _wrap(text: str, font, width: int) -> list[str]:

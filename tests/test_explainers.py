@@ -210,3 +210,18 @@ def test_log_odds_from_logits_match_the_probabilities_and_do_not_saturate():
     assert np.allclose(odds[0], np.log(p / (1 - p)))
     # Both probabilities round to 1.0 in float32, yet the second cell is surer.
     assert np.isfinite(odds).all() and odds[2, 0] > odds[1, 0] > 20
+
+
+def test_the_explanation_panel_keeps_each_picture_s_proportions():
+    # Kaggle's pictures are 320 × 240: a round cell in one must stay round in the panel
+    # that `hematovision explain` and the Explain page's download write.
+    from PIL import ImageDraw
+
+    from hematovision.overlay import compose_panel
+
+    picture = Image.new("RGB", (320, 240), (230, 220, 220))
+    ImageDraw.Draw(picture).ellipse((100, 60, 220, 180), fill=(20, 20, 120))
+    panel = compose_panel([("cell", np.asarray(picture))], title="", tile_size=256)
+    rows, columns = np.nonzero(panel[..., 2].astype(int) - panel[..., 0] > 60)
+    width, height = np.ptp(columns) + 1, np.ptp(rows) + 1
+    assert abs(width - height) <= 2, (width, height)
