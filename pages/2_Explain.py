@@ -39,9 +39,12 @@ if error:
 prediction = predict(classifier, sha, image, review_threshold())
 
 controls = st.columns([2, 2, 1])
+# Keyed by model too: after a switch in the sidebar the choice starts again from the new
+# model's answer, instead of explaining a class nobody picked for this model.
 class_name = controls[0].selectbox(
     "Explain the class", classifier.classes, index=classifier.classes.index(prediction.label),
-    key=f"class_{sha}", help="Any class can be asked about: 'why not monocyte?'")
+    key=f"class_{classifier.name}_{classifier.model_sha256[:12]}_{sha}",
+    help="Any class can be asked about: 'why not monocyte?'")
 opacity = controls[1].slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
 colormap = controls[2].selectbox("Colormap", COLORMAPS, key="colormap")
 lime, shap = get_explainer("lime").defaults, get_explainer("shap").defaults

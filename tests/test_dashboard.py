@@ -140,7 +140,7 @@ def test_explain_renders_all_four_maps_for_a_chosen_class(pbc_examples, monkeypa
     at.session_state["shap_evaluations"] = 50
     at.run()
     assert not at.exception
-    at.selectbox(key=f"class_{cell.sha256}").set_value("monocyte").run()
+    _class_choice(at).set_value("monocyte").run()
     assert not at.exception
     captions = [image.caption for element in at.get("image") for image in element.proto.imgs]
     assert len(captions) == 1 + 4 + 4, captions  # the cell, four maps and their colour keys
@@ -155,6 +155,26 @@ def test_explain_renders_all_four_maps_for_a_chosen_class(pbc_examples, monkeypa
     assert not at.exception
     assert at.get("image")[0].proto.imgs[0].caption == "the whole picture"
     assert len(calls) == computed  # moving the slider or the view recomputes nothing
+
+
+def _class_choice(at: AppTest):
+    return next(box for box in at.selectbox if box.label == "Explain the class")
+
+
+def test_explain_starts_again_from_the_new_model_s_answer_after_a_switch(two_models,
+                                                                          pbc_examples):
+    cell = _cells([e for e in pbc_examples if e[1] == "neutrophil"][:1])[0]
+    at = _page("pages/2_Explain.py")
+    at.session_state["classified"] = {cell.sha256: cell}
+    at.session_state["lime_samples"] = 50
+    at.session_state["shap_evaluations"] = 50
+    at.run()
+    _class_choice(at).set_value("monocyte").run()
+    assert _class_choice(at).value == "monocyte"
+    at.sidebar.selectbox(key="model_name").select("a-first").run()
+    assert not at.exception
+    assert _class_choice(at).value == "neutrophil"
+    assert "explaining **neutrophil**" in " ".join(m.value for m in at.markdown)
 
 
 def test_explain_without_cells_points_to_classify():
