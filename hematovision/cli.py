@@ -187,7 +187,7 @@ def _adapt(args) -> int:
             print(f"{row['per_class']:>11}  {row['before_balanced_accuracy']:>17.3f}  "
                   f"{row['after_balanced_accuracy']:>10.3f} ± {spread:.3f}"
                   f"  {row['after_accuracy']:>16.3f}  {row['after_ece']:>9.3f}")
-        name = Path(args.data).name
+        name = Path(args.data).resolve().name
         # One file per depth, so a study of the other depth does not overwrite this one.
         suffix = "" if args.tuning == "last-layer" else f"_{args.tuning}"
         (Path(args.model) / f"adaptation_{name}{suffix}.json").write_text(

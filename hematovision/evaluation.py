@@ -158,13 +158,15 @@ def _save(classifier: Classifier, report: dict, data_dir: Path) -> None:
                     "share_review", "accuracy_familiar", "balanced_accuracy_familiar",
                     "accuracy_confident", "wrong_flagged")
     summary = {k: report["metrics"][k] for k in summary_keys if k in report["metrics"]}
+    # Resolved: "--data ." names the folder, not "", which every such set would share.
+    set_name = data_dir.resolve().name
     if report["kind"] == "test split":
         (model_dir / "evaluation.json").write_text(json.dumps(report, indent=1) + "\n")
         card = replace(card, metrics=summary)
     else:
-        (model_dir / f"evaluation_{data_dir.name}.json").write_text(
+        (model_dir / f"evaluation_{set_name}.json").write_text(
             json.dumps(report, indent=1) + "\n")
-        entry = {"name": data_dir.name, "metrics": summary}
+        entry = {"name": set_name, "metrics": summary}
         if "restricted" in report:
             entry["restricted"] = {k: report["restricted"][k] for k in summary_keys
                                    if k in report["restricted"]}
@@ -172,8 +174,8 @@ def _save(classifier: Classifier, report: dict, data_dir: Path) -> None:
         # A set measured again keeps its place in the card; a new one goes last.
         names = [e.get("name") for e in card.external]
         external = list(card.external)
-        if data_dir.name in names:
-            external[names.index(data_dir.name)] = entry
+        if set_name in names:
+            external[names.index(set_name)] = entry
         else:
             external.append(entry)
         card = replace(card, external=external)
@@ -234,7 +236,8 @@ def format_table(reports: list[dict]) -> str:
               f"{'ECE':>8}{'Unfamiliar':>12}{'Review':>9}")
     lines = [header, "-" * len(header)]
     for report in reports:
-        name = Path(report["data"]).name + (" (test)" if report["kind"] == "test split" else "")
+        name = (Path(report["data"]).resolve().name
+                + (" (test)" if report["kind"] == "test split" else ""))
         metrics = report["metrics"]
         flags = (f"{_pct(metrics.get('share_unfamiliar')):>12}"
                  f"{_pct(metrics.get('share_review')):>9}")

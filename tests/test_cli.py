@@ -15,9 +15,9 @@ import pytest
 from .conftest import KAGGLE, PBC, SHIPPED_MODEL, ZHENG, strict_json
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "hematovision", *args], capture_output=True,
-                          text=True, timeout=900)
+                          text=True, timeout=900, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +122,17 @@ def test_evaluate_on_an_external_folder_reports_restricted_classes(tiny_model):
     card = json.loads((tiny_model / "card.json").read_text())
     assert card["external"][0]["name"] == "kaggle_bloodcells_sample"
     assert card["metrics"]["n"] == 6  # the test-split result survives the external one
+
+
+def test_evaluate_from_inside_a_folder_names_the_set_after_the_folder(tiny_model, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    result = run_cli("evaluate", "--model", str(model), "--data", ".", "--quiet",
+                     "--bootstrap", "20", cwd=KAGGLE)
+    assert result.returncode == 0, result.stderr
+    assert (model / "evaluation_kaggle_bloodcells_sample.json").is_file()
+    names = [entry["name"] for entry in json.loads((model / "card.json").read_text())["external"]]
+    assert "kaggle_bloodcells_sample" in names and "" not in names
 
 
 def test_evaluate_on_several_folders_prints_one_cross_lab_table(tiny_model):
