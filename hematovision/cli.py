@@ -194,10 +194,11 @@ def _adapt(args) -> int:
             json.dumps(study, indent=1) + "\n")
         card = load_card(args.model)
         rows = [{k: v for k, v in row.items() if k != "runs"} for row in study["rows"]]
-        save_card(args.model, replace(card, adaptation={"data": name, "n": study["n"],
-                                                        "tuning": study["tuning"],
-                                                        "counts": study["counts"],
-                                                        "rows": rows}))
+        # Each depth keeps its own study in the card, as in its own file.
+        studies = {**card.adaptation, study["tuning"]: {
+            "data": name, "n": study["n"], "tuning": study["tuning"], "counts": study["counts"],
+            "rows": rows}}
+        save_card(args.model, replace(card, adaptation=studies))
         return 0
     if not args.out:
         print("error: --out is required (or use --study)", file=sys.stderr)
@@ -447,8 +448,8 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--opacity", type=_share, default=0.5,
                          help="how strongly the map covers the cell (0 to 1)")
     explain.add_argument("--colormap", default="jet", choices=COLORMAPS,
-                         help="colours of the Grad-CAM maps (LIME and SHAP always use "
-                              "red for, blue against)")
+                         help="colours of the Grad-CAM maps (LIME always uses green for, "
+                              "pink against; SHAP red for, blue against)")
     explain.add_argument("--heatmap", help="also save the raw [0, 1] heatmap as .npy")
     explain.set_defaults(run=_explain)
 

@@ -71,7 +71,7 @@ class ModelCard:
     metrics: dict = field(default_factory=dict)
     external: list = field(default_factory=list)
     foreign: dict = field(default_factory=dict)
-    adaptation: dict = field(default_factory=dict)
+    adaptation: dict = field(default_factory=dict)  # {tuning depth: adaptation study}
     intended_use: str = INTENDED_USE
     out_of_scope: str = OUT_OF_SCOPE
     limitations: tuple[str, ...] = DEFAULT_LIMITATIONS
@@ -106,6 +106,8 @@ def load_card(model_dir: str | Path) -> ModelCard:
         raw = {key: value for key, value in raw.items() if key in known}
         raw["classes"] = tuple(raw["classes"])
         raw["limitations"] = tuple(raw.get("limitations", ()))
+        if "rows" in raw.get("adaptation", {}):  # one study, as cards held before depths
+            raw["adaptation"] = {raw["adaptation"].get("tuning", "last-layer"): raw["adaptation"]}
         return ModelCard(**raw)
     except (KeyError, TypeError) as error:
         raise ValueError(f"model card {path} is incomplete: {error}") from error
@@ -127,18 +129,23 @@ def auc_text(value: float | None) -> str:
     return "– (one class only)" if value is None or value != value else f"{value:.4f}"
 
 
-def adaptation_text(card: ModelCard) -> str | None:
-    """What adapting this model to another laboratory bought where it was measured, in one
-    sentence; ``None`` if it never was. A user deciding whether to label cells should see
-    the measured gain, not a promise."""
-    rows = card.adaptation.get("rows", []) if card.adaptation else []
+TUNING_WORDS = {"last-layer": "last layer only", "last-block": "last block and layer"}
+
+
+def adaptation_text(card: ModelCard, tuning: str = "last-layer") -> str | None:
+    """What adapting this model to another laboratory at ``tuning`` depth bought where it
+    was measured, in one sentence; ``None`` if it never was. A user deciding whether to
+    label cells should see the measured gain, not a promise."""
+    study = card.adaptation.get(tuning, {})
+    rows = study.get("rows", [])
     if not rows:
         return None
     parts = [f"{row['per_class']} cells per class: {_pct(row['before_balanced_accuracy'])} → "
              f"{_pct(row['after_balanced_accuracy'])}" for row in rows]
-    return (f"Measured on {card.adaptation['data']}, another laboratory's cells: balanced "
-            f"accuracy on the cells not used for adapting, before → after, over "
-            f"{rows[0]['splits']} random splits — " + "; ".join(parts) + ".")
+    return (f"Measured ({TUNING_WORDS.get(tuning, tuning)}) on {study['data']}, another "
+            "laboratory's cells: balanced accuracy on the cells not used for adapting, "
+            f"before → after, over {rows[0]['splits']} random splits — " + "; ".join(parts)
+            + ".")
 
 
 def _ci(values) -> str:
@@ -315,11 +322,10 @@ def render_markdown(card: ModelCard) -> str:
         lines += [f"| {kind} | {row['n']} | {_pct(row['share_flagged'])} |"
                   for kind, row in card.foreign.get("kinds", {}).items()]
         lines.append("")
-    if card.adaptation:
-        tuned = {"last-block": "Last block and layer fine-tuned",
-                 "last-layer": "Last layer refitted"}[card.adaptation.get("tuning", "last-layer")]
-        lines += [f"## Adapting to another laboratory ({card.adaptation['data']})",
-                  f"{tuned} on N cells per class (at most half of a class), scored on the "
+    for tuning, study in card.adaptation.items():
+        lines += [f"## Adapting to another laboratory ({study['data']}): "
+                  f"{TUNING_WORDS.get(tuning, tuning)}",
+                  "Adapted on N cells per class (at most half of a class), scored on the "
                   "rest; mean ± sd over random splits (`hematovision adapt --study`).",
                   "", "| cells/class | balanced before | balanced after | accuracy after "
                   "| ECE after |", "|---|---|---|---|---|"]
@@ -327,7 +333,7 @@ def render_markdown(card: ModelCard) -> str:
                   f"{_pct(row['after_balanced_accuracy'])} ± "
                   f"{100 * row['after_balanced_accuracy_sd']:.1f} | "
                   f"{_pct(row['after_accuracy'])} | {row['after_ece']:.3f} |"
-                  for row in card.adaptation.get("rows", [])]
+                  for row in study.get("rows", [])]
         lines.append("")
     if card.limitations:
         lines += ["## Known limitations", *[f"- {item}" for item in card.limitations], ""]

@@ -21,9 +21,6 @@ st.write(
     "of cells per class (at most half of each class) adapt the model; the rest score the "
     "result, before and after, so the numbers it reports come from cells the adaptation "
     "never saw. The adapted model is saved as a new model; the original stays.")
-measured = adaptation_text(classifier.card)
-if measured:
-    st.caption(measured)
 
 archive = st.file_uploader("Labelled cells (.zip of class folders)", type=["zip"],
                            key="adapt_zip")
@@ -39,6 +36,9 @@ tuning = middle.radio("What to tune", list(TUNINGS), format_func=TUNINGS.get,
                            "The last block also changes what the network sees in your cells, "
                            "and the adapted model then no longer flags images far from every "
                            "class.")
+measured = adaptation_text(classifier.card, tuning)
+if measured:
+    st.caption(measured)
 default_name = f"{classifier.name}-adapted"
 name = right.text_input("Name of the new model", default_name, key="adapt_name")
 # Shown before there is anything to adapt on, so the page's next step is visible.

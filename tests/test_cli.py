@@ -238,7 +238,7 @@ def test_adapt_study_reports_each_number_of_cells_and_keeps_the_model(tiny_model
                          "--quiet")
         assert result.returncode == 0, result.stderr
         assert "cells/class" in result.stdout
-    # each depth keeps its own report; the card shows the latest study
+    # each depth keeps its own report...
     block = json.loads((model / "adaptation_my-lab_last-block.json").read_text())
     layer = json.loads((model / "adaptation_my-lab.json").read_text())
     assert (block["tuning"], layer["tuning"]) == ("last-block", "last-layer")
@@ -250,9 +250,14 @@ def test_adapt_study_reports_each_number_of_cells_and_keeps_the_model(tiny_model
             assert [run["held_out"] for run in row["runs"]] == [16 - 2 * row["per_class"]] * 2
             assert 0.0 <= row["after_balanced_accuracy"] <= 1.0
     card = json.loads((model / "card.json").read_text())
-    assert card["adaptation"]["tuning"] == "last-layer"
-    assert card["adaptation"]["counts"] == {"eosinophil": 8, "lymphocyte": 8, "platelet": 0}
-    assert "Adapting to another laboratory (my-lab)" in (model / "MODEL_CARD.md").read_text()
+    # ... and so does the card: the later study does not replace the other depth's
+    assert set(card["adaptation"]) == {"last-block", "last-layer"}
+    assert card["adaptation"]["last-layer"]["rows"][0]["per_class"] == layer["rows"][0]["per_class"]
+    assert card["adaptation"]["last-block"]["counts"] == {"eosinophil": 8, "lymphocyte": 8,
+                                                          "platelet": 0}
+    rendered = (model / "MODEL_CARD.md").read_text()
+    assert "Adapting to another laboratory (my-lab): last layer only" in rendered
+    assert "Adapting to another laboratory (my-lab): last block and layer" in rendered
     # a study saves no weights: the model file is the one the card was written for
     assert card["model_sha256"] == before["model_sha256"]
     assert (model / "model.keras").read_bytes() == (tiny_model / "model.keras").read_bytes()

@@ -199,13 +199,15 @@ def test_adapt_page_offers_both_tunings_with_the_last_layer_first():
 
 def test_adapt_page_states_what_adapting_bought_where_it_was_measured(classifier):
     at = _page("pages/6_Adapt.py").run()
-    captions = " ".join(caption.value for caption in at.caption)
-    study = classifier.card.adaptation
-    assert study["data"] in captions
-    for row in study["rows"]:
-        assert (f"{row['per_class']} cells per class: "
-                f"{100 * row['before_balanced_accuracy']:.1f} % → "
-                f"{100 * row['after_balanced_accuracy']:.1f} %") in captions
+    for tuning, words in (("last-layer", "last layer only"), ("last-block", "last block")):
+        at.radio(key="adapt_tuning").set_value(tuning).run()
+        captions = " ".join(caption.value for caption in at.caption)
+        study = classifier.card.adaptation[tuning]  # each depth says what it bought
+        assert study["data"] in captions and f"Measured ({words}" in captions
+        for row in study["rows"]:
+            assert (f"{row['per_class']} cells per class: "
+                    f"{100 * row['before_balanced_accuracy']:.1f} % → "
+                    f"{100 * row['after_balanced_accuracy']:.1f} %") in captions
 
 
 def test_batch_page_classifies_a_folder_and_lists_the_broken_file(pbc_examples, tmp_path):
