@@ -3,30 +3,43 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 
 __all__ = ["main"]
 
 
-def _new_model_folder(out: str, overwrite: bool, source: str | None = None) -> None:
-    """Refuse to write over a model unless asked; when asked, clear the reports that
-    described the old one, so none of them is read as the new model's."""
+@contextlib.contextmanager
+def _new_model_folder(out: str, overwrite: bool, source: str | None = None):
+    """The folder to build a model in. Refuses to write over a model unless asked; when
+    asked, the new model is built beside the old one and takes its place only once it is
+    complete, so a run that fails (bad data, a wrong option, Ctrl-C) leaves the old model
+    as it was, and none of the old model's reports is read as the new one's."""
     from hematovision.model_card import CARD_FILE
 
     folder = Path(out)
     if source and Path(source).resolve() == folder.resolve():
         raise ValueError(f"--out {out} is the model it starts from; choose a new folder")
     if not (folder / CARD_FILE).is_file():
+        yield folder
         return
     if not overwrite:
         raise ValueError(f"{out} already holds a model; choose another --out, or pass "
                          "--overwrite to replace it")
-    for pattern in ("*.json", "*.keras", "*.tflite", "*.npz", "*.csv", "*.log", "MODEL_CARD.md"):
-        for path in folder.glob(pattern):
-            path.unlink()
+    building = folder.with_name(f".{folder.name}.new-{os.getpid()}")
+    try:
+        yield building
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    retired = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+    folder.rename(retired)
+    building.rename(folder)
+    shutil.rmtree(retired)
 
 
 def _writable(out: str) -> None:
@@ -42,8 +55,6 @@ def _train(args) -> int:
     from hematovision.dataset import SplitFractions
     from hematovision.training import TrainingConfig, train
 
-    _new_model_folder(args.out, args.overwrite, args.init_from)
-
     config = TrainingConfig(
         backbone=args.backbone, pretrained=not args.no_pretrained,
         head_epochs=args.head_epochs, fine_tune_epochs=args.epochs,
@@ -54,7 +65,9 @@ def _train(args) -> int:
         init_from=args.init_from,
         fine_tune_learning_rate=args.learning_rate, review_catch=args.review_catch,
     )
-    card = train(args.data, args.out, config, progress=not args.quiet)
+    with _new_model_folder(args.out, args.overwrite, args.init_from) as folder:
+        card = train(args.data, folder, config, name=Path(args.out).name,
+                     progress=not args.quiet)
     print(f"saved {args.out}/model.keras (temperature {card.temperature:.3f})")
     if not args.no_evaluate:
         return _evaluate(argparse.Namespace(model=args.out, data=[args.data], all=False,
@@ -203,10 +216,10 @@ def _adapt(args) -> int:
     if not args.out:
         print("error: --out is required (or use --study)", file=sys.stderr)
         return 2
-    _new_model_folder(args.out, args.overwrite, args.model)
-
-    result = adapt(args.model, args.data, args.out, per_class=args.per_class, seed=args.seed,
-                   tuning=args.tuning, progress=None if args.quiet else _show_progress)
+    with _new_model_folder(args.out, args.overwrite, args.model) as folder:
+        result = adapt(args.model, args.data, folder, per_class=args.per_class,
+                       seed=args.seed, name=Path(args.out).name, tuning=args.tuning,
+                       progress=None if args.quiet else _show_progress)
     print(f"adapted on {sum(result.used.values())} cells, scored on "
           f"{sum(result.held_out.values())} held-out cells")
     if sum(result.held_out.values()) < 20:
@@ -216,7 +229,7 @@ def _adapt(args) -> int:
     for when, row in (("before", result.before), ("after", result.after)):
         print(f"{when:>6}: accuracy {row['accuracy']:.3f}, balanced accuracy "
               f"{row['balanced_accuracy']:.3f}, ECE {row['ece']:.3f} (n={row['n']})")
-    print(f"saved {result.out_dir}")
+    print(f"saved {args.out}")
     return 0
 
 

@@ -30,7 +30,9 @@ def available_models(models_dir: str | Path | None = None) -> list[Path]:
     root = Path(models_dir or models_root())
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if (p / CARD_FILE).is_file())
+    # Hidden folders are models being built (see the CLI's --overwrite), not yet ready.
+    return sorted(p for p in root.iterdir()
+                  if not p.name.startswith(".") and (p / CARD_FILE).is_file())
 
 
 def default_model_dir() -> Path:

@@ -227,6 +227,27 @@ def test_adapt_end_to_end_on_a_few_external_cells(tiny_model, my_lab, tmp_path, 
     assert json.loads((tiny_model / "card.json").read_text())["model_sha256"] == before_sha
 
 
+def test_overwrite_replaces_a_model_only_once_the_new_one_is_complete(tiny_model, my_lab,
+                                                                     tmp_path):
+    model = tmp_path / "models" / "mine"
+    shutil.copytree(tiny_model, model)
+    before = {path.name: path.read_bytes() for path in model.iterdir()}
+    too_few = tmp_path / "too-few"
+    for label in ("eosinophil", "lymphocyte"):
+        (too_few / label).mkdir(parents=True)
+        shutil.copy(next((PBC / label).iterdir()), too_few / label)
+    failed = run_cli("train", "--data", str(too_few), "--out", str(model), "--overwrite",
+                     "--quiet")
+    assert failed.returncode == 2 and "too few images" in failed.stderr
+    assert {path.name: path.read_bytes() for path in model.iterdir()} == before
+    replaced = run_cli("adapt", "--model", str(tiny_model), "--data", str(my_lab), "--out",
+                       str(model), "--overwrite", "--per-class", "3", "--quiet")
+    assert replaced.returncode == 0, replaced.stderr
+    card = json.loads((model / "card.json").read_text())
+    assert card["name"] == "mine" and card["training"]["adaptation"]["tuning"] == "last-layer"
+    assert [path.name for path in model.parent.iterdir()] == ["mine"]  # nothing left behind
+
+
 def test_adapt_study_reports_each_number_of_cells_and_keeps_the_model(tiny_model, my_lab,
                                                                        tmp_path):
     model = tmp_path / "model"
