@@ -246,6 +246,8 @@ def _explain(args) -> int:
     )
 
     _writable(args.out)
+    if args.heatmap:
+        _writable(args.heatmap)
     classifier = Classifier(args.model)
     image = read_image(args.image)
     # Framed and classified once; the explainer reuses both instead of doing them again.
@@ -373,6 +375,18 @@ def _share(text: str) -> float:
 
 
 _share.__name__ = "number"
+
+
+def _catch(text: str) -> float:
+    """An argparse type: a share of errors to catch, above 0 and at most 1 (refused here
+    rather than after hours of training, where the threshold is fitted)."""
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie above 0 and at most 1, got {value}")
+    return value
+
+
+_catch.__name__ = "number"
 
 
 class _Help(argparse.HelpFormatter):
@@ -504,7 +518,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=1234, help="random seed")
     train.add_argument("--learning-rate", type=float, default=3e-4,
                        help="peak fine-tuning learning rate (cosine decay)")
-    train.add_argument("--review-catch", type=_share, default=REVIEW_CATCH,
+    train.add_argument("--review-catch", type=_catch, default=REVIEW_CATCH,
                        help="share of validation errors the Review threshold must catch")
     train.add_argument("--init-from", help="continue fine-tuning this trained model folder")
     train.add_argument("--no-evaluate", action="store_true", help="skip the test-split evaluation")
@@ -578,7 +592,7 @@ def _parser() -> argparse.ArgumentParser:
                      "validation cells")
     model_option(review, required=True)
     review.add_argument("--data", required=True, help="the data folder it was trained on")
-    review.add_argument("--catch", type=_share, default=REVIEW_CATCH,
+    review.add_argument("--catch", type=_catch, default=REVIEW_CATCH,
                         help="share of the validation cells the model gets wrong that should "
                              "fall under the threshold")
     quiet_option(review)
