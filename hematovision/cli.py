@@ -42,6 +42,12 @@ def _new_model_folder(out: str, overwrite: bool, source: str | None = None):
     shutil.rmtree(retired)
 
 
+def _class_list(text: str) -> tuple[str, ...]:
+    """``"Monocyte, basophil,basophil"`` → ``("basophil", "monocyte")``: folder names match
+    without regard to case, and a model's classes are in name order, as when found."""
+    return tuple(sorted({name.strip().lower() for name in text.split(",") if name.strip()}))
+
+
 def _writable(out: str) -> None:
     """Check an output file's place before the slow work, not after it."""
     path = Path(out)
@@ -61,7 +67,7 @@ def _train(args) -> int:
         batch_size=args.batch_size, seed=args.seed, limit_per_class=args.limit_per_class,
         hidden_units=args.hidden_units, fine_tune_from=args.fine_tune_from,
         fractions=SplitFractions(*args.split),
-        classes=tuple(args.classes.split(",")) if args.classes else None,
+        classes=_class_list(args.classes) if args.classes else None,
         init_from=args.init_from,
         fine_tune_learning_rate=args.learning_rate, review_catch=args.review_catch,
     )

@@ -193,6 +193,12 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainingConfig = Tr
                       for c in classes}
     if len(arrays["train"]) == 0 or len(arrays["val"]) == 0:
         raise ValueError(f"{data_dir}: too few images to make both a training and a validation set")
+    # A class without training cells would be a class the model can never answer, and its
+    # missing statistics would break the familiarity check and adaptation later.
+    empty = [name for name in classes if counts["train"][name] == 0]
+    if empty:
+        raise ValueError(f"{data_dir}: no training images for {', '.join(empty)} (its "
+                         f"class folders: {', '.join(sorted(set(item.label for item in used)))})")
     print(f"classes: {', '.join(classes)}")
     for split in ("train", "val", "test"):
         print(f"{split:>5}: {sum(counts[split].values()):6d}  {counts[split]}")
