@@ -124,6 +124,8 @@ def _faithfulness(classifier, cells, methods, rng, progress) -> dict:
 
 
 def _pointing(classifier, masked, methods, rng, progress) -> dict:
+    if not masked:  # not measured: no numbers, rather than a 0 % that reads as measured
+        return {"by_method": {}, "area_share": None, "cells": 0}
     hits = {name: {"on_cell": 0.0, "on_nucleus": 0.0} for name in [*methods, "random"]}
     share = {"cell": 0.0, "nucleus": 0.0}
     total = max(len(masked), 1)
@@ -143,7 +145,7 @@ def _pointing(classifier, masked, methods, rng, progress) -> dict:
             hits[name]["on_nucleus"] += on_nucleus / total
         if progress:
             progress(f"pointing game {number + 1}/{len(masked)}")
-    return {"by_method": hits, "area_share": share}
+    return {"by_method": hits, "area_share": share, "cells": len(masked)}
 
 
 def _randomisation(classifier, cells, methods, progress) -> dict:

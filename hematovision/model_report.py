@@ -84,14 +84,16 @@ def check_verdicts(checks: dict, titles: dict[str, str] | None = None) -> dict[s
         faithful = (row["deletion_auc"] < random["deletion_auc"]
                     and row["insertion_auc"] > random["insertion_auc"])
         correlation = checks["randomisation"].get(name, {}).get("spearman_mean", float("nan"))
-        on_cell = pointing.get(name, {}).get("on_cell", float("nan"))
+        on_cell = pointing.get(name, {}).get("on_cell")
         parts = [
             ("Removing what it highlights lowers the probability faster than removing random "
              "pixels: its bright regions matter to the model." if faithful else
              "It does not beat a random map on deletion and insertion: do not read its bright "
              "regions as what the model relies on."),
-            f"Its maximum (for a patch map, its top patch) lies on the white cell "
-            f"{100 * on_cell:.0f} % of the time, over cells with expert masks.",
+            (f"Its maximum (for a patch map, its top patch) lies on the white cell "
+             f"{100 * on_cell:.0f} % of the time, over cells with expert masks."
+             if on_cell is not None else "Where its maximum lies was not measured (no cells "
+             "with expert masks were given)."),
             ("It changes when the model's top layers are scrambled (rank correlation "
              f"{correlation:.2f}), so it reflects what the model learned." if correlation < 0.5
              else f"It barely changes when the model's top layers are scrambled (rank "

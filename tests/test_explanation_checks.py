@@ -71,3 +71,16 @@ def test_run_checks_reports_every_method_and_the_random_baseline(classifier, pbc
     assert set(checks["randomisation"]) == methods
     for row in checks["faithfulness"].values():
         assert len(row["deletion_curve"]) == 11 and 0 <= row["deletion_auc"] <= 1
+
+
+def test_without_masked_cells_the_pointing_game_is_not_measured_and_says_so(
+        classifier, pbc_examples):
+    from hematovision.model_report import check_verdicts, checks_table
+
+    checks = run_checks(classifier, [p for p, _ in pbc_examples[:1]], [],
+                        randomisation_cells=1)
+    assert checks["pointing_game"]["cells"] == 0 and checks["pointing_game"]["by_method"] == {}
+    row = checks_table(checks)[0]
+    assert row["maximum on the cell"] == "–" and row["maximum on the nucleus"] == "–"
+    verdict = " ".join(check_verdicts(checks).values())
+    assert "was not measured" in verdict and "0 % of the time" not in verdict
