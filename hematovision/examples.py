@@ -28,8 +28,10 @@ def example_cells(classifier: Classifier, folder: str | Path, label: str, count:
     if held_out is not None:
         pool = [path for path, name in held_out if name == label.lower()]
     else:
-        pool = sorted(p for p in (folder / label).iterdir()
-                      if p.suffix.lower() in IMAGE_SUFFIXES) if (folder / label).is_dir() else []
+        # Class folders match without regard to case, as when training (Kaggle: EOSINOPHIL).
+        matching = [p for p in folder.iterdir() if p.is_dir() and p.name.lower() == label.lower()]
+        pool = sorted(p for match in matching for p in match.iterdir()
+                      if p.suffix.lower() in IMAGE_SUFFIXES)
     if not pool:
         raise ValueError(f"no example images of {label!r} under {folder}")
     return random.Random(seed).sample(pool, min(count, len(pool)))

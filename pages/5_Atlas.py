@@ -44,7 +44,12 @@ with atlas_tab:
     if folder is not None:
         st.markdown("**Examples with the model's Grad-CAM** (from the held-out test split)")
         columns = st.columns(4)
-        for column, path in zip(columns, example_cells(classifier, folder, name, 4, seed=0)):
+        try:
+            examples = example_cells(classifier, folder, name, 4, seed=0)
+        except ValueError:
+            examples = []
+            st.caption(f"The dataset folder holds no example cells of {name}.")
+        for column, path in zip(columns, examples):
             cell = make_cell(path.name, path.read_bytes())
             image, _ = try_decode(cell)
             prediction = predict(classifier, cell.sha256, image, review_threshold())
@@ -61,14 +66,25 @@ with quiz_tab:
     score = st.session_state.setdefault("quiz_score", {"right": 0, "asked": 0})
 
     def next_cell() -> None:
-        label = random.choice(classifier.classes)
-        path = example_cells(classifier, folder, label, 1)[0]
-        st.session_state["quiz_cell"] = (make_cell(path.name, path.read_bytes()), label)
-        st.session_state["quiz_answered"] = None
+        # Only classes the folder has cells of: another lab's set may lack some.
+        for label in random.sample(classifier.classes, len(classifier.classes)):
+            try:
+                path = example_cells(classifier, folder, label, 1)[0]
+            except ValueError:
+                continue
+            st.session_state["quiz_cell"] = (make_cell(path.name, path.read_bytes()), label,
+                                             classifier.name)
+            st.session_state["quiz_answered"] = None
+            return
+        st.session_state.pop("quiz_cell", None)
 
-    if "quiz_cell" not in st.session_state:
+    # A question asked under another model may have an answer this one cannot give.
+    if st.session_state.get("quiz_cell", (None, None, None))[2] != classifier.name:
         next_cell()
-    cell, truth = st.session_state["quiz_cell"]
+    if "quiz_cell" not in st.session_state:
+        st.info("The dataset folder holds no cells of this model's classes.")
+        st.stop()
+    cell, truth, _ = st.session_state["quiz_cell"]
     image, _ = try_decode(cell)
     answered = st.session_state.get("quiz_answered")
     left, right = st.columns([1, 2])

@@ -265,7 +265,7 @@ def test_audit_page_reads_the_evaluation_and_shows_the_gallery(classifier):
 def test_quiz_answer_path_scores_and_reveals_the_model(classifier):
     at = _page("pages/5_Atlas.py").run()
     assert not at.exception
-    cell, truth = at.session_state["quiz_cell"]
+    cell, truth, _ = at.session_state["quiz_cell"]
     at.radio(key=f"quiz_guess_{cell.sha256}").set_value(truth).run()
     at.button(key="quiz_check").click().run()
     assert not at.exception
@@ -278,9 +278,34 @@ def test_quiz_answer_path_scores_and_reveals_the_model(classifier):
     at.button(key="quiz_next").click().run()
     assert not at.exception
     assert at.session_state["quiz_answered"] is None
-    following, _ = at.session_state["quiz_cell"]
+    following, _, _ = at.session_state["quiz_cell"]
     assert not at.radio(key=f"quiz_guess_{following.sha256}").disabled
     assert at.session_state["quiz_score"] == {"right": 1, "asked": 1}
+
+
+def test_atlas_and_quiz_with_another_lab_s_folder_that_lacks_some_classes(monkeypatch):
+    from .conftest import ZHENG
+
+    monkeypatch.setenv("HEMATOVISION_EXAMPLES", str(ZHENG / "images"))  # no ig, platelet…
+    at = _page("pages/5_Atlas.py").run()
+    assert not at.exception
+    at.selectbox(key="atlas_class").set_value("platelet").run()
+    assert not at.exception
+    assert any("no example cells of platelet" in c.value for c in at.caption)
+    for _ in range(6):  # every question is a class the folder has cells of
+        assert at.session_state["quiz_cell"][1] in ("basophil", "eosinophil", "lymphocyte",
+                                                    "monocyte", "neutrophil")
+        at.button(key="quiz_next").click().run()
+        assert not at.exception
+
+
+def test_a_quiz_question_is_asked_again_under_a_newly_chosen_model(two_models):
+    at = _page("pages/5_Atlas.py").run()
+    first = at.session_state["quiz_cell"]
+    assert first[2] == "z-chosen"
+    at.sidebar.selectbox(key="model_name").select("a-first").run()
+    assert not at.exception
+    assert at.session_state["quiz_cell"][2] == "a-first"
 
 
 def test_an_unfamiliar_image_is_flagged_and_its_answer_shown_only_on_request():

@@ -32,3 +32,9 @@ def test_only_folders_that_hold_images_are_offered_as_classes(classifier, tmp_pa
     assert example_cells(classifier, tmp_path, "neutrophil") == [tmp_path / "neutrophil" / "a.jpg"]
     with pytest.raises(ValueError, match="no example images of 'empty'"):
         example_cells(classifier, tmp_path, "empty")
+
+
+def test_class_folders_match_without_regard_to_case(classifier, tmp_path):
+    (tmp_path / "EOSINOPHIL").mkdir()  # the Kaggle layout's folder names
+    shutil.copy(next((PBC / "eosinophil").iterdir()), tmp_path / "EOSINOPHIL" / "a.jpg")
+    assert example_cells(classifier, tmp_path, "eosinophil") == [tmp_path / "EOSINOPHIL" / "a.jpg"]
