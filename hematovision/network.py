@@ -72,6 +72,13 @@ def set_fine_tuning(model: keras.Model, first_layer_prefix: str | None) -> int:
     statistics from ImageNet would be wrecked by small batches of one stain. Returns the
     number of trainable weight tensors.
     """
+    if first_layer_prefix and not any(layer.name.startswith(first_layer_prefix)
+                                      for layer in model.layers):
+        # A typo or another backbone's layer names would silently train the head alone.
+        blocks = sorted({layer.name.split("_")[0] for layer in model.layers
+                         if layer.name.startswith("block")}, key=lambda name: (len(name), name))
+        raise ValueError(f"no layer of this network starts with {first_layer_prefix!r}; "
+                         f"its blocks: {', '.join(blocks) or 'none named block…'}")
     head_started = False
     unfrozen = first_layer_prefix is None
     for layer in model.layers:

@@ -206,6 +206,7 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainingConfig = Tr
     model = build_classifier(config.backbone, len(classes), config.input_size,
                              config.dropout, config.hidden_units,
                              config.pretrained and not config.init_from)
+    set_fine_tuning(model, config.fine_tune_from)  # a wrong layer name fails now, not later
     weights = _class_weights(labels["train"], len(classes))
     # Made only now, so that a run stopped by bad data or settings leaves no empty folder.
     out_dir.mkdir(parents=True, exist_ok=True)
