@@ -73,17 +73,26 @@ def pointing_game(heatmap: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
     return float((mask[top] > 0).mean()), float((mask[top] == 255).mean())
 
 
-def randomised_copy(classifier: Classifier, prefixes=("logits", "top_", "block15_")) -> Classifier:
-    """The same network with the layers named by ``prefixes`` re-initialised (cascading
+def scrambled_layers(classifier: Classifier) -> list[str]:
+    """The layers a randomisation check re-initialises: the backbone's last block and
+    everything above it with weights, so every backbone is scrambled to the same depth."""
+    from hematovision.backbones import get_backbone
+
+    names = [layer.name for layer in classifier.model.layers]
+    first = names.index(get_backbone(classifier.card.backbone).last_block)
+    return [layer.name for layer in classifier.model.layers[first:] if layer.weights]
+
+
+def randomised_copy(classifier: Classifier) -> Classifier:
+    """The same network with its ``scrambled_layers`` re-initialised (cascading
     randomisation from the top, as in Adebayo et al. 2018)."""
     import keras
 
     copy = keras.models.clone_model(classifier.model)
     copy.set_weights(classifier.model.get_weights())
     fresh = keras.models.clone_model(classifier.model)  # new random initial weights
-    for layer in copy.layers:
-        if layer.weights and layer.name.startswith(prefixes):
-            layer.set_weights(fresh.get_layer(layer.name).get_weights())
+    for name in scrambled_layers(classifier):
+        copy.get_layer(name).set_weights(fresh.get_layer(name).get_weights())
     return Classifier.from_keras(copy, replace(classifier.card, name="randomised"),
                                  classifier.model_dir)
 
@@ -184,7 +193,7 @@ def run_checks(classifier: Classifier, cells: list[Path], masked: list[tuple[Pat
         "pointing_game": _pointing(classifier, masked, methods, rng, progress),
         "randomisation": _randomisation(classifier, cells[:randomisation_cells], methods,
                                         progress),
-        "randomised_layers": ["logits", "top_conv", "top_bn", "block15"],
+        "randomised_layers": scrambled_layers(classifier),
     }
 
 

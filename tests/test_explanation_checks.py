@@ -84,3 +84,20 @@ def test_without_masked_cells_the_pointing_game_is_not_measured_and_says_so(
     assert row["maximum on the cell"] == "–" and row["maximum on the nucleus"] == "–"
     verdict = " ".join(check_verdicts(checks).values())
     assert "was not measured" in verdict and "0 % of the time" not in verdict
+
+
+@pytest.mark.parametrize("backbone,first", [("lite0", "block15_"), ("b0", "block7a_"),
+                                            ("mobilenetv2", "block_16_")])
+def test_the_randomisation_check_scrambles_every_backbone_from_its_last_block(
+        classifier, backbone, first):
+    from dataclasses import replace
+
+    from hematovision.classifier import Classifier
+    from hematovision.explanation_checks import scrambled_layers
+    from hematovision.network import build_classifier
+
+    model = build_classifier(backbone, 3, 224, 0.2, 0, False)
+    card = replace(classifier.card, backbone=backbone, classes=("a", "b", "c"))
+    layers = scrambled_layers(Classifier.from_keras(model, card))
+    assert layers[0].startswith(first) and layers[-1] == "logits"
+    assert len(layers) >= 4  # the block's convolutions and norms, the top, the head
