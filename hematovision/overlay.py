@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 __all__ = ["COLORMAPS", "colorize", "overlay", "overlay_signed", "colour_scale",
-           "compose_panel", "to_png", "thumbnail_uri"]
+           "compose_panel", "to_png", "thumbnail_uri", "fitted_size"]
 
 COLORMAPS = ("jet", "inferno", "viridis", "magma", "turbo")
 DIVERGING = "RdBu_r"  # red: for the class, blue: against
@@ -102,13 +102,19 @@ def compose_panel(tiles: list[tuple[str, np.ndarray]], title: str = "", tile_siz
     return np.asarray(canvas)
 
 
-def _fitted(tile: np.ndarray, side: int) -> Image.Image:
-    """The tile resized to fit a ``side`` square, in its own proportions: stretched, a
-    round cell becomes an oval, and a reader would take the shape for morphology."""
-    height, width = tile.shape[:2]
+def fitted_size(shape: tuple[int, ...], side: float) -> tuple[float, float]:
+    """``(width, height)`` of a picture of ``shape`` fitted into a ``side`` square in its
+    own proportions: stretched, a round cell becomes an oval, and a reader would take the
+    shape for morphology (the panel here, the PDF report's tiles)."""
+    height, width = shape[:2]
     scale = side / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return Image.fromarray(tile).resize(size, Image.BILINEAR)
+    return width * scale, height * scale
+
+
+def _fitted(tile: np.ndarray, side: int) -> Image.Image:
+    width, height = fitted_size(tile.shape, side)
+    return Image.fromarray(tile).resize((max(1, round(width)), max(1, round(height))),
+                                        Image.BILINEAR)
 
 
 def _wrap(text: str, font, width: int) -> list[str]:

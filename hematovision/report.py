@@ -10,6 +10,7 @@ from PIL import Image
 from hematovision.batch import CellResult, Differential
 from hematovision.classifier import REVIEW, UNFAMILIAR
 from hematovision.model_card import ModelCard
+from hematovision.overlay import fitted_size
 
 __all__ = ["DISCLAIMER", "build_report", "gradcam_thumbnails"]
 
@@ -108,12 +109,10 @@ def _cells_pages(pdf, results: list[CellResult], maps: dict[int, np.ndarray]) ->
 
 
 def _place(pdf, picture: np.ndarray, x: float, y: float, tile: float) -> None:
-    """Draw a picture centred in a ``tile`` square, keeping its proportions: a stretched
-    cell is an oval, and a reader would take the shape for morphology."""
-    height, width = picture.shape[:2]
-    scale = tile / max(height, width)
-    pdf.image(Image.fromarray(picture), x=x + (tile - width * scale) / 2,
-              y=y + (tile - height * scale) / 2, w=width * scale, h=height * scale)
+    """Draw a picture centred in a ``tile`` square, in its own proportions."""
+    width, height = fitted_size(picture.shape, tile)
+    pdf.image(Image.fromarray(picture), x=x + (tile - width) / 2, y=y + (tile - height) / 2,
+              w=width, h=height)
 
 
 def _lists_page(pdf, results: list[CellResult]) -> None:
