@@ -372,27 +372,19 @@ def _count(minimum: int):
     return parse
 
 
-def _share(text: str) -> float:
-    """An argparse type: a number from 0 to 1."""
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must lie between 0 and 1, got {value}")
-    return value
+def _share(zero: bool = True):
+    """An argparse type: a number from 0 to 1, or above 0 when ``zero`` is not allowed (a
+    share of errors to catch: 0 is refused here rather than after hours of training, where
+    the threshold is fitted)."""
+    words = "between 0 and 1" if zero else "above 0 and at most 1"
 
-
-_share.__name__ = "number"
-
-
-def _catch(text: str) -> float:
-    """An argparse type: a share of errors to catch, above 0 and at most 1 (refused here
-    rather than after hours of training, where the threshold is fitted)."""
-    value = float(text)
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must lie above 0 and at most 1, got {value}")
-    return value
-
-
-_catch.__name__ = "number"
+    def parse(text: str) -> float:
+        value = float(text)
+        if not (value >= 0.0 if zero else value > 0.0) or value > 1.0:
+            raise argparse.ArgumentTypeError(f"must lie {words}, got {value}")
+        return value
+    parse.__name__ = "number"  # what argparse names in its error
+    return parse
 
 
 class _Help(argparse.HelpFormatter):
@@ -478,7 +470,7 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--class", dest="class_name", help="class to explain (default: predicted)")
     explain.add_argument("--out", required=True, help="PNG file to write")
     model_option(explain)
-    explain.add_argument("--opacity", type=_share, default=0.5,
+    explain.add_argument("--opacity", type=_share(), default=0.5,
                          help="how strongly the map covers the cell (0 to 1)")
     explain.add_argument("--colormap", default="jet", choices=COLORMAPS,
                          help="colours of the Grad-CAM maps (LIME always uses green for, "
@@ -524,7 +516,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=1234, help="random seed")
     train.add_argument("--learning-rate", type=float, default=3e-4,
                        help="peak fine-tuning learning rate (cosine decay)")
-    train.add_argument("--review-catch", type=_catch, default=REVIEW_CATCH,
+    train.add_argument("--review-catch", type=_share(zero=False), default=REVIEW_CATCH,
                        help="share of validation errors the Review threshold must catch")
     train.add_argument("--init-from", help="continue fine-tuning this trained model folder")
     train.add_argument("--no-evaluate", action="store_true", help="skip the test-split evaluation")
@@ -598,7 +590,7 @@ def _parser() -> argparse.ArgumentParser:
                      "validation cells")
     model_option(review, required=True)
     review.add_argument("--data", required=True, help="the data folder it was trained on")
-    review.add_argument("--catch", type=_catch, default=REVIEW_CATCH,
+    review.add_argument("--catch", type=_share(zero=False), default=REVIEW_CATCH,
                         help="share of the validation cells the model gets wrong that should "
                              "fall under the threshold")
     quiet_option(review)
