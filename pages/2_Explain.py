@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard.results import explanation, model_view, predict
+from dashboard.results import explanation, model_key, model_view, predict
 from dashboard.sidebar import review_threshold, show_sidebar
 from dashboard.state import try_decode
 from hematovision.classifier import UNFAMILIAR
@@ -43,7 +43,7 @@ controls = st.columns([2, 2, 1])
 # model's answer, instead of explaining a class nobody picked for this model.
 class_name = controls[0].selectbox(
     "Explain the class", classifier.classes, index=classifier.classes.index(prediction.label),
-    key=f"class_{classifier.name}_{classifier.model_sha256[:12]}_{sha}",
+    key=f"class_{model_key(classifier)}_{sha}",
     help="Any class can be asked about: 'why not monocyte?'")
 opacity = controls[1].slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
 colormap = controls[2].selectbox("Colormap", COLORMAPS, key="colormap")

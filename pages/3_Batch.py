@@ -4,6 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from dashboard.results import model_key
 from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
 from dashboard.state import IMAGE_TYPES, LIMITS
 from dashboard.tables import COLUMN_CONFIG, answer_columns
@@ -48,7 +49,7 @@ elif "batch_sources" not in st.session_state:
 sources = st.session_state["batch_sources"]
 # The answers belong to the model and threshold that gave them: after a switch in the
 # sidebar the same files are classified again, and the old PDF goes with the old answers.
-answered_by = (classifier.model_sha256, review_threshold())
+answered_by = (model_key(classifier), review_threshold())
 if clicked or st.session_state.get("batch_answered_by") != answered_by:
     bar = st.progress(0.0, text=f"Classifying {len(sources)} files…")
     st.session_state["batch"] = classify_sources(

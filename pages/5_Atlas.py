@@ -4,7 +4,7 @@ import random
 
 import streamlit as st
 
-from dashboard.results import explanation, predict
+from dashboard.results import explanation, model_key, predict
 from dashboard.sidebar import review_threshold, show_sidebar
 from dashboard.state import examples_folder, make_cell, try_decode
 from hematovision.atlas import REFERENCE, confusions, notes_for
@@ -73,13 +73,13 @@ with quiz_tab:
             except ValueError:
                 continue
             st.session_state["quiz_cell"] = (make_cell(path.name, path.read_bytes()), label,
-                                             classifier.name)
+                                             model_key(classifier))
             st.session_state["quiz_answered"] = None
             return
         st.session_state.pop("quiz_cell", None)
 
     # A question asked under another model may have an answer this one cannot give.
-    if st.session_state.get("quiz_cell", (None, None, None))[2] != classifier.name:
+    if st.session_state.get("quiz_cell", (None, None, None))[2] != model_key(classifier):
         next_cell()
     if "quiz_cell" not in st.session_state:
         st.info("The dataset folder holds no cells of this model's classes.")
