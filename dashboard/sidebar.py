@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import streamlit as st
 
 from dashboard.state import current_classifier, model_choices
 from hematovision.audit import audit_csv, audit_entry
+from hematovision.batch import CSV_ENCODING
 from hematovision.classifier import Classifier, Prediction
 
 # Every page in the order and under the name the sidebar shows. st.navigation could name
@@ -86,7 +85,7 @@ def _show_audit_button() -> None:
     slot.download_button(
         f"Audit log ({count} prediction{'' if count == 1 else 's'}, CSV)",
         # Built when clicked, not on every redraw: a batch logs hundreds of entries.
-        partial(audit_csv, entries), file_name="hematovision_audit.csv",
+        lambda: audit_csv(entries).encode(CSV_ENCODING), file_name="hematovision_audit.csv",
         mime="text/csv", key=f"download_audit_{count}",
         help="Every prediction shown in this session: time, image SHA-256 (never the "
              "image), model and its file hash, probabilities and flag.")

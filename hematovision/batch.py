@@ -19,12 +19,16 @@ from scipy.stats import binomtest
 from hematovision.archive import ArchiveError, read_zip
 from hematovision.cell_finder import CellBox
 from hematovision.classifier import REVIEW, UNFAMILIAR, Classifier, Prediction
+from hematovision.folders import files_under
 from hematovision.images import IMAGE_SUFFIXES, ImageError, ImageLimits, read_image
 
 __all__ = ["CellResult", "Differential", "sources_from_paths", "sources_from_upload",
            "classify_sources", "copies", "differential", "results_csv", "read_results_csv"]
 
 log = logging.getLogger(__name__)
+# With its byte-order mark, Excel reads UTF-8 as UTF-8 ("Zelle ä" instead of "Zelle Ã¤");
+# Python's csv, pandas and LibreOffice read it either way.
+CSV_ENCODING = "utf-8-sig"
 
 
 @dataclass(frozen=True)
@@ -74,27 +78,37 @@ def sources_from_paths(paths: Iterable[str | Path]) -> list[tuple[str, bytes | N
     """
     files: list[Path] = []
     skipped: list[Path] = []
+    unreachable: list[tuple[str, bytes | None, str]] = []
     for path in map(Path, paths):
-        if path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if p.is_file()
-                               and not p.name.startswith(".")):
+        try:
+            is_folder = path.is_dir()
+        except OSError as error:  # a name too long for the file system, say
+            unreachable.append((str(path), None, f"{path}: cannot be read ({error.strerror})"))
+            continue
+        if is_folder:
+            contents = files_under(path)
+            for file in contents.files:
                 taken = file.suffix.lower() in IMAGE_SUFFIXES + (".zip",)
                 (files if taken else skipped).append(file)
+            unreachable += [(str(link), None, f"{link}: a broken link or unreadable folder")
+                            for link in contents.broken]
         else:
             files.append(path)
     if skipped:
         log.warning("skipped %d file%s without an image suffix (%s): %s", len(skipped),
                     "s" if len(skipped) > 1 else "", ", ".join(IMAGE_SUFFIXES),
                     ", ".join(map(str, skipped[:10])) + (" …" if len(skipped) > 10 else ""))
-    sources: list[tuple[str, bytes | None, str]] = []
+    sources = unreachable
     for path in _once(files):
-        if path.suffix.lower() == ".zip" and path.is_file():
-            sources += sources_from_upload(str(path), path.read_bytes())
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            sources.append((str(path), None, f"{path}: cannot be read ({error.strerror})"))
+            continue
+        if path.suffix.lower() == ".zip":
+            sources += sources_from_upload(str(path), data)
         else:
-            try:
-                sources.append((str(path), path.read_bytes(), ""))
-            except OSError as error:
-                sources.append((str(path), None, f"{path}: cannot be read ({error.strerror})"))
+            sources.append((str(path), data, ""))
     return sources
 
 
@@ -247,7 +261,7 @@ def _cell(text: str) -> str:
 
 def read_results_csv(text: str) -> list[dict[str, str]]:
     """The rows of :func:`results_csv`, names and errors as they were before quoting."""
-    rows = list(csv.DictReader(io.StringIO(text)))
+    rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
     for row in rows:
         for key in ("path", "error"):
             if row[key].startswith("'") and row[key][1:].startswith((*_FORMULA_START, "'")):

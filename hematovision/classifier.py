@@ -128,11 +128,11 @@ class Classifier:
         if self.card.familiarity_file:
             familiarity_path = self.model_dir / self.card.familiarity_file
             check_model_file(familiarity_path, self.card.familiarity_sha256)
-            self.familiarity = load_familiarity(familiarity_path)
+            self.familiarity = _read(load_familiarity, familiarity_path)
         if self.card.runtime_file:
             runtime_path = self.model_dir / self.card.runtime_file
             check_model_file(runtime_path, self.card.runtime_sha256)
-            self._runtime = LiteRTRunner(runtime_path)
+            self._runtime = _read(LiteRTRunner, runtime_path)
         else:
             _ = self.model
 
@@ -306,10 +306,21 @@ def check_model_file(path: Path, expected_sha256: str) -> str:
     """The file's sha256, after making sure it is there and is the one its card names."""
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
+    if not expected_sha256:
+        # Loading an unchecked file is how a damaged one slips through; the card must say.
+        raise ModelFileError(f"model file {path} cannot be checked: its card records no sha256")
     actual = sha256_of_file(path)
-    if expected_sha256 and actual != expected_sha256:
+    if actual != expected_sha256:
         raise ModelFileError(
             f"model file {path} is damaged or was replaced: sha256 {actual}, "
             f"its card says {expected_sha256}"
         )
     return actual
+
+
+def _read(load, path: Path):
+    """``load(path)``, with any failure reported as that file being damaged."""
+    try:
+        return load(path)
+    except Exception as error:  # a damaged file fails in whatever way its reader does
+        raise ModelFileError(f"model file {path} is damaged: {error}") from error

@@ -75,7 +75,9 @@ def _train(args) -> int:
         card = train(args.data, folder, config, name=Path(args.out).name,
                      progress=not args.quiet)
     print(f"saved {args.out}/model.keras (temperature {card.temperature:.3f})")
-    if not args.no_evaluate:
+    if not args.no_evaluate and not sum(card.data["counts"]["test"].values()):
+        print("no evaluation: the test split is empty (too few images per class)")
+    elif not args.no_evaluate:
         return _evaluate(argparse.Namespace(model=args.out, data=[args.data], all=False,
                                             quiet=args.quiet, bootstrap=1000,
                                             explanations=False))
@@ -86,6 +88,13 @@ def _evaluate(args) -> int:
     from hematovision.classifier import Classifier
     from hematovision.evaluation import evaluate, format_report, format_table
 
+    names = [Path(data).resolve().name for data in args.data]
+    twins = sorted({name for name in names if names.count(name) > 1})
+    if twins:
+        # The card and evaluation_<name>.json know a set by its folder's name.
+        raise ValueError(f"two data folders are named {', '.join(twins)}; their results "
+                         "would overwrite each other: rename one, or evaluate them one at "
+                         "a time")
     classifier = Classifier(args.model)
     reports = []
     for data in args.data:
@@ -335,7 +344,7 @@ def _report(args) -> int:
 
 
 def _predict(args) -> int:
-    from hematovision.batch import classify_sources, results_csv
+    from hematovision.batch import CSV_ENCODING, classify_sources, results_csv
 
     loaded = _classifier_and_sources(args)
     if loaded is None:
@@ -352,7 +361,7 @@ def _predict(args) -> int:
     if bar is not None:
         bar.close()
     _warn_copies(results)
-    Path(args.out).write_text(results_csv(results, classifier), encoding="utf-8")
+    Path(args.out).write_text(results_csv(results, classifier), encoding=CSV_ENCODING)
     failed = sum(result.prediction is None for result in results)
     print(f"classified {len(results) - failed} of {len(results)} files into {args.out}")
     if failed:
@@ -639,9 +648,16 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.run(args)
-    except (ModelFileError, ImageError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (ModelFileError, ImageError, OSError, ValueError) as error:
+        print(f"error: {_error_text(error)}", file=sys.stderr)
         return 2
+
+
+def _error_text(error: Exception) -> str:
+    """The message, with the file named: a disk that fills up says only "[Errno 28] …"."""
+    if isinstance(error, OSError) and error.strerror and error.args[1:] == (error.strerror,):
+        return f"{error.filename or 'writing the output'}: {error.strerror}"
+    return str(error)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from hematovision.folders import files_under
 from hematovision.images import IMAGE_SUFFIXES
+from hematovision.model_card import CARD_FILE, load_card
 
 __all__ = [
     "SPLIT_FILE",
@@ -110,9 +112,11 @@ def _candidates(root: Path, wanted: set[str] | None):
     """Readable images grouped by content hash, and the files skipped with reasons."""
     skipped: list[tuple[Path, str]] = []
     by_digest: dict[str, list[tuple[Path, str]]] = defaultdict(list)
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    contents = files_under(root)
+    skipped += [(path, "a broken link or unreadable folder") for path in contents.broken]
+    for path in contents.files:
         label = path.parent.name.lower()
-        if path.name.startswith(".") or path.parent == root or label in _SPLIT_FOLDERS:
+        if path.parent == root or label in _SPLIT_FOLDERS:
             continue
         if wanted is not None and label not in wanted:
             continue
@@ -236,18 +240,42 @@ def learned_from(model_dir: str | Path) -> dict[str, str]:
     adapted on. Scoring a model on these would flatter it, whatever folder they sit in."""
     model_dir = Path(model_dir)
     seen: dict[str, str] = {}
-    split_path = model_dir / SPLIT_FILE
-    if split_path.is_file():
-        for entry in json.loads(split_path.read_text())["files"]:
-            if entry["split"] in ("train", "val"):
-                seen[entry["sha256"]] = f"its {entry['split']} split"
+    for entry in _recorded_split(model_dir):
+        if entry["split"] in ("train", "val"):
+            seen[entry["sha256"]] = f"its {entry['split']} split"
     adaptation = model_dir / ADAPTATION_FILE
     if adaptation.is_file():
-        record = json.loads(adaptation.read_text())
-        digests = record.get("used_sha256") or [
-            _sha256(Path(path)) for path in record.get("used", []) if Path(path).is_file()]
+        try:
+            record = json.loads(adaptation.read_text(encoding="utf-8"))
+            digests = record.get("used_sha256") or [
+                _sha256(Path(path)) for path in record.get("used", []) if Path(path).is_file()]
+        except (ValueError, AttributeError, TypeError) as error:
+            raise ValueError(f"{adaptation} is damaged: {error}") from error
         seen.update(dict.fromkeys(digests, "the cells it was adapted on"))
     return seen
+
+
+def _recorded_split(model_dir: Path) -> list[dict]:
+    """The entries of the model's ``split.json``; none for a model that records no split.
+
+    A model whose card records a split fingerprint must have its file: without it, its
+    training cells would pass for unseen ones and its test split for another laboratory.
+    """
+    path = model_dir / SPLIT_FILE
+    if not path.is_file():
+        recorded = (model_dir / CARD_FILE).is_file() and load_card(model_dir).data.get(
+            "split_fingerprint")
+        if recorded:
+            raise FileNotFoundError(f"{path} is missing; the model's card records a split, "
+                                    "and without it its training cells cannot be told apart")
+        return []
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))["files"]
+        for entry in entries:
+            entry["split"], entry["sha256"], entry["path"], entry["label"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is damaged: {error!r}") from error
+    return entries
 
 
 def test_split_files(model_dir: str | Path, data_dir: str | Path) -> list[tuple[Path, str]] | None:
@@ -268,12 +296,8 @@ def split_files(model_dir: str | Path, data_dir: str | Path, which: str
     hold a few of the split's files is another folder, not the training data (scoring it
     as the test split would score those few and replace the model's test metrics).
     """
-    split_path = Path(model_dir) / SPLIT_FILE
-    if not split_path.is_file():
-        return None
-    split = json.loads(split_path.read_text())
     data_dir = Path(data_dir)
-    entries = [entry for entry in split["files"] if entry["split"] == which]
+    entries = [entry for entry in _recorded_split(Path(model_dir)) if entry["split"] == which]
     found = [(data_dir / entry["path"], entry["label"]) for entry in entries
              if (data_dir / entry["path"]).is_file()
              and _sha256(data_dir / entry["path"]) == entry["sha256"]]

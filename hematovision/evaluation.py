@@ -12,7 +12,7 @@ from scipy.special import softmax
 
 from hematovision.calibration import expected_calibration_error, reliability_bins
 from hematovision.classifier import CONFIDENT, REVIEW, UNFAMILIAR, Classifier
-from hematovision.dataset import learned_from, scan_folder, test_split_files
+from hematovision.dataset import learned_from, scan_folder, split_files, test_split_files
 from hematovision.decoding import decode_images
 from hematovision.familiarity import sharpness
 from hematovision.metrics import balanced_accuracy, classification_report
@@ -71,6 +71,13 @@ def evaluate(classifier: Classifier, data_dir: str | Path, whole_folder: bool = 
     data_dir = Path(data_dir)
     classes = list(classifier.classes)
     files = None if whole_folder else test_split_files(classifier.model_dir, data_dir)
+    if files is None and not whole_folder and split_files(classifier.model_dir, data_dir,
+                                                          "train") is not None:
+        # Its own training data without a test split (too few images, or the test files
+        # gone) is no other laboratory, and must not be filed as one.
+        raise ValueError(f"{data_dir} is the data {classifier.model_dir} was trained on, but "
+                         "its recorded test split is empty or mostly missing there; --all "
+                         "scores the images it did not learn from instead")
     kind = "test split" if files is not None else "external folder"
     ignored: list[str] = []
     known: list = []
@@ -96,6 +103,10 @@ def evaluate(classifier: Classifier, data_dir: str | Path, whole_folder: bool = 
     images, kept, failed, no_cell = decode_images(
         [path for path, _ in files], classifier.input_size, progress=progress,
         framing=classifier.card.framing)
+    if not kept:
+        raise ValueError(f"{data_dir}: none of its {len(files)} images could be read, e.g. "
+                         f"{failed[0][0]}: {failed[0][1]}" if failed else
+                         f"{data_dir}: none of its {len(files)} images could be read")
     labels = np.array([classes.index(files[i][1]) for i in kept])
     batch = images.astype(np.float32)
     logits, probabilities, features = classifier.analyse(batch)

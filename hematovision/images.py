@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from hematovision.cell_finder import (
     CellBox,
@@ -85,14 +85,53 @@ def _open(data: bytes, name: str, limits: ImageLimits) -> Image.Image:
     return image
 
 
+def _stretch(values: np.ndarray) -> np.ndarray:
+    """Deep pixel values to 0–255 over the range used: 16-bit microscope exports rarely
+    fill 0–65535 (a 12-bit camera fills a sixteenth), and one NaN must not blank the rest."""
+    values = values.astype(np.float64)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return np.zeros(values.shape, np.uint8)
+    low, high = float(finite.min()), float(finite.max())
+    values = np.nan_to_num(values, nan=low, posinf=high, neginf=low)
+    scaled = (values - low) / (high - low) * 255.0 if high > low else np.zeros_like(values)
+    return np.round(scaled).astype(np.uint8)
+
+
+def _deep_colour(data: bytes, image: Image.Image) -> Image.Image:
+    """A 16-bit colour picture at its full depth, when Pillow would keep only the high bytes
+    (it opens 16-bit RGB PNG and TIFF as 8-bit RGB; a 12-bit camera's export turns black)."""
+    if image.mode not in ("RGB", "RGBA") or not any(";16" in _raw_mode(tile[3])
+                                                    for tile in image.tile):
+        return image
+    import cv2
+
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None or pixels.dtype != np.uint16 or pixels.ndim != 3:
+        return image
+    colour = _stretch(pixels[..., 2::-1])  # OpenCV's BGR
+    if pixels.shape[2] == 4:
+        alpha = (pixels[..., 3] // 257).astype(np.uint8)
+        deep = Image.fromarray(np.dstack([colour, alpha]), "RGBA")
+    else:
+        deep = Image.fromarray(colour, "RGB")
+    orientation = image.getexif().get(ExifTags.Base.Orientation)
+    if orientation:
+        deep.getexif()[ExifTags.Base.Orientation] = orientation
+    return deep
+
+
+def _raw_mode(args) -> str:
+    """The raw mode in a tile's decoder arguments: a string (PNG) or first of a tuple (TIFF)."""
+    if isinstance(args, tuple) and args:
+        args = args[0]
+    return args if isinstance(args, str) else ""
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
     """Convert every Pillow mode to 8-bit RGB; transparency is laid over white."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        low, high = float(values.min()), float(values.max())
-        # Stretch the used range: 16-bit microscope exports rarely fill 0–65535.
-        scaled = (values - low) / (high - low) * 255.0 if high > low else np.zeros_like(values)
-        image = Image.fromarray(np.round(scaled).astype(np.uint8))
+        image = Image.fromarray(_stretch(np.asarray(image)))
     if image.mode == "P":
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -140,6 +179,7 @@ def read_image(
     image = _open(data, name, limits)
     try:
         image.seek(0)
+        image = _deep_colour(data, image)
         image = ImageOps.exif_transpose(image)
         image = _to_rgb(image)
         array = np.asarray(image, dtype=np.uint8)

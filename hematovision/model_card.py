@@ -8,6 +8,7 @@ are using (Mitchell et al. 2019, "Model Cards for Model Reporting").
 from __future__ import annotations
 
 import json
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -77,6 +78,15 @@ class ModelCard:
     limitations: tuple[str, ...] = DEFAULT_LIMITATIONS
 
     def __post_init__(self):
+        # A hand-edited card ("input_size": "224") must fail here, naming the field, and
+        # not as a TypeError deep inside the network.
+        for name, kind in (("input_size", numbers.Integral), ("temperature", numbers.Real),
+                           ("review_threshold", numbers.Real), ("model_file", str)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise TypeError(f"{name} has the wrong type: {value!r}")
+        if not all(isinstance(name, str) and name for name in self.classes):
+            raise TypeError(f"classes must be names, got {list(self.classes)!r}")
         if not self.classes:
             raise ValueError("a model card needs at least one class")
         if not 0.0 < self.temperature:
@@ -99,8 +109,10 @@ def load_card(model_dir: str | Path) -> ModelCard:
         raise FileNotFoundError(f"model card not found: {path}")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"model card {path} is not valid JSON: {error}") from error
+    if not isinstance(raw, dict):
+        raise ValueError(f"model card {path} is not a JSON object of fields")
     known = {f.name for f in fields(ModelCard)}
     try:
         raw = {key: value for key, value in raw.items() if key in known}
@@ -109,8 +121,8 @@ def load_card(model_dir: str | Path) -> ModelCard:
         if "rows" in raw.get("adaptation", {}):  # one study, as cards held before depths
             raw["adaptation"] = {raw["adaptation"].get("tuning", "last-layer"): raw["adaptation"]}
         return ModelCard(**raw)
-    except (KeyError, TypeError) as error:
-        raise ValueError(f"model card {path} is incomplete: {error}") from error
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        raise ValueError(f"model card {path} is incomplete or damaged: {error}") from error
 
 
 def save_card(model_dir: str | Path, card: ModelCard) -> None:

@@ -9,6 +9,7 @@ from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
 from dashboard.state import IMAGE_TYPES, LIMITS
 from dashboard.tables import COLUMN_CONFIG, answer_columns
 from hematovision.batch import (
+    CSV_ENCODING,
     classify_sources,
     differential,
     results_csv,
@@ -89,7 +90,8 @@ with st.expander("Thumbnails"):
         columns[i % 8].image(result.thumbnail, caption=prediction.headline)
 
 csv_column, pdf_column = st.columns(2)
-csv_column.download_button("Download table (CSV)", results_csv(results, classifier),
+csv_column.download_button("Download table (CSV)",
+                           results_csv(results, classifier).encode(CSV_ENCODING),
                            file_name="hematovision_batch.csv", mime="text/csv",
                            key="download_csv")
 if pdf_column.button("Make PDF report (with Grad-CAM)", key="make_pdf"):

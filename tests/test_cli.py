@@ -317,12 +317,13 @@ def test_predict_writes_a_row_per_file_and_flags_bad_ones(tmp_path):
     assert "1 file is byte-identical to another" in result.stderr
     assert "skipped 1 file without an image suffix" in result.stderr
     assert "notes.txt" in result.stderr
-    rows = {Path(row["path"]).name: row for row in csv.DictReader(open(out))}
-    assert len(list(csv.DictReader(open(out)))) == len(rows) == 7
+    rows = {Path(row["path"]).name: row
+            for row in csv.DictReader(open(out, encoding="utf-8-sig"))}
+    assert len(list(csv.DictReader(open(out, encoding="utf-8-sig")))) == len(rows) == 7
     assert set(rows) == {"neutrophil.jpg", "eosinophil.jpg", "empty.png", "text.jpg",
                          "does-not-exist.png", "=HYPERLINK(1).jpg", "again.jpg"}
     assert rows["again.jpg"]["sha256"] == rows["neutrophil.jpg"]["sha256"]
-    header = next(csv.reader(open(out)))
+    header = next(csv.reader(open(out, encoding="utf-8-sig")))
     assert header[:4] == ["path", "label", "confidence", "status"] and header[-1] == "error"
     assert "neutrophil" in header and "platelet" in header
     assert rows["neutrophil.jpg"]["label"] == "neutrophil" and not rows["neutrophil.jpg"]["error"]
@@ -333,6 +334,92 @@ def test_predict_writes_a_row_per_file_and_flags_bad_ones(tmp_path):
     assert header[4:4 + len(classes)] == classes
     probabilities = [float(rows["neutrophil.jpg"][c]) for c in classes]
     assert abs(sum(probabilities) - 1) < 1e-3
+
+
+def test_predict_follows_linked_folders_and_names_what_it_cannot_reach(tmp_path):
+    cells, shared = tmp_path / "cells", tmp_path / "shared"
+    cells.mkdir()
+    shared.mkdir()
+    monocyte, lymphocyte = (sorted((PBC / label).iterdir())[0] for label in
+                            ("monocyte", "lymphocyte"))
+    shutil.copy(monocyte, cells / "own.jpg")
+    shutil.copy(lymphocyte, shared / "lent.jpg")
+    (cells / "from the shared drive").symlink_to(shared, target_is_directory=True)
+    (cells / "loop").symlink_to(cells, target_is_directory=True)  # must not run forever
+    (cells / "moved away.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    too_long = str(tmp_path / ("b" * 300 + ".jpg"))
+    out = tmp_path / "Zelle ä.csv"
+    result = run_cli("predict", str(cells), too_long, "--out", str(out), "--quiet")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    rows = list(csv.DictReader(open(out, encoding="utf-8-sig")))
+    by_name = {Path(row["path"]).name: row for row in rows}
+    assert len(rows) == 4
+    assert by_name["own.jpg"]["label"] == "monocyte"
+    assert by_name["lent.jpg"]["label"] == "lymphocyte"
+    assert "broken link" in by_name["moved away.jpg"]["error"]
+    assert "too long" in by_name["b" * 300 + ".jpg"]["error"]
+    # Excel takes a file without the byte-order mark for its own code page.
+    assert out.read_bytes().startswith("\ufeffpath,".encode())
+
+
+@pytest.mark.parametrize("damage,command,message", [
+    (lambda m: (m / "card.json").write_text("[]"), "predict", "card.json is not a JSON object"),
+    (lambda m: (m / "card.json").write_bytes(b"\xff\xfe{"), "predict", "card.json is not valid"),
+    (lambda m: _edit_card(m, input_size="224"), "predict", "input_size has the wrong type"),
+    (lambda m: _edit_card(m, familiarity_sha256=""), "predict",
+     "familiarity.npz cannot be checked: its card records no sha256"),
+    (lambda m: (m / "split.json").write_text("{"), "evaluate", "split.json is damaged"),
+    (lambda m: (m / "split.json").write_text("{}"), "evaluate", "split.json is damaged"),
+    (lambda m: (m / "split.json").unlink(), "evaluate", "split.json is missing"),
+], ids=["card-list", "card-bytes", "card-field", "unchecked-file", "split-json", "split-empty",
+        "split-missing"])
+def test_a_damaged_model_folder_is_an_error_naming_the_file(tiny_model, tmp_path, damage,
+                                                            command, message):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    damage(model)
+    cell = sorted((PBC / "platelet").iterdir())[0]
+    arguments = (["predict", str(cell), "--out", str(tmp_path / "x.csv")]
+                 if command == "predict" else ["evaluate", "--data", str(PBC), "--bootstrap", "5"])
+    result = run_cli(*arguments, "--model", str(model), "--quiet")
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and str(model) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _edit_card(model: Path, **fields) -> None:
+    card = json.loads((model / "card.json").read_text())
+    card.update(fields)
+    (model / "card.json").write_text(json.dumps(card))
+
+
+def test_too_few_images_for_a_test_split_are_not_scored_as_another_lab(tmp_path):
+    data = tmp_path / "few"
+    for label in ("basophil", "monocyte"):
+        (data / label).mkdir(parents=True)
+        for path in sorted((PBC / label).iterdir())[:12]:
+            shutil.copy(path, data / label / path.name)
+    out = tmp_path / "trial"
+    result = run_cli("train", "--data", str(data), "--out", str(out), "--limit-per-class", "3",
+                     "--head-epochs", "1", "--epochs", "0", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "no evaluation: the test split is empty" in result.stdout
+    assert json.loads((out / "card.json").read_text())["external"] == []
+    again = run_cli("evaluate", "--model", str(out), "--data", str(data), "--quiet")
+    assert again.returncode == 2 and "is the data" in again.stderr
+    assert "was trained on" in again.stderr and "--all" in again.stderr
+    assert not list(out.glob("evaluation_*.json"))
+
+
+def test_evaluate_on_a_folder_of_unreadable_images_says_so(tiny_model, tmp_path):
+    data = tmp_path / "broken" / "platelet"
+    data.mkdir(parents=True)
+    whole = sorted((PBC / "platelet").iterdir())[0].read_bytes()
+    (data / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    result = run_cli("evaluate", "--model", str(tiny_model), "--data", str(data.parent),
+                     "--quiet")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "none of its 1 images could be read" in result.stderr
 
 
 def test_library_log_lines_show_only_with_verbose(tmp_path):
@@ -372,6 +459,9 @@ def test_predict_with_a_missing_model_names_the_file(tmp_path):
      "--bootstrap: must be 1 or more, got 0"),
     (["train", "--data", str(PBC), "--out", str(SHIPPED_MODEL)],
      "already holds a model; choose another --out, or pass --overwrite"),
+    # No model is needed to refuse, and none is touched if the refusal ever goes.
+    (["evaluate", "--model", "no/such/model", "--data", str(PBC), str(ZHENG / ".." / "pbc")],
+     "two data folders are named pbc; their results would overwrite each other"),
 ])
 def test_bad_options_are_refused_before_any_work(arguments, message):
     result = run_cli(*arguments)

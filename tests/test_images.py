@@ -75,6 +75,38 @@ def test_sixteen_bit_uses_the_full_eight_bit_range():
     assert image.min() == 0 and image.max() == 255
 
 
+def _twelve_bit_colour(fmt: str) -> tuple[np.ndarray, bytes]:
+    """A 12-bit camera's colour picture in a 16-bit file, as OpenCV and tifffile write it."""
+    import cv2
+    import tifffile
+
+    eight = _cell_rgb(60, 40)
+    deep = eight.astype(np.uint16) * 16  # 0–4080 of 0–65535
+    if fmt == "TIFF":
+        buffer = io.BytesIO()
+        tifffile.imwrite(buffer, deep)
+        return eight, buffer.getvalue()
+    return eight, cv2.imencode(".png", deep[..., ::-1])[1].tobytes()
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_sixteen_bit_colour_keeps_its_picture(fmt):
+    # Pillow opens these as 8-bit RGB from the high bytes alone: 0–15, a black picture.
+    eight, data = _twelve_bit_colour(fmt)
+    image = read_image(data)
+    assert image.shape == eight.shape
+    low, high = eight.min(), eight.max()
+    expected = np.round((eight.astype(float) - low) / (high - low) * 255)
+    assert np.abs(image - expected).max() <= 1
+
+
+def test_one_nan_pixel_does_not_blank_a_float_picture():
+    values = np.linspace(0.0, 1.0, 48 * 64, dtype=np.float32).reshape(48, 64)
+    values[3, 5] = np.nan
+    image = read_image(_encode(Image.fromarray(values, "F"), "TIFF"))
+    assert image.max() == 255 and len(np.unique(image)) > 200
+
+
 def test_transparent_pixels_become_white():
     rgba = np.zeros((10, 10, 4), dtype=np.uint8)
     image = read_image(_encode(Image.fromarray(rgba), "PNG"))
