@@ -86,16 +86,17 @@ def make_cell(name: str, data: bytes) -> Cell:
     return Cell(name, data, hashlib.sha256(data).hexdigest())
 
 
-def cells() -> list[Cell]:
-    return st.session_state.setdefault("cells", [])
-
-
-def add_cells(new: list[Cell]) -> None:
-    known = {cell.sha256 for cell in cells()}
-    for cell in new:
-        if cell.sha256 not in known:
-            st.session_state["cells"].append(cell)
-            known.add(cell.sha256)
+def distinct_cells(cells: list[Cell]) -> tuple[list[Cell], list[tuple[Cell, Cell]]]:
+    """Each image once, by content, and ``(copy, original)`` for the ones left out: a page
+    keys its widgets by content hash, and the same cell twice is one cell."""
+    first: dict[str, Cell] = {}
+    copies = []
+    for cell in cells:
+        if cell.sha256 in first:
+            copies.append((cell, first[cell.sha256]))
+        else:
+            first[cell.sha256] = cell
+    return list(first.values()), copies
 
 
 @st.cache_data(max_entries=512, show_spinner=False)

@@ -401,6 +401,7 @@ def adapt_from_zip(model_dir: str | Path, archive: bytes, out_dir: str | Path,
     from pathlib import PurePosixPath
 
     from hematovision.archive import read_zip
+    from hematovision.images import ImageError, read_image
 
     classes = {name.lower(): name for name in load_card(model_dir).classes}
     skipped = []
@@ -415,9 +416,22 @@ def adapt_from_zip(model_dir: str | Path, archive: bytes, out_dir: str | Path,
                 skipped.append(f"{member.name}: not inside a folder named after one of the "
                                f"model's classes ({', '.join(classes.values())})")
                 continue
+            # Checked here, while the member's own name is known: past this point the
+            # file has a number for a name in a folder that is gone when the user reads it.
+            try:
+                read_image(member.data, name=member.name)
+            except ImageError as error:
+                skipped.append(str(error))
+                continue
             target = Path(folder) / label / f"{number:05d}{PurePosixPath(member.name).suffix}"
             target.parent.mkdir(exist_ok=True)
             target.write_bytes(member.data)
-        result = adapt(model_dir, folder, out_dir, per_class=per_class, seed=seed,
-                       tuning=tuning, progress=progress)
+        if not any(Path(folder).iterdir()):
+            raise ValueError("the zip holds no readable images in folders named after the "
+                             f"model's classes ({', '.join(classes.values())})")
+        try:
+            result = adapt(model_dir, folder, out_dir, per_class=per_class, seed=seed,
+                           tuning=tuning, progress=progress)
+        except (ValueError, FileNotFoundError) as error:
+            raise ValueError(str(error).replace(folder, "the uploaded zip")) from error
     return result, skipped

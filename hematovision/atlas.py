@@ -104,16 +104,16 @@ def confusions(matrix: list[list[int]], classes: list[str], name: str, top: int 
                ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
     """How the model confuses ``name`` on its test split.
 
-    Returns the classes its cells were most often called (with the share of its cells),
-    and the classes whose cells were most often called ``name`` (with the share of those
-    classes' cells).
+    Returns the classes its cells were most often called (each with its share of the
+    true ``name`` cells), and what the cells the model called ``name`` truly were (each
+    with its share of those answers: how far a "``name``" from this model can be trusted).
     """
     counts = np.asarray(matrix, dtype=float)
     i = classes.index(name)
     row = counts[i] / max(counts[i].sum(), 1)
-    called_as = [(classes[j], float(row[j])) for j in np.argsort(-row)
+    called_as = [(classes[j], float(row[j])) for j in np.argsort(-row, kind="stable")
                  if j != i and row[j] > 0][:top]
-    shares = counts[:, i] / np.maximum(counts.sum(axis=1), 1)
-    taken_for = [(classes[j], float(shares[j])) for j in np.argsort(-shares)
-                 if j != i and shares[j] > 0][:top]
+    column = counts[:, i] / max(counts[:, i].sum(), 1)
+    taken_for = [(classes[j], float(column[j])) for j in np.argsort(-column, kind="stable")
+                 if j != i and column[j] > 0][:top]
     return called_as, taken_for

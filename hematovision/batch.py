@@ -203,6 +203,15 @@ def copies(results: list[CellResult]) -> int:
     return len(digests) - len(set(digests))
 
 
+def copies_warning(results: list[CellResult]) -> str | None:
+    """What to tell the user when the batch holds the same cell more than once."""
+    repeated = copies(results)
+    if not repeated:
+        return None
+    return (f"{repeated} file{'s are' if repeated > 1 else ' is'} byte-identical to another "
+            "(same sha256 in the CSV): the same cell counted again")
+
+
 def differential(results: list[CellResult], classes: tuple[str, ...]) -> Differential:
     counts = {name: 0 for name in classes}
     review = unreadable = unfamiliar = 0

@@ -315,13 +315,11 @@ def _classifier_and_sources(args):
 
 
 def _warn_copies(results) -> None:
-    from hematovision.batch import copies
+    from hematovision.batch import copies_warning
 
-    repeated = copies(results)
-    if repeated:
-        print(f"warning: {repeated} file{'s are' if repeated > 1 else ' is'} byte-identical "
-              "to another (same sha256 in the CSV): the same cell counted again",
-              file=sys.stderr)
+    warning = copies_warning(results)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _report(args) -> int:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from pathlib import Path
 
 from hematovision.classifier import Classifier
 from hematovision.dataset import test_split_files
 from hematovision.images import IMAGE_SUFFIXES
 
-__all__ = ["example_classes", "example_cells"]
+__all__ = ["example_classes", "example_cells", "held_out"]
 
 
 def example_classes(folder: str | Path) -> list[str]:
@@ -19,10 +20,16 @@ def example_classes(folder: str | Path) -> list[str]:
                   and any(f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir()))
 
 
+def held_out(classifier: Classifier, folder: str | Path) -> bool:
+    """Whether :func:`example_cells` draws from the model's held-out test split in ``folder``."""
+    return test_split_files(classifier.model_dir, Path(folder)) is not None
+
+
 def example_cells(classifier: Classifier, folder: str | Path, label: str, count: int = 1,
-                  seed: int | None = None) -> list[Path]:
+                  seed: int | None = None, shown: Collection[str] = ()) -> list[Path]:
     """``count`` random images of ``label``, from the model's held-out test split when the
-    folder is the one it was trained on (so a demonstration never shows a training cell)."""
+    folder is the one it was trained on (so a demonstration never shows a training cell),
+    leaving out files named in ``shown`` (a second click brings new cells)."""
     folder = Path(folder)
     held_out = test_split_files(classifier.model_dir, folder)
     if held_out is not None:
@@ -33,5 +40,11 @@ def example_cells(classifier: Classifier, folder: str | Path, label: str, count:
         pool = sorted(p for match in matching for p in match.iterdir()
                       if p.suffix.lower() in IMAGE_SUFFIXES)
     if not pool:
+        if held_out is not None:
+            raise ValueError(f"no held-out example images of {label!r} under {folder}")
         raise ValueError(f"no example images of {label!r} under {folder}")
+    fresh = [path for path in pool if path.name not in shown]
+    if not fresh:
+        raise ValueError(f"all {len(pool)} example images of {label!r} are shown already")
+    pool = fresh
     return random.Random(seed).sample(pool, min(count, len(pool)))

@@ -49,12 +49,14 @@ def reliability_diagram(before: list[dict], after: list[dict], ece_before: float
     return figure
 
 
-def coverage_accuracy(predictions: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For every threshold t: the share of cells with confidence ≥ t (coverage) and the
-    accuracy on them. Returns ``(thresholds, coverage, accuracy)``."""
+def coverage_accuracy(predictions: list[dict], also: tuple[float, ...] = ()
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every threshold t (0 to 0.99 by 0.01, and those in ``also``): the share of cells
+    with confidence ≥ t (coverage) and the accuracy on them.
+    Returns ``(thresholds, coverage, accuracy)``, thresholds ascending."""
     confidence = np.array([p["confidence"] for p in predictions])
     correct = np.array([p["predicted"] == p["label"] for p in predictions])
-    thresholds = np.linspace(0.0, 0.99, 100)
+    thresholds = np.union1d(np.round(np.linspace(0.0, 0.99, 100), 2), also)
     coverage = np.array([(confidence >= t).mean() for t in thresholds])
     accuracy = np.array([correct[confidence >= t].mean() if (confidence >= t).any() else np.nan
                          for t in thresholds])
@@ -63,12 +65,14 @@ def coverage_accuracy(predictions: list[dict]) -> tuple[np.ndarray, np.ndarray, 
 
 def coverage_curve(predictions: list[dict], threshold: float) -> go.Figure:
     """Accuracy against coverage when the model abstains below each threshold."""
-    thresholds, coverage, accuracy = coverage_accuracy(predictions)
+    # The marked point is computed at the threshold itself: a third of the cells sit at
+    # exactly 1.00, so the nearest grid point can be far off in coverage.
+    thresholds, coverage, accuracy = coverage_accuracy(predictions, also=(threshold,))
     figure = go.Figure(go.Scatter(
         x=coverage, y=accuracy, mode="lines", customdata=thresholds, name="abstain below t",
         hovertemplate="threshold %{customdata:.2f}: %{x:.1%} of cells kept, "
                       "accuracy %{y:.2%}<extra></extra>"))
-    index = int(np.argmin(np.abs(thresholds - threshold)))
+    index = int(np.flatnonzero(thresholds == threshold)[0])
     figure.add_trace(go.Scatter(x=[coverage[index]], y=[accuracy[index]], mode="markers+text",
                                 marker=dict(size=12, color="#c0392b"), name="Review threshold",
                                 text=[f"Review below {threshold:.2f}"],

@@ -41,7 +41,8 @@ def _pdf():
     return pdf
 
 
-def _summary_page(pdf, card: ModelCard, diff: Differential, model_sha256: str) -> None:
+def _summary_page(pdf, card: ModelCard, diff: Differential, model_sha256: str,
+                  results: list[CellResult]) -> None:
     pdf.add_page()
     pdf.set_font("Helvetica", "B", 18)
     pdf.cell(0, 10, "HematoVision differential report", new_x="LMARGIN", new_y="NEXT")
@@ -55,6 +56,12 @@ def _summary_page(pdf, card: ModelCard, diff: Differential, model_sha256: str) -
                      f"calibration error {m['ece_after_temperature']:.3f}")
     lines.append(f"Files: {diff.total}; counted {diff.counted}; Review {diff.review}; "
                  f"Unfamiliar {diff.unfamiliar}; unreadable {diff.unreadable}")
+    # The threshold the answers were given under: a reader would assume the card's.
+    thresholds = {r.prediction.review_threshold for r in results if r.prediction is not None}
+    if thresholds:
+        lines.append("Review: top probability below " + " / ".join(
+            f"{100 * t:.0f} %" for t in sorted(thresholds))
+            + f" (the model card's setting: {100 * card.review_threshold:.0f} %)")
     for line in lines:
         pdf.cell(0, 6, _text(line), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
@@ -150,7 +157,7 @@ def build_report(results: list[CellResult], diff: Differential, card: ModelCard,
         maps: Grad-CAM overlays (RGB uint8) by index into ``results``.
     """
     pdf = _pdf()
-    _summary_page(pdf, card, diff, model_sha256)
+    _summary_page(pdf, card, diff, model_sha256, results)
     _cells_pages(pdf, results, maps or {})
     _lists_page(pdf, results)
     return bytes(pdf.output())

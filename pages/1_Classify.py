@@ -6,6 +6,7 @@ from dashboard.results import model_view, predict
 from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
 from dashboard.state import (
     IMAGE_TYPES,
+    distinct_cells,
     examples_folder,
     make_cell,
     try_decode,
@@ -28,22 +29,34 @@ folder = examples_folder()
 if folder is not None:
     with st.expander("Or add example cells from the dataset folder"):
         left, middle, right = st.columns([2, 1, 1])
-        label = left.selectbox("Class", example_classes(folder), key="example_class")
+        classes = example_classes(folder)
+        if not classes:
+            st.caption(f"{folder} has no class folders of images directly inside it.")
+        label = left.selectbox("Class", classes, key="example_class")
         count = middle.number_input("How many", 1, 24, 1, key="example_count")
-        if right.button("Add examples", key="add_examples"):
+        if right.button("Add examples", key="add_examples", disabled=not classes):
             # Seeded by how many examples this session holds: a lesson can be repeated
             # with the same cells, and each further click still brings new ones.
-            seed = len(st.session_state["examples"])
-            for path in example_cells(classifier, folder, label, int(count), seed=seed):
-                st.session_state["examples"].append(make_cell(path.name, path.read_bytes()))
+            held = st.session_state["examples"]
+            try:
+                paths = example_cells(classifier, folder, label, int(count), seed=len(held),
+                                      shown={cell.name for cell in held})
+            except ValueError as error:
+                st.warning(f"No examples added: {error}.")
+                paths = []
+            held += [make_cell(path.name, path.read_bytes()) for path in paths]
         if st.session_state["examples"] and st.button("Remove examples", key="clear_examples"):
             st.session_state["examples"] = []
             st.rerun()
 
-cells = [make_cell(f.name, f.getvalue()) for f in uploads or []] + st.session_state["examples"]
+cells, copies = distinct_cells(
+    [make_cell(f.name, f.getvalue()) for f in uploads or []] + st.session_state["examples"])
 if not cells:
+    st.session_state["classified"] = {}  # Explain offers only what is on this page
     st.info("Upload one or more cell images, or add example cells, to classify them.")
     st.stop()
+for copy, original in copies:
+    st.caption(f"{copy.name} is the same image as {original.name}; it is shown once.")
 
 threshold = review_threshold()
 results = []

@@ -111,8 +111,10 @@ for column, method in zip(columns[1:], methods):
         tiles.append((method.title, shown))
         keys.append((scale, "against < neutral > for" if signed else "none > strong evidence"))
 
-panel = compose_panel(tiles, title=f"{cells[sha].name}: {class_name} "
-                                   f"({100 * probability:.1f} %) — {classifier.name}",
-                      keys=keys)
+# The flag travels with the picture: a saved panel is shown without this page around it.
+flag = prediction.status + (", not to be trusted" if prediction.status == UNFAMILIAR else "")
+panel = compose_panel(tiles, title=f"{cells[sha].name}: {class_name} ({100 * probability:.1f} %)"
+                                   f" — predicted {prediction.answer}, {flag} — "
+                                   f"{classifier.name}", keys=keys)
 st.download_button("Download the panel (PNG)", to_png(panel), file_name=f"explain_{sha[:12]}.png",
                    mime="image/png", key="download_panel")

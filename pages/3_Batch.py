@@ -11,6 +11,7 @@ from dashboard.tables import COLUMN_CONFIG, answer_columns
 from hematovision.batch import (
     CSV_ENCODING,
     classify_sources,
+    copies_warning,
     differential,
     results_csv,
     sources_from_paths,
@@ -64,6 +65,8 @@ for result in results:
     if result.prediction is not None:
         log_prediction(classifier, result.sha256, result.prediction)
 diff = differential(results, classifier.classes)
+if copies_warning(results):
+    st.warning(f"{copies_warning(results)}.")
 left, right = st.columns([2, 3])
 with left:
     st.metric("Cells counted", diff.counted)

@@ -117,11 +117,14 @@ else:
     with st.spinner("Computing a Grad-CAM map for each cell of the gallery…"):
         for title, rows in (("Confident errors", wrong), ("Unsure but right", unsure)):
             st.subheader(title)
-            columns = st.columns(max(len(rows), 1))
-            for column, row in zip(columns, rows):
+            present = [row for row in rows if (folder / row["path"]).is_file()]
+            if len(present) < len(rows):
+                st.info(f"{len(rows) - len(present)} of these {len(rows)} test cells are not "
+                        f"in {folder} (the dataset folder is not the one the model was "
+                        "tested on); they are left out.")
+            columns = st.columns(max(len(present), 1))
+            for column, row in zip(columns, present):
                 path = folder / row["path"]
-                if not path.is_file():
-                    continue
                 cell = make_cell(path.name, path.read_bytes())
                 image, _ = try_decode(cell)
                 index = classifier.classes.index(row["predicted"])

@@ -5,10 +5,10 @@ import random
 import streamlit as st
 
 from dashboard.results import explanation, model_key, predict
-from dashboard.sidebar import review_threshold, show_sidebar
+from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
 from dashboard.state import examples_folder, make_cell, try_decode
 from hematovision.atlas import REFERENCE, confusions, notes_for
-from hematovision.examples import example_cells
+from hematovision.examples import example_cells, held_out
 from hematovision.model_report import load_evaluation
 from hematovision.overlay import overlay
 
@@ -42,7 +42,9 @@ with atlas_tab:
                     f"{100 * s:.1f} % were {c}" for c, s in taken_for) + ".")
         st.caption(REFERENCE)
     if folder is not None:
-        st.markdown("**Examples with the model's Grad-CAM** (from the held-out test split)")
+        st.markdown("**Examples with the model's Grad-CAM** (from "
+                    + ("the held-out test split)" if held_out(classifier, folder)
+                       else f"{folder.name}, not the model's own test split)"))
         columns = st.columns(4)
         try:
             examples = example_cells(classifier, folder, name, 4, seed=0)
@@ -53,11 +55,14 @@ with atlas_tab:
             cell = make_cell(path.name, path.read_bytes())
             image, _ = try_decode(cell)
             prediction = predict(classifier, cell.sha256, image, review_threshold())
+            log_prediction(classifier, cell.sha256, prediction)
             index = classifier.classes.index(prediction.label)
             heatmap = explanation(classifier, cell.sha256, image, "gradcam", index, {}).heatmap
-            column.image(image, width="stretch")
+            column.image(image, width="stretch", alt=f"example {name} cell")
+            # The headline carries Review and Unfamiliar, which a bare label would hide.
             column.image(overlay(image, heatmap, 0.45), width="stretch",
-                         caption=f"model: {prediction.label} {100 * prediction.confidence:.0f} %")
+                         caption=f"model: {prediction.headline}",
+                         alt=f"Grad-CAM over the example {name} cell")
 
 with quiz_tab:
     if folder is None:
@@ -88,7 +93,7 @@ with quiz_tab:
     image, _ = try_decode(cell)
     answered = st.session_state.get("quiz_answered")
     left, right = st.columns([1, 2])
-    left.image(image, width="stretch")
+    left.image(image, width="stretch", alt="quiz cell, unlabelled")
     # Once checked, the answer stands: the choice is locked until the next cell.
     guess = right.radio("What is this cell?", classifier.classes, key=f"quiz_guess_{cell.sha256}",
                         index=None, horizontal=True, disabled=answered is not None)
@@ -99,6 +104,7 @@ with quiz_tab:
         st.rerun()
     if answered is not None:
         prediction = predict(classifier, cell.sha256, image, review_threshold())
+        log_prediction(classifier, cell.sha256, prediction)
         if answered == truth:
             right.success(f"Right! It is **{truth}**.")
         else:

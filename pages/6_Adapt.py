@@ -57,6 +57,13 @@ if st.button("Adapt", key="adapt_run", type="primary", disabled=archive is None,
     except (ArchiveError, ValueError, FileNotFoundError) as error:
         st.error(f"Could not adapt: {error}")
         st.stop()
+    # Drawn again from the top, so that the sidebar, drawn before this button, offers the
+    # new model; the result waits in the session for that second pass.
+    st.session_state["adapted"] = (safe, result, skipped)
+    st.rerun()
+
+if "adapted" in st.session_state:
+    safe, result, skipped = st.session_state["adapted"]
     st.success(f"Saved the adapted model as **{safe}**; choose it in the sidebar.")
     st.dataframe([{"": when, "cells scored": row["n"],
                    "accuracy": round(row["accuracy"], 3),
@@ -68,5 +75,6 @@ if st.button("Adapt", key="adapt_run", type="primary", disabled=archive is None,
         f"{c} {n}" for c, n in result.used.items() if n) + ". Held out: " + ", ".join(
         f"{c} {n}" for c, n in result.held_out.items() if n) + ".")
     if skipped:
-        with st.expander(f"{len(skipped)} files were not used"):
+        with st.expander(f"{len(skipped)} file{'s were' if len(skipped) > 1 else ' was'} "
+                         "not used"):
             st.write("\n".join(f"- {why}" for why in skipped))

@@ -119,8 +119,11 @@ def test_pdf_report_has_its_pages_and_text_and_renders(batch, classifier, tmp_pa
     reader = PdfReader(io.BytesIO(pdf))
     text = "\n".join(page.extract_text() for page in reader.pages)
     assert len(reader.pages) >= 3
+    card = f"{100 * classifier.card.review_threshold:.0f} %"
     for expected in ("HematoVision differential report", classifier.name, "Review list",
                      "95 % interval",
+                     # The threshold it was classified under (0.5), not only the card's.
+                     f"Review: top probability below 50 % (the model card's setting: {card})",
                      "Unreadable files", "broken/cut.jpg", "not a medical device"):
         assert expected in text
     path = tmp_path / "report.pdf"

@@ -59,3 +59,22 @@ def test_a_cards_headline_names_the_answer_and_its_flag():
     unfamiliar = replace(_prediction(0.5), no_cell="no cell found")
     assert unfamiliar.status == "Unfamiliar" and unfamiliar.headline == "Unfamiliar"
     assert unfamiliar.answer == "lymphocyte 70.0 %"  # still there for the CSV and the PDF
+
+
+def test_the_coverage_point_is_computed_at_the_threshold_itself():
+    from hematovision.model_charts import coverage_curve
+
+    # A third of the answers at exactly 1.0, as on the shipped model's test split.
+    predictions = ([{"confidence": 1.0, "predicted": "a", "label": "a"}] * 4
+                   + [{"confidence": 0.995, "predicted": "a", "label": "b"}] * 8)
+    point = coverage_curve(predictions, 1.0).data[1]
+    assert point.x[0] == 4 / 12 and point.y[0] == 1.0
+
+
+def test_the_atlas_says_what_the_cells_called_a_class_truly_were():
+    from hematovision.atlas import confusions
+
+    # rows: true a, b; columns: called a, b
+    called_as, taken_for = confusions([[8, 2], [6, 4]], ["a", "b"], "a")
+    assert called_as == [("b", 0.2)]  # of the true a cells
+    assert taken_for == [("b", 6 / 14)]  # of the cells called a

@@ -374,6 +374,7 @@ def test_adapt_from_an_uploaded_zip_saves_a_new_model_and_reports_unused_files(t
             for path in sorted((ZHENG / "images" / label).glob("*.png"))[:6]:
                 archive.write(path, f"my-lab/{label.upper()}/{path.name}")
         archive.writestr("my-lab/notes.txt", "not an image")
+        archive.writestr("my-lab/NEUTROPHIL/cut.png", b"\x89PNG\r\n\x1a\n cut short")
         archive.writestr("../escape/neutrophil/x.png", b"\x89PNG")
         archive.writestr("my-lab/unknown-class/y.png", (ZHENG / "images" / "neutrophil" /
                                                         "003.png").read_bytes())
@@ -382,7 +383,8 @@ def test_adapt_from_an_uploaded_zip_saves_a_new_model_and_reports_unused_files(t
                                      per_class=3, progress=lambda f, m: steps.append(f))
     assert steps[-1] == 1.0 and steps == sorted(steps)
     assert result.used["neutrophil"] == 3 and result.held_out["lymphocyte"] == 3
-    assert len(skipped) == 3
+    assert len(skipped) == 4
+    assert any(why.startswith("my-lab/NEUTROPHIL/cut.png") for why in skipped)
     assert any("unsafe path" in why for why in skipped)
     assert any("not an image" in why for why in skipped)
     assert any("not inside a folder named after" in why for why in skipped)
@@ -392,3 +394,138 @@ def test_adapt_from_an_uploaded_zip_saves_a_new_model_and_reports_unused_files(t
     assert json.loads((SHIPPED_MODEL / "card.json").read_text())["adaptation"]
     assert card["adaptation"] == {}
     assert Classifier(tmp_path / "my-lab").familiarity.means.shape[0] == 8 + 2
+
+
+def test_the_same_cell_twice_is_shown_once_and_more_examples_are_new_ones(pbc_examples):
+    at = _page("pages/1_Classify.py")
+    first = _cells(pbc_examples[:1])[0]
+    renamed = make_cell("the same cell, renamed.jpg", first.data)
+    at.session_state["examples"] = [first, renamed]
+    at.run()
+    assert not at.exception  # widgets are keyed by content: two copies used to collide
+    assert any("is the same image as" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) == 1
+    fresh = _page("pages/1_Classify.py").run()
+    fresh.selectbox(key="example_class").set_value("basophil")
+    fresh.number_input(key="example_count").set_value(24)
+    for _ in range(2):
+        fresh.button(key="add_examples").click().run()
+        assert not fresh.exception
+    names = [cell.name for cell in fresh.session_state["examples"]]
+    assert len(names) == len(set(names)) == 48
+
+
+def test_examples_of_a_class_the_model_was_not_tested_on_get_a_message(tmp_path, monkeypatch):
+    from .conftest import PBC
+
+    # The training data's folder (linked in) with one more class of the lab's own.
+    for folder in PBC.iterdir():
+        if folder.is_dir():
+            (tmp_path / folder.name).symlink_to(folder, target_is_directory=True)
+    (tmp_path / "smudge").mkdir()
+    source = sorted((PBC / "lymphocyte").iterdir())[0]
+    (tmp_path / "smudge" / source.name).write_bytes(source.read_bytes())
+    monkeypatch.setenv("HEMATOVISION_EXAMPLES", str(tmp_path))
+    at = _page("pages/1_Classify.py").run()
+    at.selectbox(key="example_class").set_value("smudge")
+    at.button(key="add_examples").click().run()
+    assert not at.exception
+    assert any("No examples added" in w.value and "smudge" in w.value for w in at.warning)
+    monkeypatch.setenv("HEMATOVISION_EXAMPLES", str(tmp_path / "smudge"))  # no class folders
+    at = _page("pages/1_Classify.py").run()
+    assert not at.exception
+    assert any("no class folders" in c.value for c in at.caption)
+    assert at.button(key="add_examples").disabled
+
+
+def test_explain_forgets_cells_removed_from_classify(pbc_examples):
+    at = _page("pages/1_Classify.py")
+    at.session_state["examples"] = _cells(pbc_examples[:2])
+    at.run()
+    assert len(at.session_state["classified"]) == 2
+    at.button(key="clear_examples").click().run()
+    assert not at.exception
+    assert at.session_state["classified"] == {}
+
+
+def test_batch_page_warns_when_the_same_cell_is_counted_twice(pbc_examples, tmp_path):
+    source = pbc_examples[0][0]
+    for name in ("one.jpg", "copy of one.jpg"):
+        (tmp_path / name).write_bytes(source.read_bytes())
+    at = _page("pages/3_Batch.py").run()
+    at.text_input(key="batch_folder").input(str(tmp_path))
+    at.button(key="run_batch").click().run()
+    assert not at.exception
+    assert any("1 file is byte-identical to another" in w.value for w in at.warning)
+
+
+def test_adapting_on_the_page_offers_the_new_model_in_the_sidebar(tmp_path, monkeypatch):
+    import io
+    import zipfile
+
+    from .conftest import SHIPPED_MODEL, ZHENG
+
+    models = tmp_path / "models"
+    (models / "pbc-lite0").mkdir(parents=True)
+    for path in SHIPPED_MODEL.iterdir():
+        (models / "pbc-lite0" / path.name).symlink_to(path)
+    monkeypatch.setenv("HEMATOVISION_MODELS", str(models))
+    monkeypatch.setenv("HEMATOVISION_MODEL", str(models / "pbc-lite0"))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for label in ("neutrophil", "lymphocyte"):
+            for path in sorted((ZHENG / "images" / label).glob("*.png"))[:6]:
+                archive.write(path, f"{label}/{path.name}")
+        archive.writestr("neutrophil/broken.png", b"\x89PNG\r\n\x1a\n garbage")
+    at = _page("pages/6_Adapt.py").run()
+    at.get("file_uploader")[0].set_value(("lab.zip", buffer.getvalue(), "application/zip"))
+    at.number_input(key="adapt_per_class").set_value(3)
+    at.text_input(key="adapt_name").set_value("my-lab")
+    at.run()
+    at.button(key="adapt_run").click().run()
+    assert not at.exception
+    assert any("Saved the adapted model as **my-lab**" in s.value for s in at.success)
+    assert "my-lab" in at.sidebar.selectbox(key="model_name").options
+    not_used = " ".join(m.value for m in at.markdown)
+    assert "neutrophil/broken.png" in not_used  # named as in the zip, not a temporary file
+
+
+def test_atlas_says_where_its_examples_come_from_and_logs_what_it_shows(monkeypatch):
+    from .conftest import KAGGLE
+
+    at = _page("pages/5_Atlas.py").run()
+    assert not at.exception
+    assert any("held-out test split" in m.value for m in at.markdown)
+    assert len(at.session_state["audit"]) >= 4  # the examples the model answered
+    monkeypatch.setenv("HEMATOVISION_EXAMPLES", str(KAGGLE / "dataset2-master" / "images"
+                                                    / "TEST"))
+    at = _page("pages/5_Atlas.py").run()
+    at.selectbox(key="atlas_class").set_value("neutrophil").run()
+    assert not at.exception
+    assert any("not the model's own test split" in m.value for m in at.markdown)
+
+
+def test_the_audit_gallery_says_when_its_cells_are_not_in_the_folder(monkeypatch):
+    from .conftest import ZHENG
+
+    monkeypatch.setenv("HEMATOVISION_EXAMPLES", str(ZHENG / "images"))
+    at = _page("pages/4_Model_Audit.py").run()
+    assert not at.exception
+    assert any("are not in" in i.value for i in at.info)
+
+
+def test_adapting_on_a_zip_of_unreadable_cells_names_the_zip_not_a_temporary_folder(tmp_path):
+    import io
+    import zipfile
+
+    from hematovision.adaptation import adapt_from_zip
+
+    from .conftest import SHIPPED_MODEL
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in ("neutrophil/a.png", "lymphocyte/b.png"):
+            archive.writestr(name, b"\x89PNG\r\n\x1a\n cut short")
+    with pytest.raises(ValueError, match="the zip holds no readable images") as caught:
+        adapt_from_zip(SHIPPED_MODEL, buffer.getvalue(), tmp_path / "out")
+    assert "/tmp" not in str(caught.value)
