@@ -23,7 +23,8 @@ from hematovision.folders import files_under
 from hematovision.images import IMAGE_SUFFIXES, ImageError, ImageLimits, read_image
 
 __all__ = ["CellResult", "Differential", "sources_from_paths", "sources_from_upload",
-           "classify_sources", "copies", "differential", "results_csv", "read_results_csv"]
+           "classify_sources", "copies", "copies_warning", "differential", "results_csv",
+           "read_results_csv", "CSV_ENCODING"]
 
 log = logging.getLogger(__name__)
 # With its byte-order mark, Excel reads UTF-8 as UTF-8 ("Zelle ä" instead of "Zelle Ã¤");
@@ -83,7 +84,7 @@ def sources_from_paths(paths: Iterable[str | Path]) -> list[tuple[str, bytes | N
         try:
             is_folder = path.is_dir()
         except OSError as error:  # a name too long for the file system, say
-            unreachable.append((str(path), None, f"{path}: cannot be read ({error.strerror})"))
+            unreachable.append(_unreadable(path, error))
             continue
         if is_folder:
             contents = files_under(path)
@@ -103,13 +104,17 @@ def sources_from_paths(paths: Iterable[str | Path]) -> list[tuple[str, bytes | N
         try:
             data = path.read_bytes()
         except OSError as error:
-            sources.append((str(path), None, f"{path}: cannot be read ({error.strerror})"))
+            sources.append(_unreadable(path, error))
             continue
         if path.suffix.lower() == ".zip":
             sources += sources_from_upload(str(path), data)
         else:
             sources.append((str(path), data, ""))
     return sources
+
+
+def _unreadable(path: Path, error: OSError) -> tuple[str, None, str]:
+    return str(path), None, f"{path}: cannot be read ({error.strerror})"
 
 
 def _once(files: list[Path]) -> list[Path]:

@@ -75,13 +75,13 @@ def _train(args) -> int:
         card = train(args.data, folder, config, name=Path(args.out).name,
                      progress=not args.quiet)
     print(f"saved {args.out}/model.keras (temperature {card.temperature:.3f})")
-    if not args.no_evaluate and not sum(card.data["counts"]["test"].values()):
+    if args.no_evaluate:
+        return 0
+    if not sum(card.data["counts"]["test"].values()):
         print("no evaluation: the test split is empty (too few images per class)")
-    elif not args.no_evaluate:
-        return _evaluate(argparse.Namespace(model=args.out, data=[args.data], all=False,
-                                            quiet=args.quiet, bootstrap=1000,
-                                            explanations=False))
-    return 0
+        return 0
+    return _evaluate(argparse.Namespace(model=args.out, data=[args.data], all=False,
+                                        quiet=args.quiet, bootstrap=1000, explanations=False))
 
 
 def _evaluate(args) -> int:

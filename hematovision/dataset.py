@@ -271,10 +271,12 @@ def _recorded_split(model_dir: Path) -> list[dict]:
         return []
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))["files"]
-        for entry in entries:
-            entry["split"], entry["sha256"], entry["path"], entry["label"]
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{path} is damaged: {error!r}") from error
+    fields = {"split", "sha256", "path", "label"}
+    if not isinstance(entries, list) or not all(
+            isinstance(entry, dict) and fields <= entry.keys() for entry in entries):
+        raise ValueError(f"{path} is damaged: each file needs {', '.join(sorted(fields))}")
     return entries
 
 

@@ -104,9 +104,8 @@ def evaluate(classifier: Classifier, data_dir: str | Path, whole_folder: bool = 
         [path for path, _ in files], classifier.input_size, progress=progress,
         framing=classifier.card.framing)
     if not kept:
-        raise ValueError(f"{data_dir}: none of its {len(files)} images could be read, e.g. "
-                         f"{failed[0][0]}: {failed[0][1]}" if failed else
-                         f"{data_dir}: none of its {len(files)} images could be read")
+        example = f", e.g. {failed[0][0]}: {failed[0][1]}" if failed else ""
+        raise ValueError(f"{data_dir}: none of its {len(files)} images could be read{example}")
     labels = np.array([classes.index(files[i][1]) for i in kept])
     batch = images.astype(np.float32)
     logits, probabilities, features = classifier.analyse(batch)

@@ -31,16 +31,16 @@ def example_cells(classifier: Classifier, folder: str | Path, label: str, count:
     folder is the one it was trained on (so a demonstration never shows a training cell),
     leaving out files named in ``shown`` (a second click brings new cells)."""
     folder = Path(folder)
-    held_out = test_split_files(classifier.model_dir, folder)
-    if held_out is not None:
-        pool = [path for path, name in held_out if name == label.lower()]
+    test_files = test_split_files(classifier.model_dir, folder)
+    if test_files is not None:
+        pool = [path for path, name in test_files if name == label.lower()]
     else:
         # Class folders match without regard to case, as when training (Kaggle: EOSINOPHIL).
         matching = [p for p in folder.iterdir() if p.is_dir() and p.name.lower() == label.lower()]
         pool = sorted(p for match in matching for p in match.iterdir()
                       if p.suffix.lower() in IMAGE_SUFFIXES)
     if not pool:
-        if held_out is not None:
+        if test_files is not None:
             raise ValueError(f"no held-out example images of {label!r} under {folder}")
         raise ValueError(f"no example images of {label!r} under {folder}")
     fresh = [path for path in pool if path.name not in shown]

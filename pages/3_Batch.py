@@ -65,8 +65,9 @@ for result in results:
     if result.prediction is not None:
         log_prediction(classifier, result.sha256, result.prediction)
 diff = differential(results, classifier.classes)
-if copies_warning(results):
-    st.warning(f"{copies_warning(results)}.")
+repeated = copies_warning(results)
+if repeated:
+    st.warning(f"{repeated}.")
 left, right = st.columns([2, 3])
 with left:
     st.metric("Cells counted", diff.counted)
