@@ -66,6 +66,7 @@ def _train(args) -> int:
         head_epochs=args.head_epochs, fine_tune_epochs=args.epochs,
         batch_size=args.batch_size, seed=args.seed, limit_per_class=args.limit_per_class,
         hidden_units=args.hidden_units, fine_tune_from=args.fine_tune_from,
+        train_batchnorm=args.train_batchnorm,
         fractions=SplitFractions(*args.split),
         classes=_class_list(args.classes) if args.classes else None,
         init_from=args.init_from,
@@ -515,6 +516,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--fine-tune-from", default=None,
                        help="name prefix of the first backbone layer to unfreeze, e.g. "
                             "block4_ (default: the backbone's top blocks)")
+    train.add_argument("--train-batchnorm", action="store_true",
+                       help="let the unfrozen blocks' BatchNorm layers learn the cells' "
+                            "statistics in phase two (default: frozen at ImageNet's)")
     train.add_argument("--split", type=float, nargs=3, default=(0.7, 0.15, 0.15),
                        metavar=("TRAIN", "VAL", "TEST"), help="shares of the three splits")
     train.add_argument("--classes", help="comma-separated classes to use (default: all found)")

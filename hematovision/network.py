@@ -65,12 +65,14 @@ def feature_model(model: keras.Model) -> keras.Model:
     return keras.Model(model.inputs, model.get_layer(FEATURES_LAYER).output)
 
 
-def set_fine_tuning(model: keras.Model, first_layer_prefix: str | None) -> int:
+def set_fine_tuning(model: keras.Model, first_layer_prefix: str | None,
+                    train_batchnorm: bool = False) -> int:
     """Freeze the backbone below ``first_layer_prefix``; ``None`` freezes all of it.
 
-    BatchNormalization stays frozen throughout, as in the Keras fine-tuning guide: its
-    statistics from ImageNet would be wrecked by small batches of one stain. Returns the
-    number of trainable weight tensors.
+    By default BatchNormalization stays frozen throughout, as in the Keras fine-tuning
+    guide: its ImageNet statistics are what the pretrained layers expect. With
+    ``train_batchnorm`` the unfrozen blocks' BatchNorm layers learn too, and normalise by
+    each batch's statistics while training. Returns the number of trainable weight tensors.
     """
     if first_layer_prefix and not any(layer.name.startswith(first_layer_prefix)
                                       for layer in model.layers):
@@ -86,10 +88,11 @@ def set_fine_tuning(model: keras.Model, first_layer_prefix: str | None) -> int:
             head_started = True
         if first_layer_prefix and layer.name.startswith(first_layer_prefix):
             unfrozen = True
+        tuned = bool(first_layer_prefix) and unfrozen
         if head_started:
             layer.trainable = True
         elif isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
+            layer.trainable = train_batchnorm and tuned
         else:
-            layer.trainable = bool(first_layer_prefix) and unfrozen
+            layer.trainable = tuned
     return len(model.trainable_weights)

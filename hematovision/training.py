@@ -78,6 +78,7 @@ class TrainingConfig:
     fine_tune_epochs: int = 6
     fine_tune_learning_rate: float = 3e-4
     fine_tune_from: str | None = None  # None: the backbone's default
+    train_batchnorm: bool = False  # BatchNorm of the unfrozen blocks learns in phase two
     batch_size: int = 32
     patience: int = 2
     seed: int = 1234
@@ -405,9 +406,9 @@ def _train_head(model, arrays, labels, weights, config, history_path, progress) 
 
 def _fine_tune(model, arrays, labels, weights, config, history_path, out_dir, first_layer,
                val_logits) -> None:
-    """Phase two: the top blocks with augmentation; BatchNorm stays frozen."""
+    """Phase two: the top blocks with augmentation; BatchNorm frozen unless configured."""
     classes = model.get_layer(LOGITS_LAYER).units
-    set_fine_tuning(model, first_layer)
+    set_fine_tuning(model, first_layer, config.train_batchnorm)
     steps = int(np.ceil(len(arrays["train"]) / config.batch_size)) * config.fine_tune_epochs
     schedule = keras.optimizers.schedules.CosineDecay(config.fine_tune_learning_rate, steps)
     model.compile(keras.optimizers.Adam(schedule), "categorical_crossentropy",
