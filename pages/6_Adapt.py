@@ -64,7 +64,9 @@ if st.button("Adapt", key="adapt_run", type="primary", disabled=archive is None,
 
 if "adapted" in st.session_state:
     safe, result, skipped = st.session_state["adapted"]
-    st.success(f"Saved the adapted model as **{safe}**; choose it in the sidebar.")
+    in_use = classifier.model_dir.name == safe
+    st.success(f"Saved the adapted model as **{safe}**; "
+               + ("it is the model in use now." if in_use else "choose it in the sidebar."))
     st.dataframe([{"": when, "cells scored": row["n"],
                    "accuracy": round(row["accuracy"], 3),
                    "balanced accuracy": round(row["balanced_accuracy"], 3),

@@ -25,7 +25,7 @@ def tiny_model(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("models") / "tiny"
     result = run_cli("train", "--data", str(PBC), "--out", str(out),
                      "--classes", "eosinophil,lymphocyte,platelet", "--limit-per-class", "14",
-                     "--head-epochs", "3", "--epochs", "1", "--quiet")
+                     "--head-epochs", "3", "--epochs", "1", "--train-batchnorm", "--quiet")
     assert result.returncode == 0, result.stderr
     assert "test split" in result.stdout
     return out
@@ -37,6 +37,7 @@ def test_train_writes_a_complete_model_folder(tiny_model):
         assert (tiny_model / name).is_file(), name
     card = json.loads((tiny_model / "card.json").read_text())
     assert card["classes"] == ["eosinophil", "lymphocyte", "platelet"]
+    assert card["training"]["config"]["train_batchnorm"] is True
     assert card["metrics"]["n"] == 3 * 2  # 15 % of 14 per class
     history = list(csv.DictReader(open(tiny_model / "history.csv")))
     assert {row["phase"] for row in history} == {"1", "2"}

@@ -488,6 +488,10 @@ def test_adapting_on_the_page_offers_the_new_model_in_the_sidebar(tmp_path, monk
     assert "my-lab" in at.sidebar.selectbox(key="model_name").options
     not_used = " ".join(m.value for m in at.markdown)
     assert "neutrophil/broken.png" in not_used  # named as in the zip, not a temporary file
+    assert not any("in use" in s.value for s in at.success)
+    at.sidebar.selectbox(key="model_name").set_value("my-lab").run()
+    assert not at.exception
+    assert any("**my-lab**; it is the model in use now" in s.value for s in at.success)
 
 
 def test_atlas_says_where_its_examples_come_from_and_logs_what_it_shows(monkeypatch):
