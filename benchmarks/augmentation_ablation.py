@@ -46,8 +46,12 @@ FAMILIES = {
     "gamma": {"gamma": DEFAULT.gamma},
     "focus (blur / sharpen)": {"focus": DEFAULT.focus},
     "JPEG quality": {"min_jpeg_quality": DEFAULT.min_jpeg_quality},
-    "scale and shift": {"min_zoom": DEFAULT.min_zoom, "max_zoom": DEFAULT.max_zoom,
-                        "max_shift": DEFAULT.max_shift},
+    "scale 0.85–1.2× and shift": {"min_zoom": DEFAULT.min_zoom, "max_zoom": DEFAULT.max_zoom,
+                                  "max_shift": DEFAULT.max_shift},
+    # The range issue 6 proposed; framing already brings every lab's cell to about half
+    # the frame, so the default covers framing errors only.
+    "wide scale (0.5–2×) and shift": {"min_zoom": 0.5, "max_zoom": 2.0,
+                                      "max_shift": DEFAULT.max_shift},
     "all (the training default)": {f: getattr(DEFAULT, f) for f in DEFAULT.__dataclass_fields__},
 }
 
