@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from dashboard.state import current_classifier, model_choices
@@ -23,6 +25,14 @@ PAGES = (
 )
 
 
+def _labels(choices: list[Path]) -> list[str]:
+    """A label per model folder: its name, and where it lies when another has that name
+    (picking the second of two equal names loaded the first)."""
+    names = [path.name for path in choices]
+    return [name if names.count(name) == 1 else f"{name} ({path.parent})"
+            for name, path in zip(names, choices)]
+
+
 def show_sidebar() -> Classifier:
     with st.sidebar.container(key="pages"):
         for path, title, icon in PAGES:
@@ -30,7 +40,7 @@ def show_sidebar() -> Classifier:
         st.divider()
     choices = model_choices()
     if len(choices) > 1:
-        names = [path.name for path in choices]
+        names = _labels(choices)
         current = st.session_state.get("model_dir")
         index = next((i for i, p in enumerate(choices) if str(p) == current), 0)
         picked = st.sidebar.selectbox("Model", names, index=index, key="model_name")

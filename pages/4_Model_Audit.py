@@ -76,10 +76,16 @@ if history:
     right.plotly_chart(training_curves(history, "accuracy"), width="stretch", key="acc_curve")
 
 st.header("Other laboratories")
-st.write("Cells from another laboratory look different (stain, background, scale, camera). "
-         "The drop below is what to expect on images that are not from the training "
-         "laboratory: treat such predictions as suggestions and check the maps.")
-for external in load_external_evaluations(classifier.model_dir):
+externals = load_external_evaluations(classifier.model_dir)
+if externals:
+    st.write("Cells from another laboratory look different (stain, background, scale, "
+             "camera). The drop below is what to expect on images that are not from the "
+             "training laboratory: treat such predictions as suggestions and check the maps.")
+else:
+    st.info("This model has not been measured on another laboratory's cells, so how it "
+            "does on them is unknown: run `hematovision evaluate --model MODEL --data "
+            "FOLDER` with a folder of them.")
+for external in externals:
     m = external["metrics"]
     st.subheader(external["data"].rstrip("/").split("/")[-1])
     cols = st.columns(3)

@@ -40,7 +40,13 @@ measured = adaptation_text(classifier.card, tuning)
 if measured:
     st.caption(measured)
 default_name = f"{classifier.name}-adapted"
-name = right.text_input("Name of the new model", default_name, key="adapt_name")
+# The proposed name belongs to the model it adapts: after a switch in the sidebar the old
+# one would save this model under the other's name.
+if "adapt_name" not in st.session_state or st.session_state.get(
+        "adapt_name_for") != str(classifier.model_dir):
+    st.session_state["adapt_name"] = default_name
+    st.session_state["adapt_name_for"] = str(classifier.model_dir)
+name = right.text_input("Name of the new model", key="adapt_name")
 # Shown before there is anything to adapt on, so the page's next step is visible.
 if st.button("Adapt", key="adapt_run", type="primary", disabled=archive is None,
              help="Upload a .zip of class folders first." if archive is None else None):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -423,7 +426,13 @@ def test_examples_of_a_class_the_model_was_not_tested_on_get_a_message(tmp_path,
         if folder.is_dir():
             (tmp_path / folder.name).symlink_to(folder, target_is_directory=True)
     (tmp_path / "smudge").mkdir()
-    source = sorted((PBC / "lymphocyte").iterdir())[0]
+    from hematovision.dataset import split_files
+
+    from .conftest import SHIPPED_MODEL
+
+    # A class the model lacks offers any of its cells but those the model learned from.
+    source = next(path for path, label in split_files(SHIPPED_MODEL, PBC, "train")
+                  if label == "lymphocyte")
     (tmp_path / "smudge" / source.name).write_bytes(source.read_bytes())
     monkeypatch.setenv("HEMATOVISION_EXAMPLES", str(tmp_path))
     at = _page("pages/1_Classify.py").run()
@@ -533,3 +542,56 @@ def test_adapting_on_a_zip_of_unreadable_cells_names_the_zip_not_a_temporary_fol
     with pytest.raises(ValueError, match="the zip holds no readable images") as caught:
         adapt_from_zip(SHIPPED_MODEL, buffer.getvalue(), tmp_path / "out")
     assert "/tmp" not in str(caught.value)
+
+
+def _linked_model(folder: Path, name: str | None = None, leave_out: str = "") -> Path:
+    """The shipped model's files linked into ``folder``; its card renamed to ``name``."""
+    from .conftest import SHIPPED_MODEL
+
+    folder.mkdir(parents=True)
+    for path in SHIPPED_MODEL.iterdir():
+        if path.name == "card.json" and name:
+            card = json.loads(path.read_text())
+            (folder / "card.json").write_text(json.dumps({**card, "name": name}))
+        elif not (leave_out and path.match(leave_out)):
+            (folder / path.name).symlink_to(path)
+    return folder
+
+
+def test_adapt_proposes_a_name_after_the_model_chosen_in_the_sidebar(tmp_path, monkeypatch):
+    models = tmp_path / "models"
+    _linked_model(models / "pbc-lite0")
+    _linked_model(models / "mine", name="mine")
+    monkeypatch.setenv("HEMATOVISION_MODELS", str(models))
+    monkeypatch.setenv("HEMATOVISION_MODEL", str(models / "pbc-lite0"))
+    at = _page("pages/6_Adapt.py").run()
+    assert at.text_input(key="adapt_name").value == "pbc-lite0-adapted"
+    at.sidebar.selectbox(key="model_name").set_value("mine").run()
+    assert not at.exception
+    # The old proposal saved an adapted "mine" under the name of the model it is not.
+    assert at.text_input(key="adapt_name").value == "mine-adapted"
+    at.text_input(key="adapt_name").set_value("my own name").run()
+    assert at.text_input(key="adapt_name").value == "my own name"  # a typed name stays
+
+
+def test_two_model_folders_of_one_name_are_told_apart_in_the_sidebar(tmp_path, monkeypatch):
+    models = tmp_path / "models"
+    other = _linked_model(models / "pbc-lite0", name="elsewhere")
+    monkeypatch.setenv("HEMATOVISION_MODELS", str(models))
+    monkeypatch.delenv("HEMATOVISION_MODEL", raising=False)
+    at = _page("pages/1_Classify.py").run()
+    options = at.sidebar.selectbox(key="model_name").options
+    assert len(options) == len(set(options)) == 2
+    at.sidebar.selectbox(key="model_name").set_value(options[1]).run()
+    assert not at.exception
+    assert at.session_state["model_dir"] == str(other)
+    assert any("elsewhere" in c.value for c in at.sidebar.caption)
+
+
+def test_audit_says_when_no_other_laboratory_was_measured(tmp_path, monkeypatch):
+    model = _linked_model(tmp_path / "models" / "home-only", leave_out="evaluation_*.json")
+    monkeypatch.setenv("HEMATOVISION_MODEL", str(model))
+    at = _page("pages/4_Model_Audit.py").run()
+    assert not at.exception
+    assert any("not been measured on another laboratory" in i.value for i in at.info)
+    assert not any("The drop below" in m.value for m in at.markdown)

@@ -22,9 +22,16 @@ def test_examples_from_the_training_data_come_from_its_test_split(classifier):
     assert cells == example_cells(classifier, PBC, "ig", count=12, seed=3)  # a lesson repeats
 
 
+def _unseen(label: str):
+    """A cell of ``label`` from the shipped model's test split."""
+    from hematovision.dataset import split_files
+
+    return next(p for p, name in split_files(SHIPPED_MODEL, PBC, "test") if name == label)
+
+
 def test_only_folders_that_hold_images_are_offered_as_classes(classifier, tmp_path):
     (tmp_path / "neutrophil").mkdir()
-    shutil.copy(next((PBC / "neutrophil").iterdir()), tmp_path / "neutrophil" / "a.jpg")
+    shutil.copy(_unseen("neutrophil"), tmp_path / "neutrophil" / "a.jpg")
     (tmp_path / "empty").mkdir()
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "readme.txt").write_text("not a cell")
@@ -36,5 +43,46 @@ def test_only_folders_that_hold_images_are_offered_as_classes(classifier, tmp_pa
 
 def test_class_folders_match_without_regard_to_case(classifier, tmp_path):
     (tmp_path / "EOSINOPHIL").mkdir()  # the Kaggle layout's folder names
-    shutil.copy(next((PBC / "eosinophil").iterdir()), tmp_path / "EOSINOPHIL" / "a.jpg")
+    shutil.copy(_unseen("eosinophil"), tmp_path / "EOSINOPHIL" / "a.jpg")
     assert example_cells(classifier, tmp_path, "eosinophil") == [tmp_path / "EOSINOPHIL" / "a.jpg"]
+
+
+def test_a_class_the_model_lacks_offers_its_unlearned_cells(classifier, tmp_path):
+    from hematovision.dataset import split_files
+
+    # In the training folder, beside the model's own classes, a class of the lab's own.
+    for folder in PBC.iterdir():
+        if folder.is_dir():
+            (tmp_path / folder.name).symlink_to(folder, target_is_directory=True)
+    (tmp_path / "smudge").mkdir()
+    learned = next(p for p, label in split_files(SHIPPED_MODEL, PBC, "train")
+                   if label == "lymphocyte")
+    shutil.copy(learned, tmp_path / "smudge" / "learned.jpg")
+    with pytest.raises(ValueError, match="is a cell the model learned from"):
+        example_cells(classifier, tmp_path, "smudge")
+    shutil.copy(_unseen("lymphocyte"), tmp_path / "smudge" / "unseen.jpg")
+    assert example_cells(classifier, tmp_path, "smudge", count=5) == [
+        tmp_path / "smudge" / "unseen.jpg"]
+
+
+def test_an_adapted_model_never_shows_the_cells_it_was_adapted_on(tmp_path):
+    import hashlib
+
+    from hematovision.adaptation import adapt
+    from hematovision.classifier import Classifier
+
+    from .conftest import ZHENG
+
+    lab = tmp_path / "lab"
+    for label in ("lymphocyte", "neutrophil"):
+        (lab / label).mkdir(parents=True)
+        for path in sorted((ZHENG / "images" / label).glob("*.png"))[:6]:
+            shutil.copy(path, lab / label / path.name)
+    adapt(SHIPPED_MODEL, lab, tmp_path / "adapted", per_class=3)
+    adapted = Classifier(tmp_path / "adapted")
+    used = set(learned_from(adapted.model_dir)) - set(learned_from(SHIPPED_MODEL))
+    assert len(used) == 6
+    for label in ("lymphocyte", "neutrophil"):
+        cells = example_cells(adapted, lab, label, count=6)
+        assert len(cells) == 3
+        assert not {hashlib.sha256(p.read_bytes()).hexdigest() for p in cells} & used
