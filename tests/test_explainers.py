@@ -225,3 +225,28 @@ def test_the_explanation_panel_keeps_each_picture_s_proportions():
     rows, columns = np.nonzero(panel[..., 2].astype(int) - panel[..., 0] > 60)
     width, height = np.ptp(columns) + 1, np.ptp(rows) + 1
     assert abs(width - height) <= 2, (width, height)
+
+
+@pytest.mark.parametrize("method", [m.name for m in available_methods()])
+def test_a_blank_picture_has_no_evidence_to_show(method, classifier):
+    # Hiding a patch of empty glass changes nothing: any colour in the map would be
+    # rounding noise scaled up to full strength.
+    grey = np.full((300, 300, 3), 180, np.uint8)
+    result = explain(method, grey, classifier, classifier.classes.index("ig"),
+                     **FAST.get(method, {}))
+    assert result.heatmap.max() == 0.0
+    if result.signed is not None:
+        assert np.abs(result.signed).max() == 0.0
+
+
+def test_a_first_map_s_time_leaves_out_loading_the_network(cell):
+    import time
+
+    from hematovision.classifier import Classifier
+
+    fresh = Classifier(SHIPPED_MODEL)  # classifies on LiteRT; Keras loads on first use
+    started = time.perf_counter()
+    result = explain("gradcam", cell, fresh)
+    whole = time.perf_counter() - started
+    # Loading and tracing take seconds, the map a tenth of one: "7.6 s" misled.
+    assert result.seconds < whole / 4

@@ -20,7 +20,7 @@ from hematovision.images import to_image_grid
 
 __all__ = [
     "Explanation", "Explainer", "EXPLAINERS", "available_methods", "register", "get_explainer",
-    "explain", "signed_heatmap",
+    "explain", "signed_heatmap", "NO_EVIDENCE",
 ]
 
 Progress = Callable[[float], None]
@@ -68,6 +68,9 @@ class Explainer:
     reference: str = ""
     how: str = ""  # how the map is computed, for readers who ask
     signed_colormap: str = "RdBu_r"  # for signed maps: low = against, high = for
+    # One-time set-up for a classifier (loading the Keras graph), run before the clock
+    # starts: a first map's time should be the method's, not the model's loading.
+    set_up: Callable[[Classifier], object] | None = None
 
 
 EXPLAINERS: dict[str, Explainer] = {}
@@ -113,6 +116,8 @@ def explain(method: str, image: np.ndarray, classifier: Classifier,
         raise ValueError(f"{method} has no settings {sorted(unknown)}; "
                          f"it takes {sorted(explainer.defaults)}")
     chosen = {**explainer.defaults, **settings}
+    if explainer.set_up is not None:
+        explainer.set_up(classifier)
     started = time.perf_counter()
     box = box or classifier.frame(image)
     model_input = classifier.prepare(image, box)
@@ -133,11 +138,21 @@ def explain(method: str, image: np.ndarray, classifier: Classifier,
                        square_heatmap, square_signed, time.perf_counter() - started, chosen)
 
 
+# Evidence smaller than this, in the units of the explained score (a probability or
+# log-odds), is floating-point rounding: on a blank picture every masked copy scores the
+# same, and scaling LIME's 1e-31 weights to full strength drew patches for and against.
+NO_EVIDENCE = 1e-9
+
+
 def signed_heatmap(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Scale signed evidence to [-1, 1] by its largest magnitude; the heatmap keeps the
-    evidence for the class (the positive part)."""
-    scale = float(np.abs(values).max()) or 1.0
-    signed = (values / scale).astype(np.float32)
+    evidence for the class (the positive part). Evidence no larger than
+    :data:`NO_EVIDENCE` anywhere gives empty maps."""
+    largest = float(np.abs(values).max()) if values.size else 0.0
+    if largest <= NO_EVIDENCE:
+        signed = np.zeros(values.shape, np.float32)
+    else:
+        signed = (values / largest).astype(np.float32)
     return np.maximum(signed, 0.0), signed
 
 

@@ -58,6 +58,12 @@ def _gradient_function(classifier: Classifier):
         return _compiled[classifier]
 
 
+def _set_up(classifier: Classifier) -> None:
+    """Load the Keras graph and trace the gradient function (seconds, once per model)."""
+    size = classifier.input_size
+    _gradient_function(classifier)(tf.zeros([1, size, size, 3]), tf.constant(0, tf.int32))
+
+
 def activations_and_gradients(model_input: np.ndarray, classifier: Classifier, class_index: int):
     """The Grad-CAM layer's activations ``(h, w, k)``, the gradients of the class logit
     with respect to them, and the logit itself."""
@@ -105,6 +111,7 @@ register(Explainer(
          "grid, smoothed), so it shows the region, not fine detail."),
     defaults={},
     compute=gradcam_map,
+    set_up=_set_up,
     reference="Selvaraju et al. 2017",
 ))
 register(Explainer(
@@ -116,5 +123,6 @@ register(Explainer(
          "several separate parts of the cell (e.g. nuclear lobes) can all light up."),
     defaults={},
     compute=gradcam_plus_plus_map,
+    set_up=_set_up,
     reference="Chattopadhyay et al. 2018",
 ))
