@@ -52,3 +52,18 @@ def strict_json(path: Path):
     def refuse(constant):
         raise AssertionError(f"{path.name} holds {constant}, which is not JSON")
     return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def training_folder_with_a_class_of_its_own(folder: Path, copied_from: str = "train") -> Path:
+    """PBC's class folders linked into ``folder`` beside a class the shipped model lacks,
+    ``smudge``, holding one lymphocyte of the model's ``copied_from`` split."""
+    from hematovision.dataset import split_files
+
+    for source in PBC.iterdir():
+        if source.is_dir():
+            (folder / source.name).symlink_to(source, target_is_directory=True)
+    (folder / "smudge").mkdir()
+    cell = next(path for path, label in split_files(SHIPPED_MODEL, PBC, copied_from)
+                if label == "lymphocyte")
+    (folder / "smudge" / f"{copied_from}.jpg").write_bytes(cell.read_bytes())
+    return folder

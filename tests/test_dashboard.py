@@ -419,21 +419,10 @@ def test_the_same_cell_twice_is_shown_once_and_more_examples_are_new_ones(pbc_ex
 
 
 def test_examples_of_a_class_the_model_was_not_tested_on_get_a_message(tmp_path, monkeypatch):
-    from .conftest import PBC
+    from .conftest import training_folder_with_a_class_of_its_own
 
-    # The training data's folder (linked in) with one more class of the lab's own.
-    for folder in PBC.iterdir():
-        if folder.is_dir():
-            (tmp_path / folder.name).symlink_to(folder, target_is_directory=True)
-    (tmp_path / "smudge").mkdir()
-    from hematovision.dataset import split_files
-
-    from .conftest import SHIPPED_MODEL
-
-    # A class the model lacks offers any of its cells but those the model learned from.
-    source = next(path for path, label in split_files(SHIPPED_MODEL, PBC, "train")
-                  if label == "lymphocyte")
-    (tmp_path / "smudge" / source.name).write_bytes(source.read_bytes())
+    # A class the model lacks offers its cells but those the model learned from: here none.
+    training_folder_with_a_class_of_its_own(tmp_path, copied_from="train")
     monkeypatch.setenv("HEMATOVISION_EXAMPLES", str(tmp_path))
     at = _page("pages/1_Classify.py").run()
     at.selectbox(key="example_class").set_value("smudge")

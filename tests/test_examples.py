@@ -9,7 +9,7 @@ import pytest
 from hematovision.dataset import learned_from
 from hematovision.examples import example_cells, example_classes
 
-from .conftest import PBC, SHIPPED_MODEL
+from .conftest import PBC, SHIPPED_MODEL, training_folder_with_a_class_of_its_own
 
 
 def test_examples_from_the_training_data_come_from_its_test_split(classifier):
@@ -48,16 +48,8 @@ def test_class_folders_match_without_regard_to_case(classifier, tmp_path):
 
 
 def test_a_class_the_model_lacks_offers_its_unlearned_cells(classifier, tmp_path):
-    from hematovision.dataset import split_files
-
     # In the training folder, beside the model's own classes, a class of the lab's own.
-    for folder in PBC.iterdir():
-        if folder.is_dir():
-            (tmp_path / folder.name).symlink_to(folder, target_is_directory=True)
-    (tmp_path / "smudge").mkdir()
-    learned = next(p for p, label in split_files(SHIPPED_MODEL, PBC, "train")
-                   if label == "lymphocyte")
-    shutil.copy(learned, tmp_path / "smudge" / "learned.jpg")
+    training_folder_with_a_class_of_its_own(tmp_path, copied_from="train")
     with pytest.raises(ValueError, match="is a cell the model learned from"):
         example_cells(classifier, tmp_path, "smudge")
     shutil.copy(_unseen("lymphocyte"), tmp_path / "smudge" / "unseen.jpg")
