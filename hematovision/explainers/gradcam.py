@@ -54,14 +54,10 @@ def _gradient_function(classifier: Classifier):
                 gradients = tape.gradient(score, activations)
                 return activations, gradients, score
 
+            # Traced now, so that the first map does not pay for it (explain's set-up).
+            function(tf.zeros([1, size, size, 3]), tf.constant(0, tf.int32))
             _compiled[classifier] = function
         return _compiled[classifier]
-
-
-def _set_up(classifier: Classifier) -> None:
-    """Load the Keras graph and trace the gradient function (seconds, once per model)."""
-    size = classifier.input_size
-    _gradient_function(classifier)(tf.zeros([1, size, size, 3]), tf.constant(0, tf.int32))
 
 
 def activations_and_gradients(model_input: np.ndarray, classifier: Classifier, class_index: int):
@@ -111,7 +107,7 @@ register(Explainer(
          "grid, smoothed), so it shows the region, not fine detail."),
     defaults={},
     compute=gradcam_map,
-    set_up=_set_up,
+    set_up=_gradient_function,
     reference="Selvaraju et al. 2017",
 ))
 register(Explainer(
@@ -123,6 +119,6 @@ register(Explainer(
          "several separate parts of the cell (e.g. nuclear lobes) can all light up."),
     defaults={},
     compute=gradcam_plus_plus_map,
-    set_up=_set_up,
+    set_up=_gradient_function,
     reference="Chattopadhyay et al. 2018",
 ))
