@@ -106,13 +106,15 @@ class Classifier:
 
     Args:
         model_dir: a folder holding ``card.json`` and the model file it names.
+        with_familiarity: ``False`` leaves the familiarity statistics out, for refitting
+            them: a missing or damaged statistics file must not stop its own repair.
 
     Raises:
         ModelFileError: the card or model file is missing, or the file's sha256 differs
             from the card's (a damaged or substituted model is never used).
     """
 
-    def __init__(self, model_dir: str | Path):
+    def __init__(self, model_dir: str | Path, *, with_familiarity: bool = True):
         self.model_dir = Path(model_dir)
         try:
             self.card: ModelCard = load_card(self.model_dir)
@@ -125,7 +127,7 @@ class Classifier:
         self._lock = threading.Lock()
         self._runtime = None
         self.familiarity = None
-        if self.card.familiarity_file:
+        if self.card.familiarity_file and with_familiarity:
             familiarity_path = self.model_dir / self.card.familiarity_file
             check_model_file(familiarity_path, self.card.familiarity_sha256)
             self.familiarity = _read(load_familiarity, familiarity_path)

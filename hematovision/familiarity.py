@@ -35,7 +35,8 @@ class Familiarity:
         means: ``(classes, features)`` class centres of the training features.
         whitening: ``(features, features)``; ``(x - mean) @ whitening`` has identity covariance.
         threshold: distances above this are "Unfamiliar".
-        quantile: the share of validation cells at or below the threshold.
+        quantile: the validation quantile the threshold was set at (with few validation
+            cells the share above it differs: ``np.quantile`` interpolates).
         min_sharpness: model inputs less sharp than this are out of focus (see
             :func:`sharpness`); half the sharpness of the blurriest 0.1 % of training cells.
     """

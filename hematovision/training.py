@@ -322,6 +322,12 @@ def add_familiarity(model_dir: str | Path, data_dir: str | Path, progress: bool 
     splits (read from ``split.json`` under ``data_dir``) and record them in its card."""
     model_dir = Path(model_dir)
     card = load_card(model_dir)
+    if card.training.get("adaptation"):
+        # Refitted on the training laboratory alone, the statistics would lose the adapted
+        # laboratory's centres, and its cells would be Unfamiliar again without a word.
+        raise ValueError(f"{model_dir} was adapted to another laboratory, whose cells its "
+                         "familiarity statistics include; refit them on the model it was "
+                         "adapted from, then adapt again")
     arrays, labels = {}, {}
     for which in ("train", "val"):
         arrays[which], labels[which] = _split_images(model_dir, data_dir, which, card, progress)
@@ -342,7 +348,7 @@ def _split_images(model_dir: Path, data_dir: str | Path, which: str, card: Model
 def _save_familiarity(model_dir: Path, arrays, train_labels, progress) -> ModelCard:
     from hematovision.classifier import Classifier
 
-    classifier = Classifier(model_dir)
+    classifier = Classifier(model_dir, with_familiarity=False)
     features = {}
     for which in ("train", "val"):
         features[which] = run_in_batches(lambda batch: classifier.analyse(batch)[2],
@@ -354,8 +360,9 @@ def _save_familiarity(model_dir: Path, arrays, train_labels, progress) -> ModelC
     card = replace(load_card(model_dir), familiarity_file=path.name,
                    familiarity_sha256=sha256_of_file(path))
     save_card(model_dir, card)
+    flagged = float(np.mean(familiarity.distance(features["val"]) > familiarity.threshold))
     print(f"familiarity: distance above {familiarity.threshold:.3f} is Unfamiliar "
-          f"({100 * (1 - familiarity.quantile):.0f} % of validation cells), and so is "
+          f"({100 * flagged:.1f} % of validation cells), and so is "
           f"sharpness below {familiarity.min_sharpness:.2f}")
     return card
 

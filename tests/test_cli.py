@@ -213,6 +213,11 @@ def test_adapt_end_to_end_on_a_few_external_cells(tiny_model, my_lab, tmp_path, 
         assert adaptation["remembered_per_class"] == 256
         assert adapted.familiarity.means.shape[0] == 3 + 2
         assert np.isfinite(adapted.familiarity.threshold)
+        # Refitted on the home laboratory alone, the lab's centres would go without a word.
+        kept = (out / "familiarity.npz").read_bytes()
+        refit = run_cli("familiarity", "--model", str(out), "--data", str(PBC), "--quiet")
+        assert refit.returncode == 2 and "was adapted to another laboratory" in refit.stderr
+        assert (out / "familiarity.npz").read_bytes() == kept
     else:  # the tuned block's features no longer match the statistics: check off, said so
         assert adaptation["block"]["copies"] == 16
         assert adapted.familiarity.threshold == np.inf
@@ -516,3 +521,26 @@ def test_explain_saves_the_cell_beside_its_map_with_a_colour_key(tmp_path, pbc_e
     # Asked about a class the model does not know, it names the ones it does.
     result = run_cli("explain", str(cell), "--class", "macrophage", "--out", str(out))
     assert result.returncode == 2 and "the model knows: basophil" in result.stderr
+
+
+@pytest.mark.parametrize("damage", ["delete", "append a byte"])
+def test_familiarity_rebuilds_its_own_missing_or_damaged_file(tiny_model, tmp_path, damage):
+    import re
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    statistics = model / "familiarity.npz"
+    if damage == "delete":
+        statistics.unlink()
+    else:
+        statistics.write_bytes(statistics.read_bytes() + b"x")
+    result = run_cli("familiarity", "--model", str(model), "--data", str(PBC), "--quiet")
+    assert result.returncode == 0, result.stderr
+    # The share printed is the one measured on the model's 6 validation cells.
+    share = float(re.search(r"Unfamiliar \(([\d.]+) % of validation cells", result.stdout)[1])
+    cells = share * 6 / 100
+    assert abs(cells - round(cells)) < 0.01, share
+    cell = sorted((PBC / "platelet").iterdir())[0]
+    predicted = run_cli("predict", str(cell), "--model", str(model),
+                        "--out", str(tmp_path / "x.csv"), "--quiet")
+    assert predicted.returncode == 0, predicted.stderr
