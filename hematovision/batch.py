@@ -214,7 +214,7 @@ def copies_warning(results: list[CellResult]) -> str | None:
     if not repeated:
         return None
     return (f"{repeated} file{'s are' if repeated > 1 else ' is'} byte-identical to another "
-            "(same sha256 in the CSV): the same cell counted again")
+            "(the same sha256): the same cell counted again")
 
 
 def differential(results: list[CellResult], classes: tuple[str, ...]) -> Differential:

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import numpy as np
 from PIL import Image
 
-from hematovision.batch import CellResult, Differential
+from hematovision.batch import CellResult, Differential, copies_warning
 from hematovision.classifier import REVIEW, UNFAMILIAR
 from hematovision.model_card import ModelCard
 from hematovision.overlay import fitted_size
@@ -62,6 +62,10 @@ def _summary_page(pdf, card: ModelCard, diff: Differential, model_sha256: str,
         lines.append("Review: top probability below " + " / ".join(
             f"{100 * t:.0f} %" for t in sorted(thresholds))
             + f" (the model card's setting: {100 * card.review_threshold:.0f} %)")
+    # A reader of the PDF alone must see it too, not only whoever ran the command.
+    repeated = copies_warning(results)
+    if repeated:
+        lines.append(f"Warning: {repeated}.")
     for line in lines:
         pdf.cell(0, 6, _text(line), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)

@@ -162,11 +162,18 @@ def test_report_command_line(tmp_path, pbc_examples):
     for path, _ in pbc_examples[:3]:
         shutil.copy(path, folder / path.name)
     (folder / "empty.png").write_bytes(b"")
+    shutil.copy(pbc_examples[0][0], folder / "again.jpg")  # the same cell, counted twice
     out = tmp_path / "r.pdf"
     result = subprocess.run([sys.executable, "-m", "hematovision", "report", str(folder),
                              "--out", str(out), "--no-gradcam"], capture_output=True, text=True)
     assert result.returncode == 1  # one file was unreadable
     assert out.stat().st_size > 1000 and "1 unreadable" in result.stdout
+    # Whoever reads only the PDF learns of the copy too; no CSV is named that was not made.
+    from pypdf import PdfReader
+
+    first_page = PdfReader(out).pages[0].extract_text()
+    assert "1 file is byte-identical to another" in first_page
+    assert "1 file is byte-identical to another" in result.stderr and "CSV" not in result.stderr
 
 
 def test_sources_from_paths_reads_folders_and_zips(tmp_path, zip_upload, pbc_examples):
