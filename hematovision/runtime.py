@@ -30,9 +30,9 @@ def export_litert(logits_model, path: str | Path) -> Path:
     import tensorflow as tf
 
     # The converter prints every traced tensor (hundreds of lines) to stdout; they belong
-    # in the debug log, not between a command's results.
+    # in the debug log, not between a command's results. Its C++ half logs to stderr.
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
+    with contextlib.redirect_stdout(printed), _native_info_hidden():
         converter = tf.lite.TFLiteConverter.from_keras_model(logits_model)
         flatbuffer = converter.convert()
     log.debug("%s", printed.getvalue())

@@ -544,3 +544,14 @@ def test_familiarity_rebuilds_its_own_missing_or_damaged_file(tiny_model, tmp_pa
     predicted = run_cli("predict", str(cell), "--model", str(model),
                         "--out", str(tmp_path / "x.csv"), "--quiet")
     assert predicted.returncode == 0, predicted.stderr
+
+
+def test_export_keeps_the_converter_s_native_log_lines_out_of_sight(tiny_model, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    (model / "model.tflite").unlink()
+    quiet = run_cli("export", "--model", str(model))
+    assert quiet.returncode == 0, quiet.stderr
+    assert (model / "model.tflite").is_file()
+    for line in ("absl::InitializeLog", "MLIR", "Ignored output_format"):
+        assert line not in quiet.stderr
