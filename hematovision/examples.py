@@ -37,9 +37,10 @@ def example_cells(classifier: Classifier, folder: str | Path, label: str, count:
     cells an adapted model was adapted on.
     """
     folder = Path(folder)
-    test_files = test_split_files(classifier.model_dir, folder)
+    # A class the model lacks is in no split of its: no need to read and hash the split.
     own_class = label.lower() in classifier.classes
-    if test_files is not None and own_class:
+    test_files = test_split_files(classifier.model_dir, folder) if own_class else None
+    if test_files is not None:
         pool = [path for path, name in test_files if name == label.lower()]
         if not pool:
             raise ValueError(f"no held-out example images of {label!r} under {folder}")
