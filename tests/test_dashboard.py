@@ -72,23 +72,27 @@ def test_review_threshold_starts_at_the_cards_and_moving_it_up_marks_the_cell(
                for w in at.warning)
 
 
+def _linked_model(folder: Path, leave_out: str = "", **card_fields) -> Path:
+    """The shipped model's files linked into ``folder``, its card changed by ``card_fields``;
+    files matching ``leave_out`` are left out."""
+    from .conftest import SHIPPED_MODEL
+
+    folder.mkdir(parents=True)
+    for path in SHIPPED_MODEL.iterdir():
+        if path.name == "card.json" and card_fields:
+            card = json.loads(path.read_text())
+            (folder / "card.json").write_text(json.dumps({**card, **card_fields}))
+        elif not (leave_out and path.match(leave_out)):
+            (folder / path.name).symlink_to(path)
+    return folder
+
+
 @pytest.fixture
 def two_models(tmp_path, monkeypatch):
     """A models folder with the shipped weights under two cards, "a-first" (Review below
     0.90) and "z-chosen" (0.60); $HEMATOVISION_MODEL names the second."""
-    import json
-
-    from .conftest import SHIPPED_MODEL
-
     for name, threshold in (("a-first", 0.90), ("z-chosen", 0.60)):
-        folder = tmp_path / name
-        folder.mkdir()
-        for path in SHIPPED_MODEL.iterdir():
-            if path.name != "card.json":
-                (folder / path.name).symlink_to(path)
-        card = json.loads((SHIPPED_MODEL / "card.json").read_text())
-        card.update(name=name, review_threshold=threshold)
-        (folder / "card.json").write_text(json.dumps(card))
+        _linked_model(tmp_path / name, name=name, review_threshold=threshold)
     monkeypatch.setenv("HEMATOVISION_MODELS", str(tmp_path))
     monkeypatch.setenv("HEMATOVISION_MODEL", str(tmp_path / "z-chosen"))
     return tmp_path
@@ -461,12 +465,10 @@ def test_adapting_on_the_page_offers_the_new_model_in_the_sidebar(tmp_path, monk
     import io
     import zipfile
 
-    from .conftest import SHIPPED_MODEL, ZHENG
+    from .conftest import ZHENG
 
     models = tmp_path / "models"
-    (models / "pbc-lite0").mkdir(parents=True)
-    for path in SHIPPED_MODEL.iterdir():
-        (models / "pbc-lite0" / path.name).symlink_to(path)
+    _linked_model(models / "pbc-lite0")
     monkeypatch.setenv("HEMATOVISION_MODELS", str(models))
     monkeypatch.setenv("HEMATOVISION_MODEL", str(models / "pbc-lite0"))
     buffer = io.BytesIO()
@@ -531,20 +533,6 @@ def test_adapting_on_a_zip_of_unreadable_cells_names_the_zip_not_a_temporary_fol
     with pytest.raises(ValueError, match="the zip holds no readable images") as caught:
         adapt_from_zip(SHIPPED_MODEL, buffer.getvalue(), tmp_path / "out")
     assert "/tmp" not in str(caught.value)
-
-
-def _linked_model(folder: Path, name: str | None = None, leave_out: str = "") -> Path:
-    """The shipped model's files linked into ``folder``; its card renamed to ``name``."""
-    from .conftest import SHIPPED_MODEL
-
-    folder.mkdir(parents=True)
-    for path in SHIPPED_MODEL.iterdir():
-        if path.name == "card.json" and name:
-            card = json.loads(path.read_text())
-            (folder / "card.json").write_text(json.dumps({**card, "name": name}))
-        elif not (leave_out and path.match(leave_out)):
-            (folder / path.name).symlink_to(path)
-    return folder
 
 
 def test_adapt_proposes_a_name_after_the_model_chosen_in_the_sidebar(tmp_path, monkeypatch):
