@@ -86,6 +86,43 @@ def make_cell(name: str, data: bytes) -> Cell:
     return Cell(name, data, hashlib.sha256(data).hexdigest())
 
 
+def keep_uploads(key: str) -> None:
+    """``on_change`` of the uploader ``key``: take in what the user added or removed.
+
+    Streamlit empties an uploader whenever the user opens another page; a teacher going
+    back and forth between Classify and Explain would lose the cells. The cells are kept
+    in the session instead, and leave it only when the user removes them.
+    """
+    now = [make_cell(f.name, f.getvalue()) for f in st.session_state.get(key) or []]
+    removed = {(c.name, c.sha256) for c in st.session_state.get(f"{key}.seen", [])} - {
+        (c.name, c.sha256) for c in now}  # taken out with the uploader's ×
+    kept = [c for c in st.session_state.get(f"{key}.kept", [])
+            if (c.name, c.sha256) not in removed]
+    held = {(c.name, c.sha256) for c in kept}
+    st.session_state[f"{key}.kept"] = kept + [c for c in now if (c.name, c.sha256) not in held]
+    st.session_state[f"{key}.seen"] = now
+
+
+def uploaded_cells(key: str) -> tuple[list[Cell], bool]:
+    """The cells kept for the uploader ``key`` (see :func:`keep_uploads`), and whether
+    some of them are no longer shown in it (it was emptied by a visit to another page)."""
+    if not st.session_state.get(key):
+        # Emptied by leaving the page: what the user removes with × from now on is only
+        # what they upload again.
+        st.session_state[f"{key}.seen"] = []
+    kept = st.session_state.get(f"{key}.kept", [])
+    shown = {(c.name, c.sha256) for c in st.session_state.get(f"{key}.seen", [])}
+    return kept, any((c.name, c.sha256) not in shown for c in kept)
+
+
+def forget_uploads(key: str) -> None:
+    """Drop the kept cells that the uploader ``key`` no longer shows."""
+    seen = st.session_state.get(f"{key}.seen", [])
+    shown = {(c.name, c.sha256) for c in seen}
+    st.session_state[f"{key}.kept"] = [c for c in st.session_state.get(f"{key}.kept", [])
+                                       if (c.name, c.sha256) in shown]
+
+
 def distinct_cells(cells: list[Cell]) -> tuple[list[Cell], list[tuple[Cell, Cell]]]:
     """Each image once, by content, and ``(copy, original)`` for the ones left out: a page
     keys its widgets by content hash, and the same cell twice is one cell."""

@@ -9,7 +9,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,7 +24,7 @@ from hematovision.images import IMAGE_SUFFIXES, ImageError, ImageLimits, read_im
 
 __all__ = ["CellResult", "Differential", "sources_from_paths", "sources_from_upload",
            "classify_sources", "copies", "copies_warning", "differential", "results_csv",
-           "read_results_csv", "CSV_ENCODING"]
+           "read_results_csv", "CSV_ENCODING", "NOT_WHITE_CELLS"]
 
 log = logging.getLogger(__name__)
 # With its byte-order mark, Excel reads UTF-8 as UTF-8 ("Zelle ä" instead of "Zelle Ã¤");
@@ -43,10 +43,17 @@ class CellResult:
     error: str = ""
 
 
+# Classes a model may know that are not white cells: a white-cell differential leaves them
+# out, or a slide full of platelets would lower every white cell's share. Erythroblasts are
+# reported per 100 white cells, as haematologists count nucleated red cells.
+NOT_WHITE_CELLS = frozenset({"erythroblast", "platelet"})
+
+
 @dataclass(frozen=True)
 class Differential:
-    """The white-cell differential: counts and shares per class; Review and Unfamiliar
-    cells are left out of the counts and reported on their own."""
+    """The white-cell differential: counts and shares per white-cell class; Review and
+    Unfamiliar cells are left out of the counts and reported on their own, and so are the
+    confident answers for classes that are not white cells (``others``)."""
 
     classes: tuple[str, ...]
     counts: dict[str, int]
@@ -55,10 +62,27 @@ class Differential:
     unreadable: int
     total: int
     unfamiliar: int = 0
+    others: dict[str, int] = field(default_factory=dict)
 
     @property
     def counted(self) -> int:
+        """White cells counted: the total the shares are of."""
         return sum(self.counts.values())
+
+    def per_100_white_cells(self, name: str) -> float | None:
+        """A class outside the differential, per 100 white cells counted (``None`` without
+        white cells)."""
+        return 100 * self.others[name] / self.counted if self.counted else None
+
+    def others_text(self) -> str:
+        """The classes outside the differential in words, e.g. "2 platelet, 1 erythroblast
+        (1.0 per 100 white cells)"; empty when the model knows none."""
+        parts = []
+        for name, count in self.others.items():
+            rate = self.per_100_white_cells(name)
+            parts.append(f"{count} {name}" + (
+                f" ({rate:.1f} per 100 white cells)" if rate is not None and count else ""))
+        return ", ".join(parts)
 
     def interval(self, name: str) -> tuple[float, float]:
         """95 % interval of a class's share: how far a differential of this many cells can
@@ -218,6 +242,9 @@ def copies_warning(results: list[CellResult]) -> str | None:
 
 
 def differential(results: list[CellResult], classes: tuple[str, ...]) -> Differential:
+    """Count confident answers: white cells into the differential, the classes in
+    :data:`NOT_WHITE_CELLS` beside it."""
+    white = tuple(name for name in classes if name.lower() not in NOT_WHITE_CELLS)
     counts = {name: 0 for name in classes}
     review = unreadable = unfamiliar = 0
     for result in results:
@@ -229,10 +256,12 @@ def differential(results: list[CellResult], classes: tuple[str, ...]) -> Differe
             review += 1
         else:
             counts[result.prediction.label] += 1
+    others = {name: count for name, count in counts.items() if name not in white}
+    counts = {name: counts[name] for name in white}
     counted = sum(counts.values())
     shares = {name: (count / counted if counted else 0.0) for name, count in counts.items()}
-    return Differential(tuple(classes), counts, shares, review, unreadable, len(results),
-                        unfamiliar)
+    return Differential(white, counts, shares, review, unreadable, len(results),
+                        unfamiliar, others)
 
 
 def results_csv(results: list[CellResult], classifier: Classifier) -> str:

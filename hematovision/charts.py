@@ -47,7 +47,8 @@ def probability_bars(prediction: Prediction, height: int = 300) -> go.Figure:
 
 
 def differential_bars(diff, height: int = 320) -> go.Figure:
-    """The differential: share of each class among the counted (non-Review) cells."""
+    """The differential: share of each white-cell class among the counted cells (neither
+    Review nor Unfamiliar); classes that are not white cells are named in the title."""
     names = list(diff.classes)
     shares = [diff.shares[n] for n in names]
     intervals = [diff.interval(n) for n in names]
@@ -64,7 +65,9 @@ def differential_bars(diff, height: int = 320) -> go.Figure:
     ))
     figure.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10),
                          yaxis=dict(tickformat=".0%", range=[0, 1.1], title="share of counted"),
-                         title=f"Differential of {diff.counted} cells ({diff.review} Review, "
-                               f"{diff.unfamiliar} Unfamiliar, {diff.unreadable} unreadable "
-                               "left out)")
+                         title=f"Differential of {diff.counted} white cells ({diff.review} "
+                               f"Review, {diff.unfamiliar} Unfamiliar, {diff.unreadable} "
+                               "unreadable left out)"
+                               + (f"<br><sub>Not white cells: {diff.others_text()}</sub>"
+                                  if diff.others else ""))
     return figure

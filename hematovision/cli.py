@@ -337,8 +337,9 @@ def _report(args) -> int:
     maps = {} if args.no_gradcam else gradcam_thumbnails(classifier, sources, results)
     Path(args.out).write_bytes(build_report(results, diff, classifier.card,
                                             classifier.model_sha256, maps))
-    print(f"{diff.total} files: {diff.counted} counted, {diff.review} to review, "
-          f"{diff.unfamiliar} unfamiliar, {diff.unreadable} unreadable → {args.out}")
+    others = f" (besides them: {diff.others_text()})" if diff.others else ""
+    print(f"{diff.total} files: {diff.counted} white cells counted{others}, {diff.review} to "
+          f"review, {diff.unfamiliar} unfamiliar, {diff.unreadable} unreadable → {args.out}")
     return 1 if diff.unreadable else 0
 
 

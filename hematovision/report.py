@@ -54,8 +54,10 @@ def _summary_page(pdf, card: ModelCard, diff: Differential, model_sha256: str,
         lines.append(f"Held-out test: balanced accuracy {100 * m['balanced_accuracy']:.1f} %, "
                      f"accuracy {100 * m['accuracy']:.1f} %, n = {m['n']}, "
                      f"calibration error {m['ece_after_temperature']:.3f}")
-    lines.append(f"Files: {diff.total}; counted {diff.counted}; Review {diff.review}; "
-                 f"Unfamiliar {diff.unfamiliar}; unreadable {diff.unreadable}")
+    lines.append(f"Files: {diff.total}; white cells counted {diff.counted}; Review "
+                 f"{diff.review}; Unfamiliar {diff.unfamiliar}; unreadable {diff.unreadable}")
+    if diff.others:
+        lines.append(f"Not white cells, not in the differential: {diff.others_text()}")
     # The threshold the answers were given under: a reader would assume the card's.
     thresholds = {r.prediction.review_threshold for r in results if r.prediction is not None}
     if thresholds:
@@ -70,8 +72,8 @@ def _summary_page(pdf, card: ModelCard, diff: Differential, model_sha256: str,
         pdf.cell(0, 6, _text(line), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     pdf.set_font("Helvetica", "B", 12)
-    pdf.cell(0, 8, "Differential (Review and Unfamiliar cells excluded)", new_x="LMARGIN",
-             new_y="NEXT")
+    pdf.cell(0, 8, "White-cell differential (Review and Unfamiliar cells excluded)",
+             new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 10)
     left, width = pdf.l_margin + 35, 80
     for name in diff.classes:

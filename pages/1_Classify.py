@@ -8,8 +8,11 @@ from dashboard.state import (
     IMAGE_TYPES,
     distinct_cells,
     examples_folder,
+    forget_uploads,
+    keep_uploads,
     make_cell,
     try_decode,
+    uploaded_cells,
     warm_up_explanations,
 )
 from dashboard.tables import COLUMN_CONFIG, answer_columns
@@ -21,9 +24,16 @@ st.set_page_config(page_title="Classify · HematoVision", page_icon="🔬", layo
 classifier = show_sidebar()
 st.title("Classify cells")
 
-uploads = st.file_uploader(
+st.file_uploader(
     "Single-cell images (JPEG, PNG, BMP, TIFF, GIF, WebP)", type=IMAGE_TYPES,
-    accept_multiple_files=True, key="uploads")
+    accept_multiple_files=True, key="uploads", on_change=keep_uploads, args=("uploads",))
+uploaded, earlier = uploaded_cells("uploads")
+if earlier:
+    kept_note, kept_button = st.columns([4, 1])
+    kept_note.caption("Cells uploaded before you opened another page are kept here.")
+    if kept_button.button("Remove them", key="forget_uploads"):
+        forget_uploads("uploads")
+        st.rerun()
 st.session_state.setdefault("examples", [])
 folder = examples_folder()
 if folder is not None:
@@ -50,7 +60,7 @@ if folder is not None:
             st.rerun()
 
 cells, copies = distinct_cells(
-    [make_cell(f.name, f.getvalue()) for f in uploads or []] + st.session_state["examples"])
+    uploaded + st.session_state["examples"])
 if not cells:
     st.session_state["classified"] = {}  # Explain offers only what is on this page
     st.info("Upload one or more cell images, or add example cells, to classify them.")

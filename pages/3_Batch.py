@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard.results import model_key
 from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
-from dashboard.state import IMAGE_TYPES, LIMITS
+from dashboard.state import LIMITS, forget_uploads, keep_uploads, uploaded_cells
 from dashboard.tables import COLUMN_CONFIG, answer_columns
 from hematovision.batch import (
     CSV_ENCODING,
@@ -26,17 +26,28 @@ classifier = show_sidebar()
 st.title("Batch differential")
 st.write("Classify many cells at once. Cells marked **Review** (low confidence) or "
          "**Unfamiliar** (unlike the training cells) are left out of the differential and "
-         "counted beside it; the table lists every file, unreadable ones with the reason.")
+         "counted beside it, as are platelets and erythroblasts, which are not white cells; "
+         "the table lists every file, unreadable ones with the reason.")
 
-uploads = st.file_uploader("Cell images or .zip files", accept_multiple_files=True,
-                           type=[*IMAGE_TYPES, "zip"],
-                           key="batch_uploads")
+# No file-type filter: the uploader would drop a wrong file with a passing note, and the
+# table promises every file, so ours reads each one and names what is wrong with it.
+st.file_uploader("Cell images or .zip files", accept_multiple_files=True,
+                 key="batch_uploads", on_change=keep_uploads, args=("batch_uploads",))
+uploads, earlier = uploaded_cells("batch_uploads")
+if earlier:
+    kept_note, kept_button = st.columns([4, 1])
+    kept_note.caption(f"Kept for the next run: {len(uploads)} file"
+                      f"{'s' if len(uploads) != 1 else ''} uploaded before you opened another "
+                      "page.")
+    if kept_button.button("Remove them", key="forget_batch_uploads"):
+        forget_uploads("batch_uploads")
+        st.rerun()
 folder = st.text_input("…or a folder on this computer (when running locally)", key="batch_folder")
 clicked = st.button("Classify all", key="run_batch", type="primary")
 if clicked:
     sources = []
-    for upload in uploads or []:
-        sources += sources_from_upload(upload.name, upload.getvalue())
+    for upload in uploads:
+        sources += sources_from_upload(upload.name, upload.data)
     if folder:
         if Path(folder).is_dir():
             sources += sources_from_paths([folder])
@@ -70,9 +81,11 @@ if repeated:
     st.warning(f"{repeated}.")
 left, right = st.columns([2, 3])
 with left:
-    st.metric("Cells counted", diff.counted)
+    st.metric("White cells counted", diff.counted)
     st.write(f"Review: **{diff.review}** · Unfamiliar: **{diff.unfamiliar}** · "
              f"unreadable: **{diff.unreadable}** · files: **{diff.total}**")
+    if diff.others:
+        st.write(f"Not white cells, so not in the differential: {diff.others_text()}.")
 right.plotly_chart(differential_bars(diff), width="stretch", key="differential")
 right.caption("Whiskers: 95 % interval of each share, from the number of cells counted "
               "alone (a manual 100-cell differential has the same uncertainty)."
@@ -91,7 +104,7 @@ with st.expander("Thumbnails"):
     columns = st.columns(8)
     for i, result in enumerate(shown):
         prediction = result.prediction
-        columns[i % 8].image(result.thumbnail, caption=prediction.headline)
+        columns[i % 8].image(result.thumbnail, caption=f"{result.name}: {prediction.headline}")
 
 csv_column, pdf_column = st.columns(2)
 csv_column.download_button("Download table (CSV)",

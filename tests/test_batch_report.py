@@ -21,6 +21,7 @@ from hematovision.batch import (
     sources_from_paths,
     sources_from_upload,
 )
+from hematovision.classifier import CONFIDENT
 from hematovision.report import build_report, gradcam_thumbnails
 
 
@@ -52,15 +53,27 @@ def test_every_member_gets_a_row_and_broken_ones_an_error(batch, pbc_examples):
     assert right >= 7
 
 
-def test_differential_counts_confident_cells_only(batch, classifier):
+def test_the_differential_counts_confident_white_cells_only(batch, classifier):
     _, results = batch
     diff = differential(results, classifier.classes)
     assert diff.unreadable == 2 and diff.total == len(results)
-    assert diff.counted + diff.review + diff.unreadable == diff.total
+    assert (diff.counted + sum(diff.others.values()) + diff.review + diff.unfamiliar
+            + diff.unreadable) == diff.total
+    # Platelets and erythroblasts are no white cells: beside the differential, not in it.
+    assert diff.classes == tuple(c for c in classifier.classes
+                                 if c not in ("erythroblast", "platelet"))
+    confident = [r.prediction.label for r in results
+                 if r.prediction is not None and r.prediction.status == CONFIDENT]
+    assert "platelet" in confident, "the batch should hold a confidently seen platelet"
+    assert diff.others == {name: confident.count(name) for name in ("erythroblast", "platelet")}
+    assert diff.counts == {name: confident.count(name) for name in diff.classes}
     assert sum(diff.shares.values()) == pytest.approx(1.0)
     for name in diff.classes:
         low, high = diff.interval(name)
         assert 0.0 <= low <= diff.shares[name] <= high <= 1.0
+    assert diff.per_100_white_cells("platelet") == pytest.approx(
+        100 * diff.others["platelet"] / diff.counted)
+    assert f"{diff.others['platelet']} platelet (" in diff.others_text()
 
 
 def test_the_differential_interval_narrows_as_more_cells_are_counted():
@@ -121,7 +134,8 @@ def test_pdf_report_has_its_pages_and_text_and_renders(batch, classifier, tmp_pa
     assert len(reader.pages) >= 3
     card = f"{100 * classifier.card.review_threshold:.0f} %"
     for expected in ("HematoVision differential report", classifier.name, "Review list",
-                     "95 % interval",
+                     "95 % interval", "White-cell differential",
+                     f"Not white cells, not in the differential: {diff.others_text()}",
                      # The threshold it was classified under (0.5), not only the card's.
                      f"Review: top probability below 50 % (the model card's setting: {card})",
                      "Unreadable files", "broken/cut.jpg", "not a medical device"):

@@ -572,3 +572,48 @@ def test_audit_says_when_no_other_laboratory_was_measured(tmp_path, monkeypatch)
     assert not at.exception
     assert any("not been measured on another laboratory" in i.value for i in at.info)
     assert not any("The drop below" in m.value for m in at.markdown)
+
+
+def test_uploaded_cells_stay_through_a_visit_to_another_page_until_removed(pbc_examples):
+    # Streamlit empties an uploader when its page is left; the cells must not go with it.
+    files = [(path.name, path.read_bytes(), "image/jpeg") for path, _ in pbc_examples[:3]]
+    at = _page("pages/1_Classify.py").run()
+    at.file_uploader(key="uploads").set_value(files[:2]).run()
+    assert not at.exception and len(at.session_state["classified"]) == 2
+    at.switch_page("pages/2_Explain.py").run()
+    at.switch_page("pages/1_Classify.py").run()
+    assert not at.exception
+    assert at.file_uploader(key="uploads").value == []
+    assert len(at.session_state["classified"]) == 2
+    assert any("kept here" in caption.value for caption in at.caption)
+    # A new upload adds to them; taking it out again with × leaves the earlier two.
+    at.file_uploader(key="uploads").set_value(files[2:]).run()
+    assert len(at.session_state["classified"]) == 3
+    at.file_uploader(key="uploads").set_value(None).run()
+    assert len(at.session_state["classified"]) == 2
+    at.button(key="forget_uploads").click().run()
+    assert not at.exception and at.session_state["classified"] == {}
+    assert at.info and "Upload one or more cell images" in at.info[0].value
+
+
+def test_batch_lists_a_file_of_any_type_counts_white_cells_only_and_keeps_uploads(
+        pbc_examples):
+    platelet = next(path for path, label in pbc_examples if label == "platelet")
+    files = [(path.name, path.read_bytes(), "image/jpeg") for path, _ in pbc_examples[:2]]
+    files += [(platelet.name, platelet.read_bytes(), "image/jpeg"),
+              ("notes.txt", b"a note, not a cell", "text/plain")]
+    at = _page("pages/3_Batch.py").run()
+    at.file_uploader(key="batch_uploads").set_value(files).run()
+    at.button(key="run_batch").click().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["file"]) == [name for name, _, _ in files]
+    assert table.loc[table["file"] == "notes.txt", "status"].item() == "unreadable"
+    assert [m.value for m in at.metric] == ["2"]  # the two basophils, not the platelet
+    others = [m.value for m in at.markdown if m.value.startswith("Not white cells")]
+    assert others == ["Not white cells, so not in the differential: 0 erythroblast, "
+                      "1 platelet (50.0 per 100 white cells)."]
+    at.switch_page("pages/1_Classify.py").run()
+    at.switch_page("pages/3_Batch.py").run()
+    at.button(key="run_batch").click().run()
+    assert not at.exception and len(at.dataframe[0].value) == 4
