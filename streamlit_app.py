@@ -4,7 +4,7 @@
 
 import streamlit as st
 
-from dashboard.sidebar import show_sidebar
+from dashboard.sidebar import review_threshold, show_sidebar
 from hematovision.backbones import BACKBONES
 
 st.set_page_config(page_title="HematoVision", page_icon="🩸", layout="wide")
@@ -39,7 +39,7 @@ st.caption(f"A convolutional network ({network}), first "
            "Details on the Model audit page.")
 if card.external:
     measured = "; ".join(f"{entry['name']} ({entry['metrics']['n']} cells): "
-                         f"{100 * entry['metrics']['balanced_accuracy']:.0f} %"
+                         f"{100 * entry['metrics']['balanced_accuracy']:.1f} %"
                          for entry in card.external)
     st.warning(
         "Trained on one laboratory's images. On cells from other laboratories the balanced "
@@ -49,13 +49,20 @@ if card.external:
     )
 
 st.subheader("What the flags mean")
-rule = f" ({card.review_rule})" if card.review_rule else ""
+# The threshold in force is the sidebar's; the card's fitted one is named beside it when a
+# user has moved the slider, so the text never contradicts the control next to it.
+threshold = review_threshold()
+if abs(threshold - card.review_threshold) < 5e-3:
+    setting = f"{threshold:.2f}" + (f" ({card.review_rule})" if card.review_rule else "")
+else:
+    setting = (f"{threshold:.2f}, as set in the sidebar (the model card's: "
+               f"{card.review_threshold:.2f})")
 st.markdown(
     f"""
 - **Confident** — the calibrated probability of the top class is above the Review threshold
   and the image looks like the cells the model learned from.
 - **Review** — the model is unsure: the top probability is under
-  {card.review_threshold:.2f}{rule}; adjustable in the sidebar. Check the cell
+  {setting}; adjustable in the sidebar. Check the cell
   yourself.
 - **Unfamiliar** — the image is unlike the training cells: no stained white cell was found,
   it is out of focus, or the network's own features lie far from every class it knows

@@ -64,7 +64,17 @@ def colour_scale(colormap: str = "jet", signed: bool = False, width: int = 256,
     return overlay_signed(grey, row, 1.0, colormap) if signed else colorize(row, colormap)
 
 
+@lru_cache(maxsize=None)
 def _font(size: int):
+    # Pillow's own font lacks the dashes, µ and × that titles and class names carry (they
+    # came out as empty boxes on the saved panel); matplotlib, which LIME and SHAP bring,
+    # ships DejaVu Sans, which has them.
+    try:
+        from matplotlib import font_manager
+
+        return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
+    except (ImportError, OSError, ValueError):
+        pass
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1 has one bitmap size

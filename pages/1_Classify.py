@@ -112,8 +112,15 @@ if len(results) == 1:
     right.subheader(prediction.headline)
     show_answer(right, prediction, "single")
     if prediction.distance is not None:
-        right.caption(f"Familiarity distance {prediction.distance:.2f} (familiar up to "
-                      f"{prediction.distance_threshold:.2f}).")
+        distance = (f"Familiarity distance {prediction.distance:.2f} (familiar up to "
+                    f"{prediction.distance_threshold:.2f})")
+        if (prediction.status == UNFAMILIAR
+                and prediction.distance <= prediction.distance_threshold):
+            # A blank or unstained picture can sit close to the training cells' features;
+            # the distance alone would read as "familiar" beside the flag.
+            distance += (": close enough alone, but the image is Unfamiliar for the reason "
+                         "above")
+        right.caption(distance + ".")
     if right.button("Explain this prediction", key=f"explain_{cell.sha256}"):
         open_in_explain(cell.sha256)
 elif results:

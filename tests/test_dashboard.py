@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,16 @@ def test_review_threshold_starts_at_the_cards_and_moving_it_up_marks_the_cell(
     slider.set_value(1.0).run()
     assert any(w.value.startswith("Review: the top probability is below 100%")
                for w in at.warning)
+
+
+def test_the_home_page_states_the_review_threshold_the_sidebar_holds(classifier):
+    at = _page("streamlit_app.py").run()
+    card = f"{classifier.card.review_threshold:.2f}"
+    flags = next(m.value for m in at.markdown if "**Review**" in m.value)
+    assert f"under\n  {card} ({classifier.card.review_rule})" in flags
+    at.sidebar.slider(key="threshold_widget").set_value(0.5).run()
+    flags = next(m.value for m in at.markdown if "**Review**" in m.value)
+    assert f"0.50, as set in the sidebar (the model card's: {card})" in flags
 
 
 def _linked_model(folder: Path, leave_out: str = "", **card_fields) -> Path:
@@ -334,6 +345,26 @@ def test_an_unfamiliar_image_is_flagged_and_its_answer_shown_only_on_request():
     at.toggle(key="show_single").set_value(True).run()
     assert len(at.get("plotly_chart")) == 1
     assert any("Unreliable" in c.value for c in at.caption)
+
+
+def test_a_picture_without_a_cell_is_not_called_familiar_by_its_distance():
+    # A plain grey picture lies close to the training cells in feature space; beside
+    # "no cell found", a bare "familiar up to" would tell the reader the opposite.
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 300), (180, 180, 180)).save(buffer, format="PNG")
+    at = _page("pages/1_Classify.py")
+    at.session_state["examples"] = [make_cell("grey.png", buffer.getvalue())]
+    at.run()
+    assert not at.exception
+    assert any("no cell found" in e.value for e in at.error)
+    distance = next(c.value for c in at.caption if c.value.startswith("Familiarity distance"))
+    value, limit = (float(x) for x in re.findall(r"\d+\.\d+", distance)[:2])
+    assert value <= limit  # the case in point: close by distance, Unfamiliar all the same
+    assert "Unfamiliar for the reason above" in distance
 
 
 def test_among_several_cells_the_table_leaves_out_an_unfamiliar_answer(pbc_examples):

@@ -227,6 +227,17 @@ def test_the_explanation_panel_keeps_each_picture_s_proportions():
     assert abs(width - height) <= 2, (width, height)
 
 
+def test_the_panel_title_draws_a_dash_not_an_empty_box():
+    # The Explain page's title joins its parts with em dashes; a font without the glyph
+    # drew each as a tall empty box on the picture that goes onto teaching slides.
+    from hematovision.overlay import compose_panel
+
+    panel = compose_panel([("", np.full((64, 64, 3), 255, np.uint8))], title="—")
+    rows, columns = np.nonzero(panel[:40].min(axis=2) < 128)
+    height, width = np.ptp(rows) + 1, np.ptp(columns) + 1
+    assert height <= 3 and width >= 3 * height, (height, width)
+
+
 @pytest.mark.parametrize("method", [m.name for m in available_methods()])
 def test_a_blank_picture_has_no_evidence_to_show(method, classifier):
     # Hiding a patch of empty glass changes nothing: any colour in the map would be
