@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 __all__ = ["load_evaluation", "load_external_evaluations", "load_history",
-           "load_explanation_checks", "gallery", "checks_table", "check_verdicts"]
+           "load_explanation_checks", "gallery", "checks_table", "check_verdicts",
+           "check_cautions"]
 
 
 def _read_json(path: Path) -> dict | None:
@@ -72,19 +73,31 @@ def checks_table(checks: dict, titles: dict[str, str] | None = None) -> list[dic
     return rows
 
 
-def check_verdicts(checks: dict, titles: dict[str, str] | None = None) -> dict[str, str]:
-    """A plain sentence per method on what its numbers mean for a reader of the maps."""
-    titles = titles or {}
+def _judged(checks: dict) -> dict[str, tuple[bool, float | None, float]]:
+    """Per method: whether it beats a random map on deletion and insertion, how often its
+    maximum lies on the cell, and its rank correlation with a scrambled model's map."""
     random = checks["faithfulness"]["random"]
     pointing = checks["pointing_game"]["by_method"]
-    verdicts = {}
+    judged = {}
     for name, row in checks["faithfulness"].items():
         if name == "random":
             continue
         faithful = (row["deletion_auc"] < random["deletion_auc"]
                     and row["insertion_auc"] > random["insertion_auc"])
         correlation = checks["randomisation"].get(name, {}).get("spearman_mean", float("nan"))
-        on_cell = pointing.get(name, {}).get("on_cell")
+        judged[name] = (faithful, pointing.get(name, {}).get("on_cell"), correlation)
+    return judged
+
+
+def _follows_the_model(correlation: float) -> bool:
+    return correlation < 0.5
+
+
+def check_verdicts(checks: dict, titles: dict[str, str] | None = None) -> dict[str, str]:
+    """A plain sentence per method on what its numbers mean for a reader of the maps."""
+    titles = titles or {}
+    verdicts = {}
+    for name, (faithful, on_cell, correlation) in _judged(checks).items():
         parts = [
             ("Removing what it highlights lowers the probability faster than removing random "
              "pixels: its bright regions matter to the model." if faithful else
@@ -95,9 +108,29 @@ def check_verdicts(checks: dict, titles: dict[str, str] | None = None) -> dict[s
              if on_cell is not None else "Where its maximum lies was not measured (no cells "
              "with expert masks were given)."),
             ("It changes when the model's top layers are scrambled (rank correlation "
-             f"{correlation:.2f}), so it reflects what the model learned." if correlation < 0.5
+             f"{correlation:.2f}), so it reflects what the model learned."
+             if _follows_the_model(correlation)
              else f"It barely changes when the model's top layers are scrambled (rank "
                   f"correlation {correlation:.2f}): it partly shows the image, not the model."),
         ]
         verdicts[titles.get(name, name)] = " ".join(parts)
     return verdicts
+
+
+def check_cautions(checks: dict | None) -> dict[str, str]:
+    """For each method that failed one of the model audit's checks, a short caution to
+    show beside its map (keyed by method name); the maps that passed get none."""
+    if not checks:
+        return {}
+    cautions = {}
+    for name, (faithful, _, correlation) in _judged(checks).items():
+        failed = []
+        if not faithful:
+            failed.append("it did not beat a random map at finding what the model relies on")
+        if not _follows_the_model(correlation):
+            failed.append("it barely changed when the model's top layers were scrambled "
+                          f"(rank correlation {correlation:.2f}), so it partly shows the "
+                          "image rather than the model")
+        if failed:
+            cautions[name] = "Model audit: " + "; ".join(failed) + ". Read it with care."
+    return cautions

@@ -7,6 +7,7 @@ from dashboard.sidebar import review_threshold, show_sidebar
 from dashboard.state import try_decode
 from hematovision.classifier import UNFAMILIAR
 from hematovision.explainers import available_methods, get_explainer
+from hematovision.model_report import check_cautions, load_explanation_checks
 from hematovision.overlay import (
     COLORMAPS,
     colour_scale,
@@ -80,6 +81,7 @@ on_model = view == "model"
 base = model_view(classifier, sha, image)[0] if on_model else image
 
 methods = available_methods()
+cautions = check_cautions(load_explanation_checks(classifier.model_dir))
 columns = st.columns(len(methods) + 1)
 columns[0].image(base, caption=VIEWS[view], width="stretch")
 tiles = [(VIEWS[view], base)]
@@ -106,6 +108,8 @@ for column, method in zip(columns[1:], methods):
         st.image(scale, caption="against ◂ neutral ▸ for the class" if signed else
                  "none ▸ strong evidence for the class", width="stretch")
         st.caption(method.caption)
+        if method.name in cautions:
+            st.warning(cautions[method.name])
         with st.expander("How it is computed"):
             st.caption(f"{method.how} ({method.reference})")
         tiles.append((method.title, shown))

@@ -166,6 +166,12 @@ def test_explain_renders_all_four_maps_for_a_chosen_class(pbc_examples, monkeypa
     assert len(keys) == 4 and sum(key.startswith("against") for key in keys) == 2  # LIME, SHAP
     assert "monocyte" in " ".join(m.value for m in at.markdown)
     assert len(at.get("download_button")) == 1
+    # The shipped model's audit found Grad-CAM++ following the picture more than the model;
+    # its map carries that caution, and the maps that passed carry none.
+    assert [w.value for w in at.warning] == [
+        "Model audit: it barely changed when the model's top layers were scrambled (rank "
+        "correlation 0.63), so it partly shows the image rather than the model. Read it with "
+        "care."]
     computed = len(calls)
     at.slider(key="opacity").set_value(0.8).run()
     assert not at.exception
