@@ -97,8 +97,12 @@ def training_curves(history: list[dict], metric: str = "loss") -> go.Figure:
     if boundary:
         figure.add_vline(x=boundary + 0.5, line_dash="dot",
                          annotation_text="fine-tuning starts", annotation_position="top")
+    # A run continued from another model (--init-from) has only fine-tuning epochs.
+    phases = {str(row["phase"]) for row in history}
+    title = {"1": "head-training epoch", "2": "fine-tuning epoch"}.get(
+        phases.pop(), "epoch") if len(phases) == 1 else "epoch (head training, then fine-tuning)"
     figure.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10),
-                         xaxis=dict(title="epoch (head training, then fine-tuning)",
+                         xaxis=dict(title=title,
                                     dtick=1),  # whole epochs, never "1.5"
                          yaxis_title=metric)
     return figure

@@ -74,6 +74,9 @@ if history:
     left, right = st.columns(2)
     left.plotly_chart(training_curves(history, "loss"), width="stretch", key="loss_curve")
     right.plotly_chart(training_curves(history, "accuracy"), width="stretch", key="acc_curve")
+    if all(str(row["phase"]) == "2" for row in history):
+        st.caption("The epochs of the model's last run, which continued fine-tuning an "
+                   "earlier model; the model card lists every run.")
 
 st.header("Other laboratories")
 externals = load_external_evaluations(classifier.model_dir)

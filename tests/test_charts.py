@@ -78,3 +78,17 @@ def test_the_atlas_says_what_the_cells_called_a_class_truly_were():
     called_as, taken_for = confusions([[8, 2], [6, 4]], ["a", "b"], "a")
     assert called_as == [("b", 0.2)]  # of the true a cells
     assert taken_for == [("b", 6 / 14)]  # of the cells called a
+
+
+def test_the_training_curves_name_the_phases_the_history_holds():
+    from hematovision.model_charts import training_curves
+
+    def row(phase, epoch):
+        return {"phase": phase, "epoch": epoch, "loss": 0.5, "val_loss": 0.6}
+
+    both = training_curves([row(1, 1), row(1, 2), row(2, 1)])
+    assert both.layout.xaxis.title.text == "epoch (head training, then fine-tuning)"
+    # The shipped model's last run continued an earlier one: fine-tuning epochs only.
+    continued = training_curves([row(2, 1), row(2, 2), row(2, 3)])
+    assert continued.layout.xaxis.title.text == "fine-tuning epoch"
+    assert training_curves([row(1, 1)]).layout.xaxis.title.text == "head-training epoch"

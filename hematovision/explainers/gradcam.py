@@ -100,8 +100,8 @@ def gradcam_plus_plus_map(model_input, classifier, class_index, progress=None):
 register(Explainer(
     name="gradcam",
     title="Grad-CAM",
-    caption=("Warm colours: the region whose features raise this class's score. Coarse: "
-             "read it as a region, not fine detail."),
+    caption=("Colours at the key's \"strong evidence\" end: the region whose features "
+             "raise this class's score. Coarse: read it as a region, not fine detail."),
     how=("Where in the last layer of features the evidence for this class sits: the "
          "features are weighted by how much they raise the class score. Coarse (a 7×7 "
          "grid, smoothed), so it shows the region, not fine detail."),
