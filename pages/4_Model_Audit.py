@@ -97,8 +97,14 @@ for external in externals:
                          "points vs. in-lab", delta_color="normal")
     cols[1].metric("Cells", m["n"])
     if "restricted" in external:
+        present = len(external["restricted"].get("classes", [])) or "its"
         cols[2].metric("Balanced, classes present only",
-                       f"{100 * external['restricted']['balanced_accuracy']:.1f} %")
+                       f"{100 * external['restricted']['balanced_accuracy']:.1f} %",
+                       help=f"If the model had to choose among the folder's {present} "
+                            "classes only. The dashboard always lets it choose among all of "
+                            "its classes, so the figure to expect is the balanced accuracy "
+                            "to the left; this one shows how much of the drop is answers "
+                            "of classes the folder does not hold.")
 
 st.header("Can the maps be trusted?")
 checks = load_explanation_checks(classifier.model_dir)

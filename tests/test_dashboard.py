@@ -282,6 +282,12 @@ def test_audit_page_reads_the_evaluation_and_shows_the_gallery(classifier):
     test_cells = sum(classifier.card.data["counts"]["test"].values())
     assert any("| class | train | val | test |" in m.value and f"| {test_cells} |" in m.value
                for m in at.markdown)
+    # The restricted figure says what it is: not what a user of the dashboard will see.
+    restricted = [m for m in at.metric if m.label == "Balanced, classes present only"]
+    assert len(restricted) == len(classifier.card.external)
+    assert all("folder's 5 classes only" in m.help or "folder's 4 classes only" in m.help
+               for m in restricted)
+    assert any("continued fine-tuning an earlier model" in c.value for c in at.caption)
     at.toggle(key="normalise_confusion").set_value(True).run()
     assert not at.exception
 
