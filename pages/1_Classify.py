@@ -106,9 +106,10 @@ def show_answer(container, prediction, key: str, height: int | None = None) -> N
 if len(results) == 1:
     cell, image, prediction = results[0]
     left, right = st.columns([1, 2])
-    left.image(image, caption=cell.name, width="stretch")
+    left.image(image, caption=cell.name, width="stretch", alt=f"uploaded cell {cell.name}")
     view, how = model_view(classifier, cell.sha256, image)
-    left.image(view, caption=f"What the model classified ({how})", width=160)
+    left.image(view, caption=f"What the model classified ({how})", width=160,
+               alt=f"the part of {cell.name} the model classified")
     right.subheader(prediction.headline)
     show_answer(right, prediction, "single")
     if prediction.distance is not None:
@@ -133,7 +134,8 @@ elif results:
         columns = st.columns(per_row)
         for column, (cell, image, prediction) in zip(columns, results[start:start + per_row]):
             with column.container(border=True):
-                st.image(image, caption=cell.name, width="stretch")
+                st.image(image, caption=cell.name, width="stretch",
+                         alt=f"cell {cell.name}, {prediction.headline}")
                 st.markdown(f"**{prediction.headline}**")
                 show_answer(st, prediction, cell.sha256, height=220)
                 if st.button("Explain", key=f"explain_{cell.sha256}"):

@@ -85,7 +85,8 @@ base = model_view(classifier, sha, image)[0] if on_model else image
 methods = available_methods()
 cautions = check_cautions(load_explanation_checks(classifier.model_dir))
 columns = st.columns(len(methods) + 1)
-columns[0].image(base, caption=VIEWS[view], width="stretch")
+columns[0].image(base, caption=VIEWS[view], width="stretch", alt=f"{cells[sha].name}, "
+                 f"{VIEWS[view]}")
 tiles = [(VIEWS[view], base)]
 keys = [None]
 for column, method in zip(columns[1:], methods):
@@ -104,11 +105,13 @@ for column, method in zip(columns[1:], methods):
             shown = overlay(base, result.square_heatmap if on_model else result.heatmap,
                             opacity, colormap)
         st.image(shown, caption=f"{method.title} ({result.seconds:.2f} s)",
+                 alt=f"{method.title} map for {class_name} over the cell",
                  width="stretch")
         signed = result.signed is not None
         scale = colour_scale(method.signed_colormap if signed else colormap, signed)
-        st.image(scale, caption="against ◂ neutral ▸ for the class" if signed else
-                 "none ▸ strong evidence for the class", width="stretch")
+        key_words = ("against ◂ neutral ▸ for the class" if signed else
+                     "none ▸ strong evidence for the class")
+        st.image(scale, caption=key_words, width="stretch", alt=f"colour key: {key_words}")
         st.caption(method.caption)
         if method.name in cautions:
             st.warning(cautions[method.name])

@@ -104,7 +104,8 @@ with st.expander("Thumbnails"):
     columns = st.columns(8)
     for i, result in enumerate(shown):
         prediction = result.prediction
-        columns[i % 8].image(result.thumbnail, caption=f"{result.name}: {prediction.headline}")
+        columns[i % 8].image(result.thumbnail, caption=f"{result.name}: {prediction.headline}",
+                             alt=f"{result.name}: {prediction.headline}")
 
 csv_column, pdf_column = st.columns(2)
 csv_column.download_button("Download table (CSV)",

@@ -145,6 +145,8 @@ else:
                 index = classifier.classes.index(row["predicted"])
                 heatmap = explanation(classifier, cell.sha256, image, "gradcam", index, {}).heatmap
                 column.image(overlay(image, heatmap, 0.4), width="stretch",
+                             alt=f"Grad-CAM over a {row['label']} cell the model called "
+                                 f"{row['predicted']}",
                              caption=f"true {row['label']}, said {row['predicted']} "
                                      f"{100 * row['confidence']:.0f} %")
                 if column.button("Open in Explain", key=f"open_{title}_{cell.sha256}"):

@@ -114,6 +114,7 @@ with quiz_tab:
         index = classifier.classes.index(prediction.label)
         heatmap = explanation(classifier, cell.sha256, image, "gradcam", index, {}).heatmap
         right.image(overlay(image, heatmap, 0.45), caption="Grad-CAM for the model's answer",
+                    alt=f"Grad-CAM for the model's answer, {prediction.label}",
                     width=260)
         tip = notes_for(truth)
         if tip:

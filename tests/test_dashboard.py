@@ -24,6 +24,12 @@ def _page(name: str) -> AppTest:
     return at
 
 
+def _without_alt_text(at: AppTest) -> list[str]:
+    """Captions (or "?") of the page's images that a screen reader could not describe."""
+    return [image.caption or "?" for element in at.get("image") for image in element.proto.imgs
+            if not image.HasField("alt") or not image.alt]
+
+
 def _cells(examples) -> list:
     return [make_cell(path.name, path.read_bytes()) for path, _ in examples]
 
@@ -50,6 +56,7 @@ def test_classify_adds_an_example_and_shows_label_and_bars(pbc_examples):
     assert len(at.get("plotly_chart")) == 1
     headline = " ".join(h.value for h in at.subheader)
     assert "eosinophil" in headline  # examples come from the held-out test split
+    assert _without_alt_text(at) == []
     # Seeded by the session's count of examples: a fresh session shows the same first cell.
     again = _page("pages/1_Classify.py").run()
     again.selectbox(key="example_class").set_value("eosinophil")
@@ -162,6 +169,7 @@ def test_explain_renders_all_four_maps_for_a_chosen_class(pbc_examples, monkeypa
     assert not at.exception
     captions = [image.caption for element in at.get("image") for image in element.proto.imgs]
     assert len(captions) == 1 + 4 + 4, captions  # the cell, four maps and their colour keys
+    assert _without_alt_text(at) == []
     keys = [caption for caption in captions if caption.endswith("for the class")]
     assert len(keys) == 4 and sum(key.startswith("against") for key in keys) == 2  # LIME, SHAP
     assert "monocyte" in " ".join(m.value for m in at.markdown)
@@ -273,6 +281,7 @@ def test_audit_page_reads_the_evaluation_and_shows_the_gallery(classifier):
     assert not at.exception
     assert len(at.get("plotly_chart")) >= 6  # confusion, reliability, coverage, 2 curves, deletion
     assert len(at.get("image")) >= 6  # the gallery, with Grad-CAM overlays
+    assert _without_alt_text(at) == []
     checks = [df.value for df in at.dataframe if "method" in df.value.columns]
     # Named as the Explain page names them, the baseline said to be one.
     assert checks and {"Grad-CAM", "Grad-CAM++", "LIME", "SHAP", "random map (baseline)"} == set(
@@ -302,6 +311,7 @@ def test_quiz_answer_path_scores_and_reveals_the_model(classifier):
     assert at.session_state["quiz_score"] == {"right": 1, "asked": 1}
     assert any(truth in s.value for s in at.success)
     assert any("The model said" in m.value for m in at.markdown)
+    assert _without_alt_text(at) == []
     # The answer stands: no second Check, the choice locked until the next cell.
     assert at.radio(key=f"quiz_guess_{cell.sha256}").disabled
     assert not [b for b in at.button if b.key == "quiz_check"]
@@ -632,6 +642,7 @@ def test_uploaded_cells_stay_through_a_visit_to_another_page_until_removed(pbc_e
     # A new upload adds to them; taking it out again with × leaves the earlier two.
     at.file_uploader(key="uploads").set_value(files[2:]).run()
     assert len(at.session_state["classified"]) == 3
+    assert len(at.get("image")) == 3 and _without_alt_text(at) == []
     at.file_uploader(key="uploads").set_value(None).run()
     assert len(at.session_state["classified"]) == 2
     at.button(key="forget_uploads").click().run()
@@ -649,6 +660,7 @@ def test_batch_lists_a_file_of_any_type_counts_white_cells_only_and_keeps_upload
     at.file_uploader(key="batch_uploads").set_value(files).run()
     at.button(key="run_batch").click().run()
     assert not at.exception
+    assert len(at.get("image")) == 3 and _without_alt_text(at) == []  # the thumbnails
     table = at.dataframe[0].value
     assert list(table["file"]) == [name for name, _, _ in files]
     assert table.loc[table["file"] == "notes.txt", "status"].item() == "unreadable"
