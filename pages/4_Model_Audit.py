@@ -148,7 +148,9 @@ else:
                              alt=f"Grad-CAM over a {row['label']} cell the model called "
                                  f"{row['predicted']}",
                              caption=f"true {row['label']}, said {row['predicted']} "
-                                     f"{100 * row['confidence']:.0f} %")
+                                     f"{100 * row['confidence']:.0f} %"
+                                     + (f" ({row['status']})" if row.get("status")
+                                        not in (None, "Confident") else ""))
                 if column.button("Open in Explain", key=f"open_{title}_{cell.sha256}"):
                     st.session_state.setdefault("classified", {})[cell.sha256] = cell
                     st.session_state["explain_sha"] = cell.sha256

@@ -8,6 +8,7 @@ from dashboard.results import explanation, model_key, predict
 from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
 from dashboard.state import examples_folder, make_cell, try_decode
 from hematovision.atlas import REFERENCE, confusions, notes_for
+from hematovision.classifier import UNFAMILIAR
 from hematovision.examples import example_cells, held_out
 from hematovision.model_report import load_evaluation
 from hematovision.overlay import overlay
@@ -110,7 +111,9 @@ with quiz_tab:
         else:
             right.error(f"Not quite: you said {answered}. It is **{truth}**.")
         right.write(f"The model said **{prediction.label}** "
-                    f"({100 * prediction.confidence:.0f} %, {prediction.status}).")
+                    f"({100 * prediction.confidence:.0f} %, {prediction.status})"
+                    + (f": unreliable here, {prediction.unfamiliar_reason}."
+                       if prediction.status == UNFAMILIAR else "."))
         index = classifier.classes.index(prediction.label)
         heatmap = explanation(classifier, cell.sha256, image, "gradcam", index, {}).heatmap
         right.image(overlay(image, heatmap, 0.45), caption="Grad-CAM for the model's answer",

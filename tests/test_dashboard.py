@@ -281,6 +281,10 @@ def test_audit_page_reads_the_evaluation_and_shows_the_gallery(classifier):
     assert not at.exception
     assert len(at.get("plotly_chart")) >= 6  # confusion, reliability, coverage, 2 curves, deletion
     assert len(at.get("image")) >= 6  # the gallery, with Grad-CAM overlays
+    gallery = [image.caption for element in at.get("image") for image in element.proto.imgs
+               if image.caption.startswith("true ")]
+    # The least confident right answers are flagged cells; the caption says which flag.
+    assert any(caption.endswith(("(Review)", "(Unfamiliar)")) for caption in gallery)
     assert _without_alt_text(at) == []
     checks = [df.value for df in at.dataframe if "method" in df.value.columns]
     # Named as the Explain page names them, the baseline said to be one.
