@@ -89,3 +89,16 @@ def explanation(classifier: Classifier, image_sha: str, image: np.ndarray, metho
                         **settings)
         _store().put(key, found)
     return found
+
+
+def gradcam_view(classifier: Classifier, image_sha: str, image: np.ndarray, class_index: int,
+                 opacity: float = 0.45) -> np.ndarray:
+    """Grad-CAM for ``class_index`` over the part of the image the model saw.
+
+    Over the whole picture the map would end at the edge of the model's square, a hard
+    line that reads as part of the map (the Explain page offers both views).
+    """
+    from hematovision.overlay import overlay
+
+    found = explanation(classifier, image_sha, image, "gradcam", class_index, {})
+    return overlay(model_view(classifier, image_sha, image)[0], found.square_heatmap, opacity)

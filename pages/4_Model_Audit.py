@@ -23,7 +23,6 @@ from hematovision.model_report import (
     load_external_evaluations,
     load_history,
 )
-from hematovision.overlay import overlay
 
 st.set_page_config(page_title="Model audit · HematoVision", page_icon="🔎", layout="wide")
 classifier = show_sidebar()
@@ -126,7 +125,7 @@ folder = examples_folder()
 if folder is None:
     st.info("Configure the dataset folder (HEMATOVISION_EXAMPLES) to see the cells.")
 else:
-    from dashboard.results import explanation
+    from dashboard.results import gradcam_view
 
     wrong, unsure = gallery(evaluation)
     with st.spinner("Computing a Grad-CAM map for each cell of the gallery…"):
@@ -143,8 +142,8 @@ else:
                 cell = make_cell(path.name, path.read_bytes())
                 image, _ = try_decode(cell)
                 index = classifier.classes.index(row["predicted"])
-                heatmap = explanation(classifier, cell.sha256, image, "gradcam", index, {}).heatmap
-                column.image(overlay(image, heatmap, 0.4), width="stretch",
+                column.image(gradcam_view(classifier, cell.sha256, image, index, 0.4),
+                             width="stretch",
                              alt=f"Grad-CAM over a {row['label']} cell the model called "
                                  f"{row['predicted']}",
                              caption=f"true {row['label']}, said {row['predicted']} "

@@ -4,14 +4,13 @@ import random
 
 import streamlit as st
 
-from dashboard.results import explanation, model_key, predict
+from dashboard.results import gradcam_view, model_key, predict
 from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
 from dashboard.state import examples_folder, make_cell, try_decode
 from hematovision.atlas import REFERENCE, confusions, notes_for
 from hematovision.classifier import UNFAMILIAR
 from hematovision.examples import example_cells, held_out
 from hematovision.model_report import load_evaluation
-from hematovision.overlay import overlay
 
 st.set_page_config(page_title="Atlas · HematoVision", page_icon="📖", layout="wide")
 classifier = show_sidebar()
@@ -58,10 +57,9 @@ with atlas_tab:
             prediction = predict(classifier, cell.sha256, image, review_threshold())
             log_prediction(classifier, cell.sha256, prediction)
             index = classifier.classes.index(prediction.label)
-            heatmap = explanation(classifier, cell.sha256, image, "gradcam", index, {}).heatmap
             column.image(image, width="stretch", alt=f"example {name} cell")
             # The headline carries Review and Unfamiliar, which a bare label would hide.
-            column.image(overlay(image, heatmap, 0.45), width="stretch",
+            column.image(gradcam_view(classifier, cell.sha256, image, index), width="stretch",
                          caption=f"model: {prediction.headline}",
                          alt=f"Grad-CAM over the example {name} cell")
 
@@ -115,8 +113,9 @@ with quiz_tab:
                     + (f": unreliable here, {prediction.unfamiliar_reason}."
                        if prediction.status == UNFAMILIAR else "."))
         index = classifier.classes.index(prediction.label)
-        heatmap = explanation(classifier, cell.sha256, image, "gradcam", index, {}).heatmap
-        right.image(overlay(image, heatmap, 0.45), caption="Grad-CAM for the model's answer",
+        right.image(gradcam_view(classifier, cell.sha256, image, index),
+                    caption="Grad-CAM for the model's answer, on the part it saw (red: "
+                            "strongest evidence)",
                     alt=f"Grad-CAM for the model's answer, {prediction.label}",
                     width=260)
         tip = notes_for(truth)

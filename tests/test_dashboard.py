@@ -676,3 +676,16 @@ def test_batch_lists_a_file_of_any_type_counts_white_cells_only_and_keeps_upload
     at.switch_page("pages/3_Batch.py").run()
     at.button(key="run_batch").click().run()
     assert not at.exception and len(at.dataframe[0].value) == 4
+
+
+def test_the_small_grad_cam_views_cover_the_model_s_square_only(classifier, pbc_examples):
+    # Over the whole picture a map ends at the edge of the model's square: a hard line that
+    # the Atlas, quiz and audit gallery showed as if it were evidence.
+    from dashboard.results import gradcam_view
+    from dashboard.state import try_decode
+
+    path, label = pbc_examples[0]
+    cell = make_cell(path.name, path.read_bytes())
+    image, _ = try_decode(cell)
+    view = gradcam_view(classifier, cell.sha256, image, classifier.classes.index(label))
+    assert image.shape[:2] != view.shape[:2] == (classifier.input_size, classifier.input_size)
