@@ -418,6 +418,11 @@ EXAMPLES = {
     "report": "hematovision report my_cells/ --out differential.pdf",
     "adapt": ("hematovision adapt --data my_lab_cells/ --out models/my-lab   "
               "(my_lab_cells/<class>/<image>)"),
+    "export": "hematovision export --model models/mine",
+    "familiarity": "hematovision familiarity --model models/mine --data ../shared/datasets/pbc",
+    "review-threshold": ("hematovision review-threshold --model models/mine "
+                         "--data ../shared/datasets/pbc --catch 0.9"),
+    "foreign": "hematovision foreign --model models/mine --data ../shared/datasets/pbc",
 }
 
 

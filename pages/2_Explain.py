@@ -49,7 +49,8 @@ class_name = controls[0].selectbox(
 opacity = controls[1].slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
 colormap = controls[2].selectbox(
     "Colormap of Grad-CAM and Grad-CAM++", COLORMAPS, key="colormap",
-    help="LIME and SHAP keep red for and blue against the class: their maps have two signs.")
+    help="LIME (green for, pink against the class) and SHAP (red for, blue against) keep "
+         "their own colours: their maps have two signs.")
 lime, shap = get_explainer("lime").defaults, get_explainer("shap").defaults
 with st.expander("Method settings"):
     lime_column, shap_column = st.columns(2)

@@ -485,6 +485,8 @@ def test_every_command_explains_its_options():
         for line in result.stdout.split("options:")[1].split("\n  -")[1:]:
             assert len(line.split()) > 1 + line.split()[0].count("{"), (command, line)
         assert options, command
+        # The README promises an example with every command's options.
+        assert f"example: hematovision {command} " in result.stdout, command
     assert "(default: 32)" in run_cli("predict", "--help").stdout
 
 
