@@ -11,6 +11,9 @@ from hematovision.classifier import UNFAMILIAR, Prediction
 COLUMN_CONFIG = {
     "probability": st.column_config.ProgressColumn(
         "probability", format="%.1f %%", min_value=0, max_value=100),
+    # The reasons are sentences; at the default width a laptop cut them mid-word.
+    "why flagged": st.column_config.TextColumn("why flagged", width="large"),
+    "error": st.column_config.TextColumn("error", width="large"),
 }
 
 
