@@ -63,9 +63,12 @@ def differential_bars(diff, height: int = 320) -> go.Figure:
         hovertemplate="%{x}: %{y:.1%} (95 % interval %{customdata[0]:.1f}–"
                       "%{customdata[1]:.1f} %)<extra></extra>",
     ))
-    figure.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10),
+    # A second title line (the classes outside the differential) needs room above the bars.
+    figure.update_layout(height=height, margin=dict(l=10, r=10, t=60 if diff.others else 30,
+                                                    b=10),
                          yaxis=dict(tickformat=".0%", range=[0, 1.1], title="share of counted"),
-                         title=f"Differential of {diff.counted} white cells ({diff.review} "
+                         title=f"Differential of {diff.counted} white "
+                               f"cell{'' if diff.counted == 1 else 's'} ({diff.review} "
                                f"Review, {diff.unfamiliar} Unfamiliar, {diff.unreadable} "
                                "unreadable left out)"
                                + (f"<br><sub>Not white cells: {diff.others_text()}</sub>"

@@ -89,7 +89,8 @@ with left:
 right.plotly_chart(differential_bars(diff), width="stretch", key="differential")
 right.caption("Whiskers: 95 % interval of each share, from the number of cells counted "
               "alone (a manual 100-cell differential has the same uncertainty)."
-              + (f" With {diff.counted} cells counted the shares are rough; count at least "
+              + (f" With {diff.counted} cell{'' if diff.counted == 1 else 's'} counted the "
+                 "shares are rough; count at least "
                  "100 for a differential." if diff.counted < 100 else ""))
 
 table = [{"thumbnail": thumbnail_uri(r.thumbnail), "file": r.name,
