@@ -96,3 +96,28 @@ def test_the_sidebar_names_every_page_and_leads_to_it(server, browser):
     expect(page.get_by_role("heading", name="Classify cells")).to_be_visible(timeout=90_000)
     assert page.url.rstrip("/").endswith("/Classify")
     page.close()
+
+
+def test_an_uploaded_cell_is_still_there_after_a_visit_to_another_page(server, browser,
+                                                                        pbc_examples):
+    # Streamlit empties an uploader when its page is left; a teacher going back and forth
+    # between pages must not have to upload the cell again.
+    from playwright.sync_api import expect
+
+    path, label = next((p, lab) for p, lab in pbc_examples if lab == "lymphocyte")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/Classify")
+    page.locator('input[type="file"]').set_input_files(str(path))
+    answer = page.get_by_text(re.compile(rf"^{label} \d+\.\d %"))
+    expect(answer).to_be_visible(timeout=90_000)
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_text("Batch", exact=True).click()
+    expect(page.get_by_role("heading", name="Batch differential")).to_be_visible(
+        timeout=90_000)
+    sidebar.get_by_text("Classify", exact=True).click()
+    expect(page.get_by_text("Cells uploaded before you opened another page")).to_be_visible(
+        timeout=90_000)
+    expect(answer).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Remove them").click()
+    expect(page.get_by_text("Upload one or more cell images")).to_be_visible(timeout=30_000)
+    page.close()
