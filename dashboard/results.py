@@ -12,6 +12,7 @@ import streamlit as st
 from hematovision.cell_finder import CellBox
 from hematovision.classifier import Classifier, Prediction
 from hematovision.explainers import Explanation, explain
+from hematovision.overlay import overlay
 
 
 def model_key(classifier: Classifier) -> str:
@@ -98,7 +99,5 @@ def gradcam_view(classifier: Classifier, image_sha: str, image: np.ndarray, clas
     Over the whole picture the map would end at the edge of the model's square, a hard
     line that reads as part of the map (the Explain page offers both views).
     """
-    from hematovision.overlay import overlay
-
     found = explanation(classifier, image_sha, image, "gradcam", class_index, {})
     return overlay(model_view(classifier, image_sha, image)[0], found.square_heatmap, opacity)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,41 +87,48 @@ def make_cell(name: str, data: bytes) -> Cell:
     return Cell(name, data, hashlib.sha256(data).hexdigest())
 
 
-def keep_uploads(key: str) -> None:
-    """``on_change`` of the uploader ``key``: take in what the user added or removed.
+def _identities(cells: list[Cell]) -> set[tuple[str, str]]:
+    return {(cell.name, cell.sha256) for cell in cells}
 
-    Streamlit empties an uploader whenever the user opens another page; a teacher going
-    back and forth between Classify and Explain would lose the cells. The cells are kept
-    in the session instead, and leave it only when the user removes them.
-    """
+
+def _take_in_uploads(key: str) -> None:
+    """``on_change`` of the uploader ``key``: keep what the user added, drop what they
+    took out with the uploader's ×."""
     now = [make_cell(f.name, f.getvalue()) for f in st.session_state.get(key) or []]
-    removed = {(c.name, c.sha256) for c in st.session_state.get(f"{key}.seen", [])} - {
-        (c.name, c.sha256) for c in now}  # taken out with the uploader's ×
+    removed = _identities(st.session_state.get(f"{key}.seen", [])) - _identities(now)
     kept = [c for c in st.session_state.get(f"{key}.kept", [])
             if (c.name, c.sha256) not in removed]
-    held = {(c.name, c.sha256) for c in kept}
+    held = _identities(kept)
     st.session_state[f"{key}.kept"] = kept + [c for c in now if (c.name, c.sha256) not in held]
     st.session_state[f"{key}.seen"] = now
 
 
-def uploaded_cells(key: str) -> tuple[list[Cell], bool]:
-    """The cells kept for the uploader ``key`` (see :func:`keep_uploads`), and whether
-    some of them are no longer shown in it (it was emptied by a visit to another page)."""
+def remembered_uploads(label: str, key: str, note: Callable[[list[Cell]], str],
+                       **options) -> list[Cell]:
+    """A multiple-file uploader whose cells outlive a visit to another page; returns them.
+
+    Streamlit empties an uploader whenever the user opens another page; a teacher going
+    back and forth between Classify and Explain would lose the cells. They are kept in the
+    session instead, and leave it only when the user removes them: with the uploader's ×,
+    or, once the uploader no longer shows them, with a "Remove them" button beside
+    ``note(kept cells)``.
+    """
+    st.file_uploader(label, accept_multiple_files=True, key=key, on_change=_take_in_uploads,
+                     args=(key,), **options)
     if not st.session_state.get(key):
-        # Emptied by leaving the page: what the user removes with × from now on is only
-        # what they upload again.
+        # Emptied by leaving the page: what × removes from now on is only what the user
+        # uploads again.
         st.session_state[f"{key}.seen"] = []
     kept = st.session_state.get(f"{key}.kept", [])
-    shown = {(c.name, c.sha256) for c in st.session_state.get(f"{key}.seen", [])}
-    return kept, any((c.name, c.sha256) not in shown for c in kept)
-
-
-def forget_uploads(key: str) -> None:
-    """Drop the kept cells that the uploader ``key`` no longer shows."""
-    seen = st.session_state.get(f"{key}.seen", [])
-    shown = {(c.name, c.sha256) for c in seen}
-    st.session_state[f"{key}.kept"] = [c for c in st.session_state.get(f"{key}.kept", [])
-                                       if (c.name, c.sha256) in shown]
+    shown = _identities(st.session_state.get(f"{key}.seen", []))
+    if any((cell.name, cell.sha256) not in shown for cell in kept):
+        note_column, button_column = st.columns([4, 1])
+        note_column.caption(note(kept))
+        if button_column.button("Remove them", key=f"forget_{key}"):
+            st.session_state[f"{key}.kept"] = [c for c in kept
+                                               if (c.name, c.sha256) in shown]
+            st.rerun()
+    return kept
 
 
 def distinct_cells(cells: list[Cell]) -> tuple[list[Cell], list[tuple[Cell, Cell]]]:

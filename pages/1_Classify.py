@@ -8,11 +8,9 @@ from dashboard.state import (
     IMAGE_TYPES,
     distinct_cells,
     examples_folder,
-    forget_uploads,
-    keep_uploads,
     make_cell,
+    remembered_uploads,
     try_decode,
-    uploaded_cells,
     warm_up_explanations,
 )
 from dashboard.tables import COLUMN_CONFIG, answer_columns
@@ -24,16 +22,10 @@ st.set_page_config(page_title="Classify · HematoVision", page_icon="🔬", layo
 classifier = show_sidebar()
 st.title("Classify cells")
 
-st.file_uploader(
-    "Single-cell images (JPEG, PNG, BMP, TIFF, GIF, WebP)", type=IMAGE_TYPES,
-    accept_multiple_files=True, key="uploads", on_change=keep_uploads, args=("uploads",))
-uploaded, earlier = uploaded_cells("uploads")
-if earlier:
-    kept_note, kept_button = st.columns([4, 1])
-    kept_note.caption("Cells uploaded before you opened another page are kept here.")
-    if kept_button.button("Remove them", key="forget_uploads"):
-        forget_uploads("uploads")
-        st.rerun()
+uploaded = remembered_uploads(
+    "Single-cell images (JPEG, PNG, BMP, TIFF, GIF, WebP)", "uploads",
+    lambda kept: "Cells uploaded before you opened another page are kept here.",
+    type=IMAGE_TYPES)
 st.session_state.setdefault("examples", [])
 folder = examples_folder()
 if folder is not None:

@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard.results import model_key
 from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
-from dashboard.state import LIMITS, forget_uploads, keep_uploads, uploaded_cells
+from dashboard.state import LIMITS, remembered_uploads
 from dashboard.tables import COLUMN_CONFIG, answer_columns
 from hematovision.batch import (
     CSV_ENCODING,
@@ -31,17 +31,10 @@ st.write("Classify many cells at once. Cells marked **Review** (low confidence) 
 
 # No file-type filter: the uploader would drop a wrong file with a passing note, and the
 # table promises every file, so ours reads each one and names what is wrong with it.
-st.file_uploader("Cell images or .zip files", accept_multiple_files=True,
-                 key="batch_uploads", on_change=keep_uploads, args=("batch_uploads",))
-uploads, earlier = uploaded_cells("batch_uploads")
-if earlier:
-    kept_note, kept_button = st.columns([4, 1])
-    kept_note.caption(f"Kept for the next run: {len(uploads)} file"
-                      f"{'s' if len(uploads) != 1 else ''} uploaded before you opened another "
-                      "page.")
-    if kept_button.button("Remove them", key="forget_batch_uploads"):
-        forget_uploads("batch_uploads")
-        st.rerun()
+uploads = remembered_uploads(
+    "Cell images or .zip files", "batch_uploads",
+    lambda kept: f"Kept for the next run: {len(kept)} file{'s' if len(kept) != 1 else ''} "
+                 "uploaded before you opened another page.")
 folder = st.text_input("…or a folder on this computer (when running locally)", key="batch_folder")
 clicked = st.button("Classify all", key="run_batch", type="primary")
 if clicked:
