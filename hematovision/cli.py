@@ -59,6 +59,7 @@ def _writable(out: str) -> None:
 
 def _train(args) -> int:
     from hematovision.dataset import SplitFractions
+    from hematovision.pipeline import CAMERA_AUGMENTATION
     from hematovision.training import TrainingConfig, train
 
     config = TrainingConfig(
@@ -71,6 +72,7 @@ def _train(args) -> int:
         classes=_class_list(args.classes) if args.classes else None,
         init_from=args.init_from,
         fine_tune_learning_rate=args.learning_rate, review_catch=args.review_catch,
+        **({"augmentation": CAMERA_AUGMENTATION} if args.camera_augmentation else {}),
     )
     with _new_model_folder(args.out, args.overwrite, args.init_from) as folder:
         card = train(args.data, folder, config, name=Path(args.out).name,
@@ -81,7 +83,7 @@ def _train(args) -> int:
     if not sum(card.data["counts"]["test"].values()):
         print("no evaluation: the test split is empty (too few images per class)")
         return 0
-    return _evaluate(argparse.Namespace(model=args.out, data=[args.data], all=False,
+    return _evaluate(argparse.Namespace(model=args.out, data=list(args.data), all=False,
                                         quiet=args.quiet, bootstrap=1000, explanations=False))
 
 
@@ -409,7 +411,8 @@ class _Help(argparse.HelpFormatter):
 
 
 EXAMPLES = {
-    "train": "hematovision train --data ../shared/datasets/pbc --out models/mine",
+    "train": ("hematovision train --data ../shared/datasets/pbc "
+              "../shared/datasets/raabin_wbc --out models/mine"),
     "evaluate": ("hematovision evaluate --model models/pbc-lite0 --data ../shared/datasets/pbc "
                  "../shared/datasets/zheng2018_d2"),
     "predict": "hematovision predict my_cells/ slide.zip --out results.csv",
@@ -503,7 +506,13 @@ def _parser() -> argparse.ArgumentParser:
                     "Train a classifier on a folder of class folders (PBC, the Kaggle "
                     "blood-cells layout, or your own): backbone frozen first, then its top "
                     "blocks fine-tuned. Writes the model, its card, split and logs to --out.")
-    train.add_argument("--data", required=True, help="folder of class folders (PBC, Kaggle, …)")
+    train.add_argument("--data", required=True, nargs="+",
+                       help="one or more folders of class folders (PBC, Kaggle, …), each a "
+                            "source: split on its own, and with several, batches balanced "
+                            "over classes and then sources; a source may lack classes")
+    train.add_argument("--camera-augmentation", action="store_true",
+                       help="also imitate other cameras in phase two: resolution loss, "
+                            "white balance and vignetting")
     train.add_argument("--out", required=True, help="model folder to create, e.g. models/mine")
     train.add_argument("--overwrite", action="store_true",
                        help="replace a model already in --out")
@@ -598,7 +607,8 @@ def _parser() -> argparse.ArgumentParser:
     familiar = command("familiarity",
                        "fit the statistics that flag images unlike the training cells")
     model_option(familiar, required=True)
-    familiar.add_argument("--data", required=True, help="the data folder it was trained on")
+    familiar.add_argument("--data", required=True, nargs="+",
+                          help="the data folder(s) it was trained on, one per source")
     quiet_option(familiar)
     familiar.set_defaults(run=_familiarity)
 
@@ -606,7 +616,8 @@ def _parser() -> argparse.ArgumentParser:
                      "refit the confidence under which cells are marked Review, on "
                      "validation cells")
     model_option(review, required=True)
-    review.add_argument("--data", required=True, help="the data folder it was trained on")
+    review.add_argument("--data", required=True, nargs="+",
+                        help="the data folder(s) it was trained on, one per source")
     review.add_argument("--catch", type=_share(zero=False), default=REVIEW_CATCH,
                         help="share of the validation cells the model gets wrong that should "
                              "fall under the threshold")

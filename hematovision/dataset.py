@@ -35,6 +35,8 @@ __all__ = [
     "scan_folder",
     "split_dataset",
     "split_fingerprint",
+    "recorded_sources",
+    "source_name",
 ]
 
 log = logging.getLogger(__name__)
@@ -234,6 +236,11 @@ def split_fingerprint(dataset: Dataset, assignment: dict[str, str]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
 
+def source_name(data_dir: str | Path) -> str:
+    """A source's name: its folder's name (``../shared/datasets/pbc`` → ``pbc``)."""
+    return Path(data_dir).resolve().name
+
+
 def learned_from(model_dir: str | Path) -> dict[str, str]:
     """The cells a model has learned from, by content: ``{sha256: where}`` for its
     training and validation split and, for an adapted model, the user's cells it was
@@ -299,13 +306,31 @@ def split_files(model_dir: str | Path, data_dir: str | Path, which: str
     as the test split would score those few and replace the model's test metrics).
     """
     data_dir = Path(data_dir)
-    entries = [entry for entry in _recorded_split(Path(model_dir)) if entry["split"] == which]
-    found = [(data_dir / entry["path"], entry["label"]) for entry in entries
-             if (data_dir / entry["path"]).is_file()
-             and _sha256(data_dir / entry["path"]) == entry["sha256"]]
-    if not entries or len(found) * 2 <= len(entries):
-        return None
-    if len(found) < len(entries):
-        log.warning("%d %s files of the recorded split are missing or changed under %s",
-                    len(entries) - len(found), which, data_dir)
-    return found
+    by_source: dict[str | None, list[dict]] = defaultdict(list)
+    for entry in _recorded_split(Path(model_dir)):
+        if entry["split"] == which:
+            by_source[entry.get("source")].append(entry)
+    # A model trained on several sources records each file's source: the folder given is
+    # one of them, and only that source's part is looked for in it.
+    for entries in by_source.values():
+        found = [(data_dir / entry["path"], entry["label"]) for entry in entries
+                 if (data_dir / entry["path"]).is_file()
+                 and _sha256(data_dir / entry["path"]) == entry["sha256"]]
+        if not entries or len(found) * 2 <= len(entries):
+            continue
+        if len(found) < len(entries):
+            log.warning("%d %s files of the recorded split are missing or changed under %s",
+                        len(entries) - len(found), which, data_dir)
+        return found
+    return None
+
+
+def recorded_sources(model_dir: str | Path) -> list[str]:
+    """The names of the sources a model was trained on, in training order (one unnamed
+    source, ``[]``, for a model trained on one folder before sources were recorded)."""
+    names: list[str] = []
+    for entry in _recorded_split(Path(model_dir)):
+        name = entry.get("source")
+        if name and name not in names:
+            names.append(name)
+    return names

@@ -12,7 +12,13 @@ from scipy.special import softmax
 
 from hematovision.calibration import expected_calibration_error, reliability_bins
 from hematovision.classifier import CONFIDENT, REVIEW, UNFAMILIAR, Classifier
-from hematovision.dataset import learned_from, scan_folder, split_files, test_split_files
+from hematovision.dataset import (
+    learned_from,
+    recorded_sources,
+    scan_folder,
+    split_files,
+    test_split_files,
+)
 from hematovision.decoding import decode_images
 from hematovision.familiarity import sharpness
 from hematovision.metrics import balanced_accuracy, classification_report
@@ -171,8 +177,16 @@ def _save(classifier: Classifier, report: dict, data_dir: Path) -> None:
     # Resolved: "--data ." names the folder, not "", which every such set would share.
     set_name = data_dir.resolve().name
     if report["kind"] == "test split":
-        (model_dir / "evaluation.json").write_text(json.dumps(report, indent=1) + "\n")
-        card = replace(card, metrics=summary)
+        sources = recorded_sources(model_dir)
+        # The first source's test split is the model's own (evaluation.json, the card's
+        # metrics); every source's is also kept under its name.
+        first = not sources or sources[0] == set_name
+        file_name = "evaluation.json" if first else f"evaluation_test_{set_name}.json"
+        (model_dir / file_name).write_text(json.dumps(report, indent=1) + "\n")
+        if first:
+            card = replace(card, metrics=summary)
+        if sources:
+            card = replace(card, source_tests={**card.source_tests, set_name: summary})
     else:
         (model_dir / f"evaluation_{set_name}.json").write_text(
             json.dumps(report, indent=1) + "\n")

@@ -69,7 +69,8 @@ class ModelCard:
     head: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)
-    metrics: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)  # the first source's held-out test split
+    source_tests: dict = field(default_factory=dict)  # {source: its test split's metrics}
     external: list = field(default_factory=list)
     foreign: dict = field(default_factory=dict)
     adaptation: dict = field(default_factory=dict)  # {tuning depth: adaptation study}

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["Augmentation", "augment", "training_dataset"]
+__all__ = ["Augmentation", "CAMERA_AUGMENTATION", "augment", "training_dataset",
+           "balanced_training_dataset"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,16 @@ class Augmentation:
     gamma: float = 0.2  # gamma drawn from [1 - gamma, 1 + gamma]
     focus: float = 0.7  # mix of a blurred copy: -focus (sharpen) … +focus (blur)
     min_jpeg_quality: int = 50  # 100 turns JPEG artefacts off
+    # What differs between cameras rather than stains (all off by default; see
+    # CAMERA_AUGMENTATION): a lower-resolution sensor, the white balance, and vignetting.
+    min_resolution: float = 1.0  # down-sampled to this share of the side, then back up
+    white_balance: float = 0.0  # each channel's gain drawn from 1 ± white_balance
+    vignetting: float = 0.0  # corners darkened by up to this share
 
+
+CAMERA_AUGMENTATION = Augmentation(min_resolution=0.35, white_balance=0.12, vignetting=0.3)
+"""The default changes plus a smartphone camera's: resolution loss (a cell crop of a
+phone photo has a third of a CellaVision crop's pixels), white balance and vignetting."""
 
 # Ruifrok & Johnston's stain vectors, as in skimage.color.rgb_from_hed.
 _RGB_FROM_HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
@@ -64,6 +74,30 @@ def _change_focus(image: tf.Tensor, seed: tf.Tensor, strength: float) -> tf.Tens
     return image + amount * (blurred - image)
 
 
+def _lose_resolution(image: tf.Tensor, seed: tf.Tensor, smallest: float) -> tf.Tensor:
+    """Down-sample to a random share of the side in [smallest, 1], then back up."""
+    size = tf.shape(image)[0:2]
+    share = tf.random.stateless_uniform([], seed, smallest, 1.0)
+    small = tf.maximum(tf.cast(tf.cast(size, tf.float32) * share, tf.int32), 8)
+    image = tf.image.resize(image, small, method="area", antialias=True)
+    return tf.image.resize(image, size, method="bilinear")
+
+
+def _white_balance_and_vignette(image: tf.Tensor, seed: tf.Tensor, balance: float,
+                                vignetting: float) -> tf.Tensor:
+    seeds = tf.random.experimental.stateless_split(seed, num=2)
+    gains = tf.random.stateless_uniform([3], seeds[0], 1 - balance, 1 + balance)
+    image = image * gains / tf.reduce_max(gains)
+    if vignetting > 0:
+        size = tf.shape(image)[0:2]
+        rows = tf.linspace(-1.0, 1.0, size[0])[:, None]
+        cols = tf.linspace(-1.0, 1.0, size[1])[None, :]
+        radius = (rows**2 + cols**2) / 2.0  # 0 in the centre, 1 in the corners
+        amount = tf.random.stateless_uniform([], seeds[1], 0.0, vignetting)
+        image = image * (1.0 - amount * radius)[:, :, None]
+    return image
+
+
 def augment(image: tf.Tensor, seed: tf.Tensor, settings: Augmentation = Augmentation()
             ) -> tf.Tensor:
     """Augment one ``(h, w, 3)`` float32 image (0–255) with a stateless ``seed`` of shape (2,)."""
@@ -82,6 +116,12 @@ def augment(image: tf.Tensor, seed: tf.Tensor, settings: Augmentation = Augmenta
     shifted = tf.image.crop_and_resize(image[None] - background, box[None], [0], size)[0]
     image = shifted + background
     image = image / 255.0
+    camera = tf.random.experimental.stateless_split(seeds[8], num=2)  # seeds[8] was spare
+    if settings.min_resolution < 1.0:
+        image = _lose_resolution(image, camera[0], settings.min_resolution)
+    if settings.white_balance > 0 or settings.vignetting > 0:
+        image = _white_balance_and_vignette(image, camera[1], settings.white_balance,
+                                            settings.vignetting)
     if settings.stain > 0:
         image = _jitter_stain(image, seeds[9], settings.stain)
     if settings.gamma > 0:
@@ -120,6 +160,44 @@ def training_dataset(
     data = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
     data = data.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    data = tf.data.Dataset.zip((data, seeds))
+
+    def _prepare(pair, seed_pair):
+        image, label = pair
+        image = augment(tf.cast(image, tf.float32), tf.cast(seed_pair, tf.int64), settings)
+        return image, tf.one_hot(label, num_classes)
+
+    data = data.map(_prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def balanced_training_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    sources: np.ndarray,
+    num_classes: int,
+    batch_size: int,
+    steps: int,
+    seed: int = 0,
+    settings: Augmentation = Augmentation(),
+) -> tf.data.Dataset:
+    """``steps`` augmented one-hot batches drawn balanced over classes and then sources
+    (:func:`hematovision.sampling.balanced_indices`), for all epochs of a run."""
+    from hematovision.sampling import balanced_indices
+
+    order = balanced_indices(labels, sources, steps * batch_size, seed)
+    labels = labels.astype(np.int32)
+
+    def _cells():
+        # A generator, not a gather in the graph: the images stay one numpy array, never
+        # a graph constant (those are capped at 2 GB).
+        for index in order:
+            yield images[index], labels[index]
+
+    data = tf.data.Dataset.from_generator(_cells, output_signature=(
+        tf.TensorSpec(images.shape[1:], tf.as_dtype(images.dtype)),
+        tf.TensorSpec([], tf.int32)))
+    seeds = tf.data.Dataset.random(seed=seed).batch(2)
     data = tf.data.Dataset.zip((data, seeds))
 
     def _prepare(pair, seed_pair):

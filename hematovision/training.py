@@ -9,6 +9,7 @@ learning rate. A temperature fitted on the validation split calibrates the resul
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import platform
@@ -35,7 +36,9 @@ from hematovision.dataset import (
     SPLIT_FILE,
     SplitFractions,
     _rank,
+    recorded_sources,
     scan_folder,
+    source_name,
     split_dataset,
     split_files,
     split_fingerprint,
@@ -52,7 +55,7 @@ from hematovision.network import (
     set_fine_tuning,
     with_temperature,
 )
-from hematovision.pipeline import Augmentation, training_dataset
+from hematovision.pipeline import Augmentation, balanced_training_dataset, training_dataset
 from hematovision.runtime import RUNTIME_FILE, export_litert
 from hematovision.torch_state_dict import sha256_of_file
 
@@ -96,8 +99,10 @@ class _EpochLog(keras.callbacks.Callback):
     """Validation metrics the checkpoint can watch, a CSV row per epoch, and time left."""
 
     def __init__(self, phase: int, epochs: int, history_path: Path, val_logits, val_labels,
-                 classes: int):
+                 classes: int, val_sources: np.ndarray | None = None):
         super().__init__()
+        self.val_sources = (np.zeros(len(val_labels), dtype=np.int64) if val_sources is None
+                            else val_sources)
         self.phase, self.epochs, self.history_path = phase, epochs, history_path
         self.val_logits, self.val_labels, self.classes = val_logits, val_labels, classes
         self.started = 0.0
@@ -113,7 +118,8 @@ class _EpochLog(keras.callbacks.Callback):
         logs["val_loss"] = float(-np.mean(
             log_softmax(logits, axis=1)[np.arange(len(self.val_labels)), self.val_labels]))
         logs["val_accuracy"] = float(np.mean(predicted == self.val_labels))
-        logs["val_balanced_accuracy"] = balanced_accuracy(self.val_labels, predicted)
+        logs["val_balanced_accuracy"] = _source_balanced_accuracy(self.val_labels, predicted,
+                                                                  self.val_sources)
         seconds = time.time() - self.started
         self.durations.append(seconds)
         rate = self.model.optimizer.learning_rate
@@ -151,64 +157,147 @@ def _limit(items, limit: int | None):
     return sorted(kept, key=lambda it: str(it.path))
 
 
-def _write_split(out_dir: Path, dataset, assignment, used, fingerprint: str, config) -> None:
-    files = [{"path": item.path.relative_to(dataset.root).as_posix(), "sha256": item.sha256,
-              "label": item.label, "split": assignment[item.sha256]} for item in used]
-    document = {"root": str(dataset.root), "fingerprint": fingerprint,
-                "fractions": asdict(config.fractions), "classes": list(dataset.classes),
-                "files": files}
+def _write_split(out_dir: Path, sources, config, fingerprint: str) -> None:
+    files = []
+    for source in sources:
+        files += [{"path": item.path.relative_to(source.dataset.root).as_posix(),
+                   "sha256": item.sha256, "label": item.label,
+                   "split": source.assignment[item.sha256], "source": source.name}
+                  for item in source.dataset.items]
+    classes = sorted({name for source in sources for name in source.dataset.classes})
+    document = {"root": str(sources[0].dataset.root), "fingerprint": fingerprint,
+                "sources": [{"name": source.name, "root": str(source.dataset.root),
+                             "fingerprint": source.fingerprint} for source in sources],
+                "fractions": asdict(config.fractions), "classes": classes, "files": files}
     (out_dir / SPLIT_FILE).write_text(json.dumps(document, indent=0) + "\n")
 
 
-def train(data_dir: str | Path, out_dir: str | Path, config: TrainingConfig = TrainingConfig(),
+@dataclass
+class _Source:
+    """One training folder: its cells and its own split."""
+
+    name: str
+    dataset: object
+    assignment: dict
+    fingerprint: str
+
+
+def _scan_sources(data_dirs, config: TrainingConfig) -> list[_Source]:
+    """Scan and split each folder on its own, so each source keeps its proportions in
+    train, validation and test, and adding a source never moves another's cells."""
+    sources, seen = [], set()
+    for data_dir in data_dirs:
+        name = source_name(data_dir)
+        if name in {source.name for source in sources}:
+            raise ValueError(f"two training folders are named {name}; the split records "
+                             "a source by its folder's name: rename one")
+        dataset = scan_folder(data_dir, config.classes)
+        duplicates = [item for item in dataset.items if item.sha256 in seen]
+        if duplicates:
+            log.warning("%s: left out %d images already in an earlier source", name,
+                        len(duplicates))
+        dataset.items = _limit([item for item in dataset.items if item.sha256 not in seen],
+                               config.limit_per_class)
+        if not dataset.items:
+            raise ValueError(f"{data_dir}: every image is already in an earlier source")
+        seen.update(item.sha256 for item in dataset.items)
+        assignment = split_dataset(dataset, config.fractions)
+        sources.append(_Source(name, dataset, assignment,
+                               split_fingerprint(dataset, assignment)))
+    return sources
+
+
+def _combined_fingerprint(sources: list[_Source]) -> str:
+    if len(sources) == 1:  # as before sources: a one-folder model's fingerprint is its own
+        return sources[0].fingerprint
+    text = "\n".join(f"{source.name} {source.fingerprint}" for source in sources)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _decode_sources(sources: list[_Source], index: dict[str, int], config: TrainingConfig,
+                    progress: bool):
+    """Each source's training and validation cells as model inputs, their class and
+    source indices, and each source's counts by split and class."""
+    arrays, labels, origin = {}, {}, {}
+    per_source = {source.name: {} for source in sources}
+    for split in ("train", "val"):
+        parts, part_labels, part_origin = [], [], []
+        for number, source in enumerate(sources):
+            items = [it for it in source.dataset.items if source.assignment[it.sha256] == split]
+            images, kept, _, _ = decode_images([it.path for it in items], config.input_size,
+                                               progress=progress, framing=config.framing)
+            parts.append(images.reshape(-1, config.input_size, config.input_size, 3))
+            part_labels.append(np.array([index[items[i].label] for i in kept], dtype=np.int64))
+            part_origin.append(np.full(len(kept), number, dtype=np.int64))
+            per_source[source.name][split] = {
+                c: int(np.sum(part_labels[-1] == i)) for c, i in index.items()}
+        arrays[split] = np.concatenate(parts)
+        labels[split] = np.concatenate(part_labels)
+        origin[split] = np.concatenate(part_origin)
+    for source in sources:
+        per_source[source.name]["test"] = {c: sum(
+            1 for it in source.dataset.items
+            if source.assignment[it.sha256] == "test" and it.label == c) for c in index}
+    return arrays, labels, origin, per_source
+
+
+def train(data_dir, out_dir: str | Path, config: TrainingConfig = TrainingConfig(),
           name: str | None = None, progress: bool = True) -> ModelCard:
-    """Train a classifier on a folder of class folders and save it with its card.
+    """Train a classifier on one or several folders of class folders (each a *source*)
+    and save it with its card.
+
+    Each source is split on its own (train, validation, test) and may hold only some of
+    the classes; with several sources, training batches are drawn balanced over classes
+    and then sources (:mod:`hematovision.sampling`).
 
     Writes into ``out_dir``: ``model.keras`` (calibrated), ``card.json`` and
-    ``MODEL_CARD.md``, ``split.json`` (which file went where), ``history.csv`` (every
-    epoch of both phases) and ``checkpoint.keras`` (best phase-two model, uncalibrated).
-    Returns the card; test metrics are added by :func:`hematovision.evaluation.evaluate`.
+    ``MODEL_CARD.md``, ``split.json`` (which file of which source went where),
+    ``history.csv`` (every epoch of both phases) and ``checkpoint.keras`` (best phase-two
+    model, uncalibrated). Returns the card; test metrics are added by
+    :func:`hematovision.evaluation.evaluate`.
     """
     started = time.time()
     out_dir = Path(out_dir)
+    data_dirs = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
+    if not data_dirs:
+        raise ValueError("no training folder given")
     keras.utils.set_random_seed(config.seed)
     backbone = get_backbone(config.backbone)
 
-    dataset = scan_folder(data_dir, config.classes)
-    used = _limit(dataset.items, config.limit_per_class)
-    dataset.items = used
-    assignment = split_dataset(dataset, config.fractions)
-    fingerprint = split_fingerprint(dataset, assignment)
-    classes = list(dataset.classes)
+    sources = _scan_sources(data_dirs, config)
+    fingerprint = _combined_fingerprint(sources)
+    classes = sorted({name for source in sources for name in source.dataset.classes})
+    if config.classes:
+        classes = [name.lower() for name in config.classes]
     index = {name: i for i, name in enumerate(classes)}
 
-    arrays, labels, counts = {}, {}, {}
-    for split in ("train", "val"):
-        items = [item for item in used if assignment[item.sha256] == split]
-        images, kept, _, _ = decode_images([it.path for it in items], config.input_size,
-                                           progress=progress, framing=config.framing)
-        arrays[split] = images
-        labels[split] = np.array([index[items[i].label] for i in kept], dtype=np.int64)
-        counts[split] = {c: int(np.sum(labels[split] == index[c])) for c in classes}
-    counts["test"] = {c: sum(1 for it in used if assignment[it.sha256] == "test" and it.label == c)
-                      for c in classes}
+    arrays, labels, origin, per_source = _decode_sources(sources, index, config, progress)
+    counts = {split: {c: sum(per_source[s][split][c] for s in per_source) for c in classes}
+              for split in ("train", "val", "test")}
+    where = ", ".join(map(str, data_dirs))
     if len(arrays["train"]) == 0 or len(arrays["val"]) == 0:
-        raise ValueError(f"{data_dir}: too few images to make both a training and a validation set")
+        raise ValueError(f"{where}: too few images to make both a training and a validation set")
     # A class without training cells would be a class the model can never answer, and its
     # missing statistics would break the familiarity check and adaptation later.
     empty = [name for name in classes if counts["train"][name] == 0]
     if empty:
-        raise ValueError(f"{data_dir}: no training images for {', '.join(empty)} (its "
-                         f"class folders: {', '.join(sorted(set(item.label for item in used)))})")
+        found = sorted({item.label for source in sources for item in source.dataset.items})
+        raise ValueError(f"{where}: no training images for {', '.join(empty)} (its "
+                         f"class folders: {', '.join(found)})")
     print(f"classes: {', '.join(classes)}")
-    for split in ("train", "val", "test"):
-        print(f"{split:>5}: {sum(counts[split].values()):6d}  {counts[split]}")
+    for source in sources:
+        if len(sources) > 1:
+            print(f"source {source.name} ({source.dataset.root}):")
+        for split in ("train", "val", "test"):
+            counted = per_source[source.name][split]
+            print(f"{split:>5}: {sum(counted.values()):6d}  {counted}")
 
     model = build_classifier(config.backbone, len(classes), config.input_size,
                              config.dropout, config.hidden_units,
                              config.pretrained and not config.init_from)
     set_fine_tuning(model, config.fine_tune_from)  # a wrong layer name fails now, not later
     weights = _class_weights(labels["train"], len(classes))
+    sampling = (origin["train"] if len(sources) > 1 else None)
     # Made only now, so that a run stopped by bad data or settings leaves no empty folder.
     out_dir.mkdir(parents=True, exist_ok=True)
     history_path = out_dir / HISTORY_FILE
@@ -226,7 +315,8 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainingConfig = Tr
     if config.fine_tune_epochs > 0:
         _fine_tune(model, arrays, labels, weights, config, history_path, out_dir,
                    config.fine_tune_from or backbone.fine_tune_from,
-                   lambda: run_in_batches(lambda b: logits_fn(b, training=False), arrays["val"]))
+                   lambda: run_in_batches(lambda b: logits_fn(b, training=False), arrays["val"]),
+                   sampling, origin["val"])
     fine_seconds = time.time() - phase_started if config.fine_tune_epochs > 0 else 0.0
 
     val_logits = run_in_batches(lambda b: logits_fn(b, training=False), arrays["val"])
@@ -236,7 +326,7 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainingConfig = Tr
     calibrated = with_temperature(model, temperature)
     model_path = out_dir / MODEL_FILE
     calibrated.save(model_path)
-    _write_split(out_dir, dataset, assignment, used, fingerprint, config)
+    _write_split(out_dir, sources, config, fingerprint)
 
     card = ModelCard(
         name=name or out_dir.name,
@@ -263,17 +353,33 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainingConfig = Tr
             "hardware": f"{platform.processor() or platform.machine()}, "
                         f"{_cpu_count()} CPU cores, no GPU",
             "tensorflow": tf.__version__, "keras": keras.__version__,
-            "val_balanced_accuracy": balanced_accuracy(labels["val"], val_logits.argmax(1)),
+            "val_balanced_accuracy": _source_balanced_accuracy(
+                labels["val"], val_logits.argmax(1), origin["val"]),
+            "sampling": ("balanced over classes, then over the sources that hold each class"
+                         if len(sources) > 1 else "every training cell once an epoch, "
+                         "class-weighted loss"),
         },
-        data={"source": str(data_dir), "counts": counts, "split_fingerprint": fingerprint,
+        data={"source": ", ".join(str(s.dataset.root) for s in sources), "counts": counts,
+              "split_fingerprint": fingerprint,
               "fractions": asdict(config.fractions),
-              "duplicates_removed": dataset.duplicates_removed,
-              "conflicting_groups_dropped": len(dataset.conflicting),
-              "skipped_files": len(dataset.skipped)},
+              "duplicates_removed": sum(s.dataset.duplicates_removed for s in sources),
+              "conflicting_groups_dropped": sum(len(s.dataset.conflicting) for s in sources),
+              "skipped_files": sum(len(s.dataset.skipped) for s in sources),
+              "sources": [{"name": s.name, "root": str(s.dataset.root),
+                           "split_fingerprint": s.fingerprint, "counts": per_source[s.name]}
+                          for s in sources]},
     )
     save_card(out_dir, card)
     add_fast_runtime(out_dir)
     return _save_familiarity(out_dir, arrays, labels["train"], progress)
+
+
+def _source_balanced_accuracy(labels: np.ndarray, predicted: np.ndarray,
+                              sources: np.ndarray) -> float:
+    """Balanced accuracy averaged over sources, so a small source's validation cells count
+    as much as a large one's (for one source, plain balanced accuracy)."""
+    return float(np.mean([balanced_accuracy(labels[sources == s], predicted[sources == s])
+                          for s in np.unique(sources)]))
 
 
 def _review_threshold(scaled_logits: np.ndarray, labels: np.ndarray, config: TrainingConfig
@@ -334,15 +440,25 @@ def add_familiarity(model_dir: str | Path, data_dir: str | Path, progress: bool 
     return _save_familiarity(model_dir, arrays, labels["train"], progress)
 
 
-def _split_images(model_dir: Path, data_dir: str | Path, which: str, card: ModelCard,
+def _split_images(model_dir: Path, data_dir, which: str, card: ModelCard,
                   progress: bool) -> tuple[np.ndarray, np.ndarray]:
-    """A trained model's own ``which`` split under ``data_dir``, as model inputs and labels."""
-    files = split_files(model_dir, data_dir, which)
-    if not files:
-        raise ValueError(f"{data_dir}: none of {model_dir}'s {which} files are there")
-    images, kept, _, _ = decode_images([path for path, _ in files], card.input_size,
-                                       progress=progress, framing=card.framing)
-    return images, np.array([card.classes.index(files[i][1]) for i in kept])
+    """A trained model's own ``which`` split under ``data_dir`` (one folder, or one per
+    source of a model trained on several), as model inputs and labels."""
+    folders = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
+    images, labels = [], []
+    for folder in folders:
+        files = split_files(model_dir, folder, which)
+        if not files:
+            raise ValueError(f"{folder}: none of {model_dir}'s {which} files are there")
+        decoded, kept, _, _ = decode_images([path for path, _ in files], card.input_size,
+                                            progress=progress, framing=card.framing)
+        images.append(decoded)
+        labels.append(np.array([card.classes.index(files[i][1]) for i in kept]))
+    missing = set(recorded_sources(model_dir)) - {source_name(f) for f in folders}
+    if missing:
+        log.warning("%s's %s split of %s is left out: its folder was not given", model_dir,
+                    which, ", ".join(sorted(missing)))
+    return np.concatenate(images), np.concatenate(labels)
 
 
 def _save_familiarity(model_dir: Path, arrays, train_labels, progress) -> ModelCard:
@@ -412,22 +528,33 @@ def _train_head(model, arrays, labels, weights, config, history_path, progress) 
 
 
 def _fine_tune(model, arrays, labels, weights, config, history_path, out_dir, first_layer,
-               val_logits) -> None:
-    """Phase two: the top blocks with augmentation; BatchNorm frozen unless configured."""
+               val_logits, train_sources=None, val_sources=None) -> None:
+    """Phase two: the top blocks with augmentation; BatchNorm frozen unless configured.
+
+    With ``train_sources`` (several sources), batches are drawn balanced over classes and
+    sources instead of weighting the loss."""
     classes = model.get_layer(LOGITS_LAYER).units
     set_fine_tuning(model, first_layer, config.train_batchnorm)
-    steps = int(np.ceil(len(arrays["train"]) / config.batch_size)) * config.fine_tune_epochs
+    per_epoch = int(np.ceil(len(arrays["train"]) / config.batch_size))
+    steps = per_epoch * config.fine_tune_epochs
     schedule = keras.optimizers.schedules.CosineDecay(config.fine_tune_learning_rate, steps)
     model.compile(keras.optimizers.Adam(schedule), "categorical_crossentropy",
                   metrics=["accuracy"])
+    if train_sources is None:
+        data = training_dataset(arrays["train"], labels["train"], classes, config.batch_size,
+                                config.seed, config.augmentation)
+        fit_options = {"class_weight": weights}
+    else:
+        data = balanced_training_dataset(arrays["train"], labels["train"], train_sources,
+                                         classes, config.batch_size, steps, config.seed,
+                                         config.augmentation)
+        fit_options = {"steps_per_epoch": per_epoch}
     model.fit(
-        training_dataset(arrays["train"], labels["train"], classes, config.batch_size,
-                         config.seed, config.augmentation),
-        epochs=config.fine_tune_epochs, class_weight=weights,
+        data, epochs=config.fine_tune_epochs, **fit_options,
         verbose=1 if sys.stdout.isatty() else 2,
         callbacks=[
             _EpochLog(2, config.fine_tune_epochs, history_path, val_logits, labels["val"],
-                      classes),
+                      classes, val_sources),
             keras.callbacks.ModelCheckpoint(out_dir / "checkpoint.keras",
                                             monitor="val_balanced_accuracy", mode="max",
                                             save_best_only=True),
