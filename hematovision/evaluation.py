@@ -54,6 +54,9 @@ def _flags(labels: np.ndarray, probabilities: np.ndarray, statuses: list[str],
             labels[familiar], probabilities[familiar].argmax(axis=1)) if familiar.any()
             else None),
         "accuracy_confident": float(np.mean(correct[confident])) if confident.any() else None,
+        # The answers a user would trust and should not: Confident, yet wrong.
+        "share_confident_wrong": (float(np.mean(confident & ~correct)) if len(labels)
+                                  else 0.0),
         # Of the cells the model got wrong, how many did it flag (Review or Unfamiliar)?
         "wrong_flagged": (float(np.mean(~confident[~correct])) if (~correct).any() else None),
     }
@@ -172,7 +175,7 @@ def _save(classifier: Classifier, report: dict, data_dir: Path) -> None:
                     "balanced_accuracy_ci95", "macro_auc_ovr", "per_class",
                     "ece_before_temperature", "ece_after_temperature", "share_unfamiliar",
                     "share_review", "accuracy_familiar", "balanced_accuracy_familiar",
-                    "accuracy_confident", "wrong_flagged")
+                    "accuracy_confident", "share_confident_wrong", "wrong_flagged")
     summary = {k: report["metrics"][k] for k in summary_keys if k in report["metrics"]}
     # Resolved: "--data ." names the folder, not "", which every such set would share.
     set_name = data_dir.resolve().name

@@ -71,6 +71,7 @@ class ModelCard:
     data: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)  # the first source's held-out test split
     source_tests: dict = field(default_factory=dict)  # {source: its test split's metrics}
+    source_benchmark: dict = field(default_factory=dict)  # benchmarks/sources.py's table
     external: list = field(default_factory=list)
     foreign: dict = field(default_factory=dict)
     adaptation: dict = field(default_factory=dict)  # {tuning depth: adaptation study}

@@ -8,7 +8,13 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from hematovision.images import load_model_input  # noqa: E402
-from hematovision.pipeline import Augmentation, augment, training_dataset  # noqa: E402
+from hematovision.pipeline import (  # noqa: E402
+    CAMERA_AUGMENTATION,
+    Augmentation,
+    augment,
+    balanced_training_dataset,
+    training_dataset,
+)
 from tests.conftest import PBC  # noqa: E402
 
 OFF = Augmentation(min_zoom=1.0, max_zoom=1.0, max_shift=0.0, brightness=0.0, contrast=0.0,
@@ -46,6 +52,9 @@ def test_all_families_off_only_flips_and_turns(cell):
     ("focus", {"focus": 1.0}),
     ("jpeg", {"min_jpeg_quality": 10}),
     ("scale", {"min_zoom": 0.6, "max_zoom": 0.6}),
+    ("resolution", {"min_resolution": 0.2}),
+    ("white balance", {"white_balance": 0.3}),
+    ("vignetting", {"vignetting": 0.6}),
 ])
 def test_each_family_changes_the_image_alone(cell, family, settings):
     from dataclasses import replace
@@ -68,3 +77,31 @@ def test_training_dataset_batches_one_hot_labels(cell):
     assert batch_images.shape == (4, 224, 224, 3)
     assert batch_labels.shape == (4, 3)
     assert np.allclose(batch_labels.numpy().sum(axis=1), 1.0)
+
+
+def test_camera_changes_are_off_by_default_and_on_in_the_camera_preset():
+    assert Augmentation().min_resolution == 1.0
+    assert Augmentation().white_balance == 0.0 and Augmentation().vignetting == 0.0
+    assert CAMERA_AUGMENTATION.min_resolution < 1.0 and CAMERA_AUGMENTATION.vignetting > 0
+
+
+def test_vignetting_darkens_corners_more_than_the_centre(cell):
+    from dataclasses import replace
+
+    plain = _run(cell, [7, 0], OFF)
+    dark = _run(cell, [7, 0], replace(OFF, vignetting=0.8))
+    corner_loss = (plain[:20, :20] - dark[:20, :20]).mean()
+    centre_loss = (plain[102:122, 102:122] - dark[102:122, 102:122]).mean()
+    assert corner_loss > 5 * max(centre_loss, 0.1)
+
+
+def test_balanced_dataset_draws_the_small_source_as_often_as_the_large(cell):
+    images = np.stack([cell.astype(np.uint8)] * 40)
+    labels = np.array([0] * 20 + [1] * 16 + [1] * 4)  # class 1: 16 from source 0, 4 from 1
+    sources = np.array([0] * 36 + [1] * 4)
+    data = balanced_training_dataset(images, labels, sources, 2, batch_size=8, steps=10,
+                                     seed=3, settings=OFF)
+    batches = list(data)
+    assert len(batches) == 10
+    drawn = np.concatenate([b[1].numpy().argmax(1) for b in batches])
+    assert 0.3 < np.mean(drawn == 1) < 0.7
