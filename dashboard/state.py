@@ -17,7 +17,8 @@ from hematovision.images import IMAGE_SUFFIXES, ImageError, ImageLimits, read_im
 from hematovision.models import available_models, default_model_dir
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_EXAMPLES = ROOT.parent / "shared" / "datasets" / "pbc"
+DEFAULT_EXAMPLES = (ROOT.parent / "shared" / "datasets" / "pbc",
+                    ROOT.parent / "shared" / "datasets" / "raabin_wbc")
 LIMITS = ImageLimits(
     max_bytes=int(float(os.environ.get("HEMATOVISION_MAX_UPLOAD_MB", "20")) * 1024 * 1024),
     max_pixels=int(os.environ.get("HEMATOVISION_MAX_PIXELS", "40000000")),
@@ -78,9 +79,19 @@ def current_classifier() -> Classifier:
         st.stop()
 
 
+def examples_folders() -> list[Path]:
+    """The dataset folders example cells come from: ``$HEMATOVISION_EXAMPLES`` (folders
+    separated by ``os.pathsep``), else PBC and Raabin-WBC beside the project."""
+    setting = os.environ.get("HEMATOVISION_EXAMPLES")
+    folders = ([Path(part) for part in setting.split(os.pathsep) if part] if setting
+               else list(DEFAULT_EXAMPLES))
+    return [folder for folder in folders if folder.is_dir()]
+
+
 def examples_folder() -> Path | None:
-    folder = Path(os.environ.get("HEMATOVISION_EXAMPLES", DEFAULT_EXAMPLES))
-    return folder if folder.is_dir() else None
+    """The first examples folder: the one the model's own test results come from."""
+    folders = examples_folders()
+    return folders[0] if folders else None
 
 
 def make_cell(name: str, data: bytes) -> Cell:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from hematovision.classifier import Classifier
@@ -14,20 +14,55 @@ from hematovision.torch_state_dict import sha256_of_file
 __all__ = ["example_classes", "example_cells", "held_out"]
 
 
-def example_classes(folder: str | Path) -> list[str]:
-    """Class folders directly under ``folder`` that hold images."""
-    folder = Path(folder)
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
-                  and any(f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir()))
+Folders = str | Path | Sequence[str | Path]
 
 
-def held_out(classifier: Classifier, folder: str | Path) -> bool:
-    """Whether :func:`example_cells` draws from the model's held-out test split in ``folder``."""
-    return test_split_files(classifier.model_dir, Path(folder)) is not None
+def _folders(folders: Folders) -> list[Path]:
+    return [Path(folders)] if isinstance(folders, (str, Path)) else [Path(f) for f in folders]
 
 
-def example_cells(classifier: Classifier, folder: str | Path, label: str, count: int = 1,
+def example_classes(folders: Folders) -> list[str]:
+    """Class folders directly under any of ``folders`` that hold images (names as in the
+    first folder that has them)."""
+    found: dict[str, str] = {}
+    for folder in _folders(folders):
+        for p in folder.iterdir():
+            if (p.is_dir() and not p.name.startswith(".")
+                    and any(f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir())):
+                found.setdefault(p.name.lower(), p.name)
+    return sorted(found.values())
+
+
+def held_out(classifier: Classifier, folders: Folders) -> bool:
+    """Whether :func:`example_cells` draws from the model's held-out test split in (one of)
+    ``folders``."""
+    return any(test_split_files(classifier.model_dir, folder) is not None
+               for folder in _folders(folders))
+
+
+def example_cells(classifier: Classifier, folders: Folders, label: str, count: int = 1,
                   seed: int | None = None, shown: Collection[str] = ()) -> list[Path]:
+    """``count`` random images of ``label`` that the model never learned from (see
+    :func:`_example_cells_in`); from several folders (laboratories), taken from each in
+    turn, so that four examples show more than one laboratory's camera."""
+    chosen = _folders(folders)
+    if len(chosen) == 1:
+        return _example_cells_in(classifier, chosen[0], label, count, seed, shown)
+    pools, problems = [], []
+    for folder in chosen:
+        try:
+            pools.append(_example_cells_in(classifier, folder, label, count, seed, shown))
+        except ValueError as error:
+            problems.append(str(error))
+    if not pools:
+        raise ValueError("; ".join(problems))
+    turns = [path for group in zip(*[p + [None] * (count - len(p)) for p in pools])
+             for path in group if path is not None]
+    return turns[:count]
+
+
+def _example_cells_in(classifier: Classifier, folder: str | Path, label: str, count: int = 1,
+                      seed: int | None = None, shown: Collection[str] = ()) -> list[Path]:
     """``count`` random images of ``label`` that the model never learned from, leaving out
     files named in ``shown`` (a second click brings new cells).
 

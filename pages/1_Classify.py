@@ -7,7 +7,7 @@ from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
 from dashboard.state import (
     IMAGE_TYPES,
     distinct_cells,
-    examples_folder,
+    examples_folders,
     make_cell,
     remembered_uploads,
     try_decode,
@@ -27,13 +27,14 @@ uploaded = remembered_uploads(
     lambda kept: "Cells uploaded before you opened another page are kept here.",
     type=IMAGE_TYPES)
 st.session_state.setdefault("examples", [])
-folder = examples_folder()
-if folder is not None:
+folders = examples_folders()
+if folders:
     with st.expander("Or add example cells from the dataset folder"):
         left, middle, right = st.columns([2, 1, 1])
-        classes = example_classes(folder)
+        classes = example_classes(folders)
         if not classes:
-            st.caption(f"{folder} has no class folders of images directly inside it.")
+            st.caption(f"{', '.join(map(str, folders))}: no class folders of images "
+                       "directly inside.")
         label = left.selectbox("Class", classes, key="example_class")
         count = middle.number_input("How many", 1, 24, 1, key="example_count")
         if right.button("Add examples", key="add_examples", disabled=not classes):
@@ -41,7 +42,7 @@ if folder is not None:
             # with the same cells, and each further click still brings new ones.
             held = st.session_state["examples"]
             try:
-                paths = example_cells(classifier, folder, label, int(count), seed=len(held),
+                paths = example_cells(classifier, folders, label, int(count), seed=len(held),
                                       shown={cell.name for cell in held})
             except ValueError as error:
                 st.warning(f"No examples added: {error}.")

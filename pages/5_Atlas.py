@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard.results import gradcam_view, model_key, predict
 from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
-from dashboard.state import examples_folder, make_cell, try_decode
+from dashboard.state import examples_folders, make_cell, try_decode
 from hematovision.atlas import REFERENCE, confusions, notes_for
 from hematovision.classifier import UNFAMILIAR
 from hematovision.examples import example_cells, held_out
@@ -16,7 +16,7 @@ st.set_page_config(page_title="Atlas · HematoVision", page_icon="📖", layout=
 classifier = show_sidebar()
 st.title("Morphology atlas")
 evaluation = load_evaluation(classifier.model_dir)
-folder = examples_folder()
+folders = examples_folders()
 atlas_tab, quiz_tab = st.tabs(["Atlas", "Quiz"])
 
 with atlas_tab:
@@ -41,13 +41,14 @@ with atlas_tab:
                 st.markdown(f"Of the cells it called {name}, " + ", ".join(
                     f"{100 * s:.1f} % were {c}" for c, s in taken_for) + ".")
         st.caption(REFERENCE)
-    if folder is not None:
-        st.markdown("**Examples with the model's Grad-CAM** (from "
-                    + ("the held-out test split)" if held_out(classifier, folder)
-                       else f"{folder.name}, not the model's own test split)"))
+    if folders:
+        names = ", ".join(folder.name for folder in folders)
+        st.markdown("**Examples with the model's Grad-CAM** (from " + (
+            f"{names}: the held-out test split of each laboratory, in turn)"
+            if held_out(classifier, folders) else f"{names}, not the model's own test split)"))
         columns = st.columns(4)
         try:
-            examples = example_cells(classifier, folder, name, 4, seed=0)
+            examples = example_cells(classifier, folders, name, 4, seed=0)
         except ValueError:
             examples = []
             st.caption(f"The dataset folder holds no example cells of {name}.")
@@ -64,7 +65,7 @@ with atlas_tab:
                          alt=f"Grad-CAM over the example {name} cell")
 
 with quiz_tab:
-    if folder is None:
+    if not folders:
         st.info("The quiz needs the dataset folder (HEMATOVISION_EXAMPLES).")
         st.stop()
     score = st.session_state.setdefault("quiz_score", {"right": 0, "asked": 0})
@@ -73,7 +74,9 @@ with quiz_tab:
         # Only classes the folder has cells of: another lab's set may lack some.
         for label in random.sample(classifier.classes, len(classifier.classes)):
             try:
-                path = example_cells(classifier, folder, label, 1)[0]
+                # Any of the laboratories: the quiz shows other cameras too.
+                path = example_cells(classifier, random.sample(folders, len(folders)),
+                                     label, 1)[0]
             except ValueError:
                 continue
             st.session_state["quiz_cell"] = (make_cell(path.name, path.read_bytes()), label,

@@ -78,3 +78,16 @@ def test_an_adapted_model_never_shows_the_cells_it_was_adapted_on(tmp_path):
         cells = example_cells(adapted, lab, label, count=6)
         assert len(cells) == 3
         assert not {hashlib.sha256(p.read_bytes()).hexdigest() for p in cells} & used
+
+
+def test_examples_from_several_laboratories_take_turns(classifier):
+    from .conftest import DATASETS
+
+    raabin = DATASETS / "raabin_wbc"
+    cells = example_cells(classifier, [PBC, raabin], "monocyte", count=4, seed=0)
+    assert len(cells) == 4
+    assert [path.parents[1] for path in cells] == [PBC, raabin, PBC, raabin]
+    # A class only one laboratory has comes from that one.
+    platelets = example_cells(classifier, [PBC, raabin], "platelet", count=3, seed=0)
+    assert len(platelets) == 3 and all(path.parents[1] == PBC for path in platelets)
+    assert "platelet" in example_classes([PBC, raabin])
