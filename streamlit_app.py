@@ -37,15 +37,22 @@ network = BACKBONES[card.backbone].title if card.backbone in BACKBONES else card
 st.caption(f"A convolutional network ({network}), first "
            "trained on everyday photos (ImageNet), then on the training laboratory's cells. "
            "Details on the Model audit page.")
+sources = [source["name"] for source in card.data.get("sources", [])]
+if len(sources) > 1:
+    st.write("**Learned from:** " + ", ".join(
+        f"{name} (held-out test: {100 * card.source_tests[name]['balanced_accuracy']:.1f} %)"
+        if name in card.source_tests else name for name in sources))
 if card.external:
     measured = "; ".join(f"{entry['name']} ({entry['metrics']['n']} cells): "
                          f"{100 * entry['metrics']['balanced_accuracy']:.1f} %"
                          for entry in card.external)
+    learned = (f"Trained on images from {len(sources)} sources ({', '.join(sources)})"
+               if len(sources) > 1 else "Trained on one laboratory's images")
     st.warning(
-        "Trained on one laboratory's images. On cells from other laboratories the balanced "
-        f"accuracy falls — {measured}. Images from other microscopes, stains or scanners "
-        "may be misclassified, often confidently: check the flags and the maps, or teach "
-        "the model your microscope on the Adapt page."
+        f"{learned}. On cells from laboratories it never saw the balanced accuracy "
+        f"falls — {measured}. Images from other microscopes, stains or scanners may be "
+        "misclassified, often confidently: check the flags and the maps, or teach the "
+        "model your microscope on the Adapt page."
     )
 
 st.subheader("What the flags mean")
