@@ -170,9 +170,9 @@ def _review_threshold(args) -> int:
 
 
 def _foreign(args) -> int:
-    import json
     from dataclasses import replace
 
+    from hematovision.atomic import write_json_atomic
     from hematovision.classifier import Classifier
     from hematovision.dataset import test_split_files
     from hematovision.foreign import measure_foreign
@@ -184,7 +184,7 @@ def _foreign(args) -> int:
         print(f"error: {args.data} does not hold {args.model}'s test split", file=sys.stderr)
         return 2
     result = measure_foreign(classifier, [path for path, _ in files])
-    (Path(args.model) / "foreign.json").write_text(json.dumps(result, indent=1) + "\n")
+    write_json_atomic(Path(args.model) / "foreign.json", result)
     summary = {key: value for key, value in result.items() if key != "images"}
     save_card(args.model, replace(load_card(args.model), foreign=summary))
     for kind, row in result["kinds"].items():
@@ -202,9 +202,9 @@ def _adapt(args) -> int:
     from hematovision.adaptation import adapt, adaptation_study
 
     if args.study:
-        import json
         from dataclasses import replace
 
+        from hematovision.atomic import write_json_atomic
         from hematovision.classifier import Classifier
         from hematovision.model_card import load_card, save_card
 
@@ -221,8 +221,7 @@ def _adapt(args) -> int:
         name = Path(args.data).resolve().name
         # One file per depth, so a study of the other depth does not overwrite this one.
         suffix = "" if args.tuning == "last-layer" else f"_{args.tuning}"
-        (Path(args.model) / f"adaptation_{name}{suffix}.json").write_text(
-            json.dumps(study, indent=1) + "\n")
+        write_json_atomic(Path(args.model) / f"adaptation_{name}{suffix}.json", study)
         card = load_card(args.model)
         rows = [{k: v for k, v in row.items() if k != "runs"} for row in study["rows"]]
         # Each depth keeps its own study in the card, as in its own file.

@@ -7,7 +7,7 @@ import streamlit as st
 from dashboard.sidebar import show_sidebar
 from hematovision.adaptation import adapt_from_zip
 from hematovision.archive import ArchiveError
-from hematovision.model_card import adaptation_text
+from hematovision.card_markdown import adaptation_text
 from hematovision.models import models_root
 
 st.set_page_config(page_title="Adapt · HematoVision", page_icon="🧪", layout="wide")
