@@ -661,14 +661,35 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from hematovision.classifier import ModelFileError
-    from hematovision.images import ImageError
+    return _run(args, verbose)
+
+
+# Exit statuses: 0 done; 1 the user can fix something (HematoVisionError, a file the
+# system could not read or write, and, until every module raises the family, a plain
+# ValueError), or some inputs failed (predict); 2 argparse's, a bad option; 3 a bug.
+USER_ERROR, BUG = 1, 3
+
+
+def _run(args: argparse.Namespace, verbose: bool) -> int:
+    """Run the command; an error becomes one line on stderr, with the traceback under
+    ``--verbose`` unless it is one of ours (whose message says all there is)."""
+    import traceback
+
+    from hematovision.errors import HematoVisionError
 
     try:
         return args.run(args)
-    except (ModelFileError, ImageError, OSError, ValueError) as error:
+    except (HematoVisionError, OSError, ValueError) as error:
+        if verbose and not isinstance(error, HematoVisionError):
+            traceback.print_exc()
         print(f"error: {_error_text(error)}", file=sys.stderr)
-        return 2
+        return USER_ERROR
+    except Exception as error:  # noqa: BLE001 - a bug: say so, in one line unless asked
+        if verbose:
+            traceback.print_exc()
+        print(f"error: unexpected {type(error).__name__}: {error} (a bug in hematovision; "
+              "run again with --verbose for the traceback and report it)", file=sys.stderr)
+        return BUG
 
 
 def _error_text(error: Exception) -> str:

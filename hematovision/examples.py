@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hematovision.classifier import Classifier
 from hematovision.dataset import learned_from, test_split_files
+from hematovision.errors import InputError
 from hematovision.images import IMAGE_SUFFIXES
 from hematovision.torch_state_dict import sha256_of_file
 
@@ -43,12 +44,12 @@ def example_cells(classifier: Classifier, folder: str | Path, label: str, count:
     if test_files is not None:
         pool = [path for path, name in test_files if name == label.lower()]
         if not pool:
-            raise ValueError(f"no held-out example images of {label!r} under {folder}")
+            raise InputError(f"no held-out example images of {label!r} under {folder}")
     else:
         pool = _unlearned(classifier, folder, label)
     fresh = [path for path in pool if path.name not in shown]
     if not fresh:
-        raise ValueError(f"all {len(pool)} example images of {label!r} are shown already")
+        raise InputError(f"all {len(pool)} example images of {label!r} are shown already")
     return random.Random(seed).sample(fresh, min(count, len(fresh)))
 
 
@@ -58,11 +59,11 @@ def _unlearned(classifier: Classifier, folder: Path, label: str) -> list[Path]:
     images = sorted(p for match in matching for p in match.iterdir()
                     if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
-        raise ValueError(f"no example images of {label!r} under {folder}")
+        raise InputError(f"no example images of {label!r} under {folder}")
     learned = learned_from(classifier.model_dir)
     pool = [path for path in images if _digest(path) not in learned]
     if not pool:
-        raise ValueError(f"every image of {label!r} under {folder} ({len(images)}) is a "
+        raise InputError(f"every image of {label!r} under {folder} ({len(images)}) is a "
                          "cell the model learned from")
     return pool
 

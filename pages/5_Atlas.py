@@ -9,6 +9,7 @@ from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
 from dashboard.state import examples_folder, make_cell, try_decode
 from hematovision.atlas import REFERENCE, confusions, notes_for
 from hematovision.classifier import UNFAMILIAR
+from hematovision.errors import HematoVisionError
 from hematovision.examples import example_cells, held_out
 from hematovision.model_report import load_evaluation
 
@@ -48,7 +49,7 @@ with atlas_tab:
         columns = st.columns(4)
         try:
             examples = example_cells(classifier, folder, name, 4, seed=0)
-        except ValueError:
+        except HematoVisionError:
             examples = []
             st.caption(f"The dataset folder holds no example cells of {name}.")
         for column, path in zip(columns, examples):
@@ -74,7 +75,7 @@ with quiz_tab:
         for label in random.sample(classifier.classes, len(classifier.classes)):
             try:
                 path = example_cells(classifier, folder, label, 1)[0]
-            except ValueError:
+            except HematoVisionError:
                 continue
             st.session_state["quiz_cell"] = (make_cell(path.name, path.read_bytes()), label,
                                              model_key(classifier))
