@@ -34,5 +34,6 @@ test: $(STAMP) system-packages
 benchmark: $(STAMP)
 	$(PY) benchmarks/inference.py
 
+# The whole tree (dashboard/ and scripts/ too); .ci/run runs it before the tests.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check hematovision pages tests benchmarks streamlit_app.py
+	$(VENV)/bin/ruff check .

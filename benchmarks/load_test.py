@@ -39,11 +39,25 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dashboard.local_server import CHROMIUM, CHROMIUM_FLAGS, start_server, stop_server  # noqa: E402
+from hematovision.classifier import UNFAMILIAR  # noqa: E402
 from hematovision.dataset import test_split_files  # noqa: E402
+from hematovision.model_card import load_card  # noqa: E402
 from hematovision.models import default_model_dir  # noqa: E402
 
-# A single cell's answer: "neutrophil — 99.1 %" or the Unfamiliar heading.
-ANSWER = re.compile(r"( — \d+\.\d %|Unfamiliar image)")
+
+def answer_pattern(classes: tuple[str, ...]) -> re.Pattern:
+    """A single cell's answer as ``Prediction.headline`` words it in Classify's heading:
+    "neutrophil 99.1 %" (marked "· Review" when unsure) or the word Unfamiliar alone.
+
+    Built from the model's classes, not from an example of the wording: the pattern once
+    looked for "neutrophil — 99.1 %", the page changed to "neutrophil 99.1 %", and the
+    load test reported that no answer was ever shown.
+    """
+    names = "|".join(map(re.escape, classes))
+    return re.compile(rf"^(?:(?:{names}) \d+\.\d %|{re.escape(UNFAMILIAR)}$)")
+
+
+ANSWER = answer_pattern(load_card(default_model_dir()).classes)
 DATASETS = Path(os.environ.get("HEMATOVISION_DATASETS", ROOT.parent / "shared" / "datasets"))
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard.state import current_classifier, model_choices
+from dashboard.state import current_classifier, model_choices, own_models
 from hematovision.audit import audit_csv, audit_entry
 from hematovision.batch import CSV_ENCODING
 from hematovision.classifier import Classifier, Prediction
@@ -29,7 +29,9 @@ def _labels(choices: list[Path]) -> list[str]:
     """A label per model folder: its name, and where it lies when another has that name
     (picking the second of two equal names loaded the first)."""
     names = [path.name for path in choices]
-    return [name if names.count(name) == 1 else f"{name} ({path.parent})"
+    own = set(own_models())
+    return [f"{name} (yours, this session)" if path in own
+            else name if names.count(name) == 1 else f"{name} ({path.parent})"
             for name, path in zip(names, choices)]
 
 

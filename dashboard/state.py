@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from hematovision.classifier import Classifier, ModelFileError
+from hematovision.classifier import Classifier
+from hematovision.errors import HematoVisionError
+from hematovision.folders import FolderLimits
 from hematovision.images import IMAGE_SUFFIXES, ImageError, ImageLimits, read_image
 from hematovision.models import available_models, default_model_dir
 
@@ -22,6 +25,11 @@ DEFAULT_EXAMPLES = (ROOT.parent / "shared" / "datasets" / "pbc",
 LIMITS = ImageLimits(
     max_bytes=int(float(os.environ.get("HEMATOVISION_MAX_UPLOAD_MB", "20")) * 1024 * 1024),
     max_pixels=int(os.environ.get("HEMATOVISION_MAX_PIXELS", "40000000")),
+)
+# A folder typed on Batch (local mode only) is read into memory: a typo of "/" must stop.
+FOLDER_LIMITS = FolderLimits(
+    max_files=int(os.environ.get("HEMATOVISION_MAX_FOLDER_FILES", "10000")),
+    max_bytes=int(float(os.environ.get("HEMATOVISION_MAX_FOLDER_MB", "2000")) * 1024 * 1024),
 )
 # The uploaders take what the command line takes from a folder: a textbook figure saved
 # from the web is often WebP or GIF.
@@ -61,20 +69,63 @@ def _warm_up(classifier: Classifier) -> None:
     explain("shap", blank, classifier, 0, evaluations=50)
 
 
+def local_mode() -> bool:
+    """Whether the server runs for one user on their own computer (``HEMATOVISION_LOCAL=1``).
+
+    Only then may a page read a folder the visitor types, or save a model where every
+    visitor's sidebar lists it. Off by default: a shared server works from uploads alone,
+    as ``st.file_uploader`` hands the app bytes, never a path on the server.
+    """
+    return os.environ.get("HEMATOVISION_LOCAL", "").strip().lower() in ("1", "true", "yes")
+
+
 def model_choices() -> list[Path]:
     """The models the sidebar offers, the default first ($HEMATOVISION_MODEL or the shipped
-    one): whoever set it, or opens the dashboard for the first time, gets that model."""
+    one): whoever set it, or opens the dashboard for the first time, gets that model. This
+    session's own models (adapted on a shared server) come last; no other session sees
+    them."""
     default = default_model_dir()
     others = [path for path in available_models() if path.resolve() != default.resolve()]
-    return [default, *others]
+    return [default, *others, *own_models()]
+
+
+def new_own_model_folder(name: str) -> Path:
+    """A folder, private to this session, for a model only this visitor will see.
+
+    It lives in a temporary folder that is removed when the session ends (the session
+    holds the only reference to it).
+    """
+    holder = tempfile.TemporaryDirectory(prefix="hematovision-session-model-")
+    st.session_state.setdefault("own_model_holders", []).append(holder)
+    return Path(holder.name) / name
+
+
+def keep_own_model(model_dir: Path) -> None:
+    """Offer ``model_dir`` (made in :func:`new_own_model_folder`) in this session's sidebar."""
+    st.session_state.setdefault("own_models", {})[str(model_dir)] = None
+
+
+def own_models() -> list[Path]:
+    return [Path(path) for path in st.session_state.get("own_models", {})]
+
+
+def _own_classifier(model_dir: str) -> Classifier:
+    """A model of this session's own, loaded once per session, not in the shared cache:
+    a server-wide cache would keep every visitor's model for the life of the process."""
+    kept = st.session_state["own_models"]
+    if kept[model_dir] is None:
+        kept[model_dir] = Classifier(model_dir)
+    return kept[model_dir]
 
 
 def current_classifier() -> Classifier:
     """The model chosen in the sidebar; stops the page with an error if it cannot load."""
     choice = st.session_state.get("model_dir") or str(default_model_dir())
     try:
+        if choice in st.session_state.get("own_models", {}):
+            return _own_classifier(choice)
         return load_classifier(choice)
-    except ModelFileError as error:
+    except HematoVisionError as error:  # a damaged model file or card
         st.error(f"The model could not be loaded: {error}")
         st.stop()
 

@@ -39,6 +39,7 @@ from hematovision.calibration import expected_calibration_error
 from hematovision.classifier import Classifier
 from hematovision.dataset import ADAPTATION_FILE, _rank, scan_folder
 from hematovision.decoding import decode_images
+from hematovision.errors import InputError
 from hematovision.familiarity import FAMILIARITY_FILE, Familiarity
 from hematovision.metrics import balanced_accuracy
 from hematovision.model_card import load_card, save_card
@@ -165,11 +166,14 @@ TUNINGS = ("last-layer", "last-block")
 
 def _check_tuning(tuning: str) -> None:
     if tuning not in TUNINGS:
-        raise ValueError(f"unknown tuning {tuning!r}; use one of: {', '.join(TUNINGS)}")
+        raise InputError(f"unknown tuning {tuning!r}; use one of: {', '.join(TUNINGS)}")
 
 
 class _Tuner:
-    """Tunes one model on some of the user's cells and scores the others.
+    """Tunes a copy of one model on some of the user's cells and scores the others.
+
+    The classifier's own Keras model is never changed: it may be the one every page of a
+    running dashboard predicts with.
 
     Both depths share this surface so that :func:`adapt` and :func:`adaptation_study` do
     not care which one runs; :meth:`fit` always starts again from the trained model.
@@ -179,20 +183,21 @@ class _Tuner:
                  tuning: str, settings: BlockTuning):
         self.settings = settings
         self.images, self.features = images, features
-        model = classifier.model
-        self.layer = model.get_layer(_LOGITS_LAYER)
-        self.weights, self.bias = (np.asarray(v, dtype=np.float64)
-                                   for v in self.layer.get_weights())
-        self.fitted = (self.weights, self.bias)
         self.familiarity, self.classes = classifier.familiarity, len(classifier.classes)
         self.block = None
         if tuning == "last-block":
             from hematovision.backbones import get_backbone
             from hematovision.last_block import LastBlock
 
-            self.block = LastBlock(model, get_backbone(classifier.card.backbone).last_block,
+            # LastBlock tunes a copy of its own; the classifier's model stays as it was.
+            self.block = LastBlock(classifier.model,
+                                   get_backbone(classifier.card.backbone).last_block,
                                    _LOGITS_LAYER)
             self.inputs = self.block.trunk_outputs(images)
+        self.source = classifier.model  # read, never written
+        self.weights, self.bias = (np.asarray(v, dtype=np.float64) for v in
+                                   self.source.get_layer(_LOGITS_LAYER).get_weights())
+        self.fitted = (self.weights, self.bias)
 
     def fit(self, used: list[int], labels: np.ndarray, pull: float = 1.0, seed: int = 0,
             progress: Callable[[float], None] | None = None) -> None:
@@ -218,16 +223,15 @@ class _Tuner:
             return self.features[cells] @ weights + bias
         return self.block.logits(self.inputs[cells])
 
-    def apply(self) -> None:
-        """Put the fitted weights into the Keras model (the block is tuned in place)."""
-        if self.block is None:
-            self.layer.set_weights([w.astype(np.float32) for w in self.fitted])
-
-    def reset(self) -> None:
-        """Give the Keras model its trained weights back."""
-        self.layer.set_weights([self.weights.astype(np.float32), self.bias.astype(np.float32)])
+    def tuned_model(self):
+        """A copy of the model with the fitted weights, ready to save."""
         if self.block is not None:
-            self.block.reset()
+            return self.block.model
+        from hematovision.last_block import copy_model
+
+        model = copy_model(self.source)
+        model.get_layer(_LOGITS_LAYER).set_weights([w.astype(np.float32) for w in self.fitted])
+        return model
 
 
 def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
@@ -246,7 +250,7 @@ def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
     report = progress or (lambda fraction, message: None)
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if out_dir.resolve() == model_dir.resolve():
-        raise ValueError("write the adapted model to a new folder, not over the original")
+        raise InputError("write the adapted model to a new folder, not over the original")
     _check_tuning(tuning)
     classifier = Classifier(model_dir)
     classes = list(classifier.classes)
@@ -254,7 +258,7 @@ def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
     items, labels, logits, features, images = _read_cells(classifier, data_dir)
     used, held = choose_cells([item.label for item in items], per_class, seed)
     if not used or not held:
-        raise ValueError(f"{data_dir}: too few labelled cells (need at least 2 per class)")
+        raise InputError(f"{data_dir}: too few labelled cells (need at least 2 per class)")
 
     report(0.2, f"tuning the {tuning.replace('-', ' ')}")
     tuner = _Tuner(classifier, images, features, tuning, settings)
@@ -266,12 +270,7 @@ def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
 
     report(0.72, "saving the adapted model")
     out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        tuner.apply()
-        keras_model = classifier.model
-        keras_model.save(out_dir / classifier.card.model_file)
-    finally:
-        tuner.reset()
+    tuner.tuned_model().save(out_dir / classifier.card.model_file)
     for extra in ("split.json",):
         if (model_dir / extra).is_file():
             shutil.copy(model_dir / extra, out_dir / extra)
@@ -332,7 +331,7 @@ def _read_cells(classifier: Classifier, data_dir: str | Path):
     images = images.astype(np.float32)
     logits, _, features = classifier.analyse(images)
     if features is None:
-        raise ValueError(f"{classifier.model_dir}'s runtime file has no features; run "
+        raise InputError(f"{classifier.model_dir}'s runtime file has no features; run "
                          f"'hematovision export --model {classifier.model_dir}' first")
     return items, labels, logits, features, images
 
@@ -353,7 +352,7 @@ def adaptation_study(classifier: Classifier, data_dir: str | Path,
     """What a few labelled cells per class buy: for each number of cells, adapt on that
     many (at most half of a class) and score on the rest, over several random splits.
 
-    Nothing is saved; the model gets its trained weights back after every split.
+    Nothing is saved, and the classifier's model is not changed (a copy is tuned).
     """
     report = progress or (lambda fraction, message: None)
     _check_tuning(tuning)
@@ -363,26 +362,23 @@ def adaptation_study(classifier: Classifier, data_dir: str | Path,
     temperature = classifier.card.temperature
     tuner = _Tuner(classifier, images, features, tuning, settings)
     rows = []
-    try:
-        for number, shot in enumerate(shots):
-            runs = []
-            for seed in range(splits):
-                report((number * splits + seed) / (len(shots) * splits),
-                       f"{shot} cells per class, split {seed + 1} of {splits}")
-                used, held = choose_cells(names, shot, seed)
-                tuner.fit(used, labels, pull, seed)
-                runs.append({"seed": seed, "used": len(used), "held_out": len(held),
-                             "before": score(logits[held], labels[held], temperature),
-                             "after": score(tuner.logits(held), labels[held], temperature)})
-            summary = {"per_class": shot, "splits": splits, "runs": runs}
-            for when in ("before", "after"):
-                for key in ("accuracy", "balanced_accuracy", "ece"):
-                    values = [run[when][key] for run in runs]
-                    summary[f"{when}_{key}"] = float(np.mean(values))
-                    summary[f"{when}_{key}_sd"] = float(np.std(values))
-            rows.append(summary)
-    finally:
-        tuner.reset()
+    for number, shot in enumerate(shots):
+        runs = []
+        for seed in range(splits):
+            report((number * splits + seed) / (len(shots) * splits),
+                   f"{shot} cells per class, split {seed + 1} of {splits}")
+            used, held = choose_cells(names, shot, seed)
+            tuner.fit(used, labels, pull, seed)
+            runs.append({"seed": seed, "used": len(used), "held_out": len(held),
+                         "before": score(logits[held], labels[held], temperature),
+                         "after": score(tuner.logits(held), labels[held], temperature)})
+        summary = {"per_class": shot, "splits": splits, "runs": runs}
+        for when in ("before", "after"):
+            for key in ("accuracy", "balanced_accuracy", "ece"):
+                values = [run[when][key] for run in runs]
+                summary[f"{when}_{key}"] = float(np.mean(values))
+                summary[f"{when}_{key}_sd"] = float(np.std(values))
+        rows.append(summary)
     return {"data": str(data_dir), "n": int(len(labels)), "tuning": tuning,
             "counts": {c: int(np.sum(labels == i)) for i, c in enumerate(classes)},
             "rows": rows}
@@ -427,11 +423,11 @@ def adapt_from_zip(model_dir: str | Path, archive: bytes, out_dir: str | Path,
             target.parent.mkdir(exist_ok=True)
             target.write_bytes(member.data)
         if not any(Path(folder).iterdir()):
-            raise ValueError("the zip holds no readable images in folders named after the "
+            raise InputError("the zip holds no readable images in folders named after the "
                              f"model's classes ({', '.join(classes.values())})")
         try:
             result = adapt(model_dir, folder, out_dir, per_class=per_class, seed=seed,
                            tuning=tuning, progress=progress)
         except (ValueError, FileNotFoundError) as error:
-            raise ValueError(str(error).replace(folder, "the uploaded zip")) from error
+            raise InputError(str(error).replace(folder, "the uploaded zip")) from error
     return result, skipped

@@ -7,14 +7,15 @@ import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
+from hematovision.errors import HematoVisionError
 from hematovision.images import IMAGE_SUFFIXES, ImageLimits
 
-__all__ = ["ArchiveError", "ArchiveLimits", "ArchiveMember", "read_zip"]
+__all__ = ["ArchiveError", "ArchiveLimits", "ArchiveMember", "read_zip", "zip_folder"]
 
 
-class ArchiveError(ValueError):
+class ArchiveError(HematoVisionError, ValueError):
     """The archive as a whole cannot be used (not a zip, too large, too many files)."""
 
 
@@ -85,3 +86,15 @@ def read_zip(data: bytes, image_limits: ImageLimits = ImageLimits(),
                 yield ArchiveMember(name, error=f"{name}: cannot be read from the zip ({error})")
                 continue
             yield ArchiveMember(name, data=content)
+
+
+def zip_folder(folder: str | Path) -> bytes:
+    """The files of ``folder`` (a model folder, say) as a zip whose entries sit in a folder
+    of the same name, so that unpacking it gives the folder back."""
+    folder = Path(folder)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, f"{folder.name}/{path.relative_to(folder).as_posix()}")
+    return buffer.getvalue()

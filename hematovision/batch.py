@@ -19,7 +19,7 @@ from scipy.stats import binomtest
 from hematovision.archive import ArchiveError, read_zip
 from hematovision.cell_finder import CellBox
 from hematovision.classifier import REVIEW, UNFAMILIAR, Classifier, Prediction
-from hematovision.folders import files_under
+from hematovision.folders import FolderLimits, files_under
 from hematovision.images import IMAGE_SUFFIXES, ImageError, ImageLimits, read_image
 
 __all__ = ["CellResult", "Differential", "sources_from_paths", "sources_from_upload",
@@ -94,9 +94,11 @@ class Differential:
         return float(ci.low), float(ci.high)
 
 
-def sources_from_paths(paths: Iterable[str | Path]) -> list[tuple[str, bytes | None, str]]:
+def sources_from_paths(paths: Iterable[str | Path], limits: FolderLimits = FolderLimits()
+                       ) -> list[tuple[str, bytes | None, str]]:
     """``(name, bytes, error)`` for files, folders (recursive) and .zip files on disk; a
-    file named twice (a folder and a file in it, say) is read once.
+    file named twice (a folder and a file in it, say) is read once. ``limits`` bound each
+    folder walked (:class:`hematovision.errors.FolderTooLargeError` past them).
 
     Inside folders, files are taken by their suffix; the others (notes, tables, a phone's
     .heic) are skipped with a warning that names them, so none goes missing unnoticed.
@@ -111,7 +113,7 @@ def sources_from_paths(paths: Iterable[str | Path]) -> list[tuple[str, bytes | N
             unreachable.append(_unreadable(path, error))
             continue
         if is_folder:
-            contents = files_under(path)
+            contents = files_under(path, limits)
             for file in contents.files:
                 taken = file.suffix.lower() in IMAGE_SUFFIXES + (".zip",)
                 (files if taken else skipped).append(file)

@@ -16,6 +16,7 @@ import numpy as np
 from scipy.special import softmax
 
 from hematovision.cell_finder import CellBox
+from hematovision.errors import HematoVisionError
 from hematovision.familiarity import load_familiarity, sharpness
 from hematovision.images import frame_image, missing_cell, to_model_input
 from hematovision.model_card import ModelCard, load_card
@@ -30,7 +31,7 @@ REVIEW = "Review"
 UNFAMILIAR = "Unfamiliar"
 
 
-class ModelFileError(RuntimeError):
+class ModelFileError(HematoVisionError, RuntimeError):
     """A model file is missing, damaged, or not the one its card describes."""
 
 

@@ -170,9 +170,9 @@ def _review_threshold(args) -> int:
 
 
 def _foreign(args) -> int:
-    import json
     from dataclasses import replace
 
+    from hematovision.atomic import write_json_atomic
     from hematovision.classifier import Classifier
     from hematovision.dataset import test_split_files
     from hematovision.foreign import measure_foreign
@@ -184,7 +184,7 @@ def _foreign(args) -> int:
         print(f"error: {args.data} does not hold {args.model}'s test split", file=sys.stderr)
         return 2
     result = measure_foreign(classifier, [path for path, _ in files])
-    (Path(args.model) / "foreign.json").write_text(json.dumps(result, indent=1) + "\n")
+    write_json_atomic(Path(args.model) / "foreign.json", result)
     summary = {key: value for key, value in result.items() if key != "images"}
     save_card(args.model, replace(load_card(args.model), foreign=summary))
     for kind, row in result["kinds"].items():
@@ -202,9 +202,9 @@ def _adapt(args) -> int:
     from hematovision.adaptation import adapt, adaptation_study
 
     if args.study:
-        import json
         from dataclasses import replace
 
+        from hematovision.atomic import write_json_atomic
         from hematovision.classifier import Classifier
         from hematovision.model_card import load_card, save_card
 
@@ -221,8 +221,7 @@ def _adapt(args) -> int:
         name = Path(args.data).resolve().name
         # One file per depth, so a study of the other depth does not overwrite this one.
         suffix = "" if args.tuning == "last-layer" else f"_{args.tuning}"
-        (Path(args.model) / f"adaptation_{name}{suffix}.json").write_text(
-            json.dumps(study, indent=1) + "\n")
+        write_json_atomic(Path(args.model) / f"adaptation_{name}{suffix}.json", study)
         card = load_card(args.model)
         rows = [{k: v for k, v in row.items() if k != "runs"} for row in study["rows"]]
         # Each depth keeps its own study in the card, as in its own file.
@@ -662,14 +661,35 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from hematovision.classifier import ModelFileError
-    from hematovision.images import ImageError
+    return _run(args, verbose)
+
+
+# Exit statuses: 0 done; 1 the user can fix something (HematoVisionError, a file the
+# system could not read or write, and, until every module raises the family, a plain
+# ValueError), or some inputs failed (predict); 2 argparse's, a bad option; 3 a bug.
+USER_ERROR, BUG = 1, 3
+
+
+def _run(args: argparse.Namespace, verbose: bool) -> int:
+    """Run the command; an error becomes one line on stderr, with the traceback under
+    ``--verbose`` unless it is one of ours (whose message says all there is)."""
+    import traceback
+
+    from hematovision.errors import HematoVisionError
 
     try:
         return args.run(args)
-    except (ModelFileError, ImageError, OSError, ValueError) as error:
+    except (HematoVisionError, OSError, ValueError) as error:
+        if verbose and not isinstance(error, HematoVisionError):
+            traceback.print_exc()
         print(f"error: {_error_text(error)}", file=sys.stderr)
-        return 2
+        return USER_ERROR
+    except Exception as error:  # noqa: BLE001 - a bug: say so, in one line unless asked
+        if verbose:
+            traceback.print_exc()
+        print(f"error: unexpected {type(error).__name__}: {error} (a bug in hematovision; "
+              "run again with --verbose for the traceback and report it)", file=sys.stderr)
+        return BUG
 
 
 def _error_text(error: Exception) -> str:

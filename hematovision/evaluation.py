@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -10,7 +9,9 @@ from pathlib import Path
 import numpy as np
 from scipy.special import softmax
 
+from hematovision.atomic import write_json_atomic
 from hematovision.calibration import expected_calibration_error, reliability_bins
+from hematovision.card_markdown import auc_text, percent_text
 from hematovision.classifier import CONFIDENT, REVIEW, UNFAMILIAR, Classifier
 from hematovision.dataset import (
     learned_from,
@@ -22,7 +23,7 @@ from hematovision.dataset import (
 from hematovision.decoding import decode_images
 from hematovision.familiarity import sharpness
 from hematovision.metrics import balanced_accuracy, classification_report
-from hematovision.model_card import _pct, auc_text, load_card, save_card
+from hematovision.model_card import load_card, save_card
 
 __all__ = ["evaluate", "format_report", "format_table"]
 
@@ -185,14 +186,13 @@ def _save(classifier: Classifier, report: dict, data_dir: Path) -> None:
         # metrics); every source's is also kept under its name.
         first = not sources or sources[0] == set_name
         file_name = "evaluation.json" if first else f"evaluation_test_{set_name}.json"
-        (model_dir / file_name).write_text(json.dumps(report, indent=1) + "\n")
+        write_json_atomic(model_dir / file_name, report)
         if first:
             card = replace(card, metrics=summary)
         if sources:
             card = replace(card, source_tests={**card.source_tests, set_name: summary})
     else:
-        (model_dir / f"evaluation_{set_name}.json").write_text(
-            json.dumps(report, indent=1) + "\n")
+        write_json_atomic(model_dir / f"evaluation_{set_name}.json", report)
         entry = {"name": set_name, "metrics": summary}
         if "restricted" in report:
             entry["restricted"] = {k: report["restricted"][k] for k in summary_keys
@@ -245,10 +245,10 @@ def format_report(report: dict) -> str:
     if "share_unfamiliar" in metrics:
         familiar = metrics["accuracy_familiar"]
         lines.append(
-            f"flagged Unfamiliar {_pct(metrics['share_unfamiliar'])}, Review "
-            f"{_pct(metrics['share_review'])}; accuracy on the cells not flagged Unfamiliar "
-            f"{_pct(familiar)}; of the wrong answers {_pct(metrics['wrong_flagged'])} were "
-            "flagged")
+            f"flagged Unfamiliar {percent_text(metrics['share_unfamiliar'])}, Review "
+            f"{percent_text(metrics['share_review'])}; accuracy on the cells not flagged "
+            f"Unfamiliar {percent_text(familiar)}; of the wrong answers "
+            f"{percent_text(metrics['wrong_flagged'])} were flagged")
     if report["unreadable"]:
         lines.append(f"unreadable files left out: {len(report['unreadable'])}")
     if report.get("left_out_learned_from"):
@@ -266,8 +266,8 @@ def format_table(reports: list[dict]) -> str:
         name = (Path(report["data"]).resolve().name
                 + (" (test)" if report["kind"] == "test split" else ""))
         metrics = report["metrics"]
-        flags = (f"{_pct(metrics.get('share_unfamiliar')):>12}"
-                 f"{_pct(metrics.get('share_review')):>9}")
+        flags = (f"{percent_text(metrics.get('share_unfamiliar')):>12}"
+                 f"{percent_text(metrics.get('share_review')):>9}")
         for labels, row in (("strict", metrics), ("restricted", report.get("restricted"))):
             if row is None:
                 continue

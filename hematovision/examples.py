@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hematovision.classifier import Classifier
 from hematovision.dataset import learned_from, test_split_files
+from hematovision.errors import InputError
 from hematovision.images import IMAGE_SUFFIXES
 from hematovision.torch_state_dict import sha256_of_file
 
@@ -52,10 +53,10 @@ def example_cells(classifier: Classifier, folders: Folders, label: str, count: i
     for folder in chosen:
         try:
             pools.append(_example_cells_in(classifier, folder, label, count, seed, shown))
-        except ValueError as error:
+        except InputError as error:
             problems.append(str(error))
     if not pools:
-        raise ValueError("; ".join(problems))
+        raise InputError("; ".join(problems))
     turns = [path for group in zip(*[p + [None] * (count - len(p)) for p in pools])
              for path in group if path is not None]
     return turns[:count]
@@ -78,12 +79,12 @@ def _example_cells_in(classifier: Classifier, folder: str | Path, label: str, co
     if test_files is not None:
         pool = [path for path, name in test_files if name == label.lower()]
         if not pool:
-            raise ValueError(f"no held-out example images of {label!r} under {folder}")
+            raise InputError(f"no held-out example images of {label!r} under {folder}")
     else:
         pool = _unlearned(classifier, folder, label)
     fresh = [path for path in pool if path.name not in shown]
     if not fresh:
-        raise ValueError(f"all {len(pool)} example images of {label!r} are shown already")
+        raise InputError(f"all {len(pool)} example images of {label!r} are shown already")
     return random.Random(seed).sample(fresh, min(count, len(fresh)))
 
 
@@ -93,11 +94,11 @@ def _unlearned(classifier: Classifier, folder: Path, label: str) -> list[Path]:
     images = sorted(p for match in matching for p in match.iterdir()
                     if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
-        raise ValueError(f"no example images of {label!r} under {folder}")
+        raise InputError(f"no example images of {label!r} under {folder}")
     learned = learned_from(classifier.model_dir)
     pool = [path for path in images if _digest(path) not in learned]
     if not pool:
-        raise ValueError(f"every image of {label!r} under {folder} ({len(images)}) is a "
+        raise InputError(f"every image of {label!r} under {folder} ({len(images)}) is a "
                          "cell the model learned from")
     return pool
 

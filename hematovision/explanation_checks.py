@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 from scipy.stats import spearmanr
 
+from hematovision.atomic import write_json_atomic
 from hematovision.classifier import Classifier
 from hematovision.explainers import available_methods, explain, get_explainer
 from hematovision.images import read_image
@@ -199,5 +199,4 @@ def run_checks(classifier: Classifier, cells: list[Path], masked: list[tuple[Pat
 
 def save_checks(model_dir: str | Path, checks: dict) -> Path:
     path = Path(model_dir) / CHECKS_FILE
-    path.write_text(json.dumps(checks, indent=1) + "\n")
-    return path
+    return write_json_atomic(path, checks)

@@ -24,6 +24,7 @@ from hematovision.cell_finder import (
     overlap,
     whole_image_box,
 )
+from hematovision.errors import HematoVisionError
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -40,7 +41,7 @@ __all__ = [
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 
 
-class ImageError(ValueError):
+class ImageError(HematoVisionError, ValueError):
     """An input that cannot be used as a cell image; the message names it and says why."""
 
 

@@ -23,11 +23,20 @@ from hematovision.pipeline import augment
 if TYPE_CHECKING:
     from hematovision.adaptation import BlockTuning
 
-__all__ = ["LastBlock"]
+__all__ = ["LastBlock", "copy_model"]
+
+
+def copy_model(model: keras.Model) -> keras.Model:
+    """A copy of ``model`` with its own weights (same layers, names and values): tuning
+    it leaves the original, which a running dashboard may be predicting with, unchanged."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 class LastBlock:
-    """A trained model cut before its last block; tuning changes the model in place.
+    """A copy of a trained model, cut before its last block; tuning changes the copy
+    (:attr:`model`), never the model it was given.
 
     Args:
         model: the trained Keras classifier (logits layer named ``logits_layer``).
@@ -36,6 +45,7 @@ class LastBlock:
     """
 
     def __init__(self, model: keras.Model, first_layer: str, logits_layer: str = "logits"):
+        self.model = model = copy_model(model)
         cut = model.get_layer(first_layer).input
         self.trunk = keras.Model(model.inputs, cut)
         self.top = keras.Model(cut, model.get_layer(logits_layer).output)
@@ -45,7 +55,7 @@ class LastBlock:
         self._trained = [np.array(w) for w in self.top.trainable_weights]
 
     def reset(self) -> None:
-        """Put back the weights the model had when it was cut."""
+        """Put back the weights the copy had when it was cut."""
         for weight, value in zip(self.top.trainable_weights, self._trained):
             weight.assign(value)
 

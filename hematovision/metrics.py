@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
+from sklearn.metrics import (
+    balanced_accuracy_score,
+    confusion_matrix,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
 
 __all__ = ["balanced_accuracy", "classification_report"]
 
 
-def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray,
-                      classes: list[int] | None = None) -> float:
-    """Mean recall over the classes present in ``labels`` (or over ``classes``)."""
-    present = classes if classes is not None else sorted(set(labels.tolist()))
-    recalls = [float(np.mean(predicted[labels == c] == c)) for c in present if np.any(labels == c)]
-    return float(np.mean(recalls)) if recalls else float("nan")
+def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean recall over the classes present in ``labels`` (scikit-learn's
+    ``balanced_accuracy_score``); NaN for no cells.
+
+    A class the model predicts but ``labels`` lacks has no recall and is left out, as
+    scikit-learn does. Its warnings about that, and about a set of one class, are
+    silenced: an external set that lacks some of the model's classes, or a bootstrap
+    resample of a small one, is the normal case here.
+    """
+    if len(labels) == 0:
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
+        warnings.filterwarnings("ignore", "A single label was found")
+        return float(balanced_accuracy_score(labels, predicted))
 
 
 def _interval(samples: np.ndarray) -> list[float] | None:
@@ -52,7 +68,7 @@ def classification_report(
         sample = rng.integers(0, len(labels), len(labels))
         y, p = labels[sample], predicted[sample]
         boot["accuracy"].append(np.mean(y == p))
-        boot["balanced_accuracy"].append(balanced_accuracy(y, p, present))
+        boot["balanced_accuracy"].append(balanced_accuracy(y, p))
         pr, rc, f, sup = precision_recall_fscore_support(y, p, labels=indices, zero_division=0)
         absent = sup == 0
         rc = np.where(absent, np.nan, rc)
@@ -87,7 +103,7 @@ def classification_report(
         "n": int(len(labels)),
         "accuracy": float(np.mean(labels == predicted)),
         "accuracy_ci95": _interval(np.array(boot["accuracy"])),
-        "balanced_accuracy": balanced_accuracy(labels, predicted, present),
+        "balanced_accuracy": balanced_accuracy(labels, predicted),
         "balanced_accuracy_ci95": _interval(np.array(boot["balanced_accuracy"])),
         "macro_auc_ovr": auc,
         "per_class": per_class,

@@ -3,17 +3,25 @@
 Classes, input size, preprocessing, temperature, the review threshold and the Grad-CAM
 layer live here rather than in code, so pages and the CLI read them from the model they
 are using (Mitchell et al. 2019, "Model Cards for Model Reporting").
+
+A card fails closed: a key it does not know (a misspelt ``familiarity_file`` would switch
+the Unfamiliar checks off without a word) or a required key it lacks is an error that
+names the key and the file. Its Markdown rendering is :mod:`hematovision.card_markdown`.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import numbers
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
-__all__ = ["CARD_FILE", "MODEL_FILE", "ModelCard", "load_card", "save_card", "render_markdown",
-           "data_markdown", "training_markdown", "auc_text", "adaptation_text"]
+from hematovision.atomic import write_json_atomic, write_text_atomic
+from hematovision.card_markdown import render_markdown
+from hematovision.errors import CardError, MissingFileError
+
+__all__ = ["CARD_FILE", "CARD_MARKDOWN", "MODEL_FILE", "ModelCard", "load_card", "save_card"]
 
 CARD_FILE = "card.json"
 CARD_MARKDOWN = "MODEL_CARD.md"
@@ -103,252 +111,53 @@ def load_card(model_dir: str | Path) -> ModelCard:
     """Read ``card.json`` from a model folder.
 
     Raises:
-        FileNotFoundError: the folder or its card is missing (the message names the file).
-        ValueError: the card is not valid JSON or lacks required fields.
+        MissingFileError: the folder or its card is missing (a ``FileNotFoundError``).
+        CardError: the card is not valid JSON, has a key :class:`ModelCard` does not know,
+            lacks a required one, or holds a wrong value (a ``ValueError``); the message
+            names the key and the file.
     """
     path = Path(model_dir) / CARD_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"model card not found: {path}")
+        raise MissingFileError(f"model card not found: {path}")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"model card {path} is not valid JSON: {error}") from error
+        raise CardError(f"model card {path} is not valid JSON: {error}") from error
     if not isinstance(raw, dict):
-        raise ValueError(f"model card {path} is not a JSON object of fields")
-    known = {f.name for f in fields(ModelCard)}
+        raise CardError(f"model card {path} is not a JSON object of fields")
+    _check_keys(raw, path)
     try:
-        raw = {key: value for key, value in raw.items() if key in known}
         raw["classes"] = tuple(raw["classes"])
         raw["limitations"] = tuple(raw.get("limitations", ()))
         if "rows" in raw.get("adaptation", {}):  # one study, as cards held before depths
             raw["adaptation"] = {raw["adaptation"].get("tuning", "last-layer"): raw["adaptation"]}
         return ModelCard(**raw)
-    except (KeyError, TypeError, AttributeError, ValueError) as error:
-        raise ValueError(f"model card {path} is incomplete or damaged: {error}") from error
+    except (TypeError, AttributeError, ValueError) as error:
+        raise CardError(f"model card {path} is damaged: {error}") from error
+
+
+def _check_keys(raw: dict, path: Path) -> None:
+    """Every key known and every required one there, or a CardError naming them."""
+    known = [f.name for f in fields(ModelCard)]
+    unknown = [key for key in raw if key not in known]
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, known, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise CardError(f"model card {path} has unknown key{'s' if len(unknown) > 1 else ''} "
+                        f"{', '.join(hints)}; a card holds only: {', '.join(known)}")
+    required = [f.name for f in fields(ModelCard)
+                if f.default is MISSING and f.default_factory is MISSING]
+    missing = [key for key in required if key not in raw]
+    if missing:
+        raise CardError(f"model card {path} lacks the required key"
+                        f"{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}")
 
 
 def save_card(model_dir: str | Path, card: ModelCard) -> None:
-    """Write ``card.json`` and its Markdown rendering."""
+    """Write ``card.json`` and its Markdown rendering, each in one step (a reader never
+    finds half a card)."""
     model_dir = Path(model_dir)
-    (model_dir / CARD_FILE).write_text(json.dumps(asdict(card), indent=2) + "\n", encoding="utf-8")
-    (model_dir / CARD_MARKDOWN).write_text(render_markdown(card), encoding="utf-8")
-
-
-def _pct(value) -> str:
-    return "–" if value is None or value != value else f"{100 * value:.1f} %"
-
-
-def auc_text(value: float | None) -> str:
-    """The macro AUC to four places; a set of one class has none."""
-    return "– (one class only)" if value is None or value != value else f"{value:.4f}"
-
-
-TUNING_WORDS = {"last-layer": "last layer only", "last-block": "last block and layer"}
-
-
-def adaptation_text(card: ModelCard, tuning: str = "last-layer") -> str | None:
-    """What adapting this model to another laboratory at ``tuning`` depth bought where it
-    was measured, in one sentence; ``None`` if it never was. A user deciding whether to
-    label cells should see the measured gain, not a promise."""
-    study = card.adaptation.get(tuning, {})
-    rows = study.get("rows", [])
-    if not rows:
-        return None
-    parts = [f"{row['per_class']} cells per class: {_pct(row['before_balanced_accuracy'])} → "
-             f"{_pct(row['after_balanced_accuracy'])}" for row in rows]
-    return (f"Measured ({TUNING_WORDS.get(tuning, tuning)}) on {study['data']}, another "
-            "laboratory's cells: balanced accuracy on the cells not used for adapting, "
-            f"before → after, over {rows[0]['splits']} random splits — " + "; ".join(parts)
-            + ".")
-
-
-def _ci(values) -> str:
-    return f" ({_pct(values[0])} – {_pct(values[1])})" if values else ""
-
-
-def _metrics_table(metrics: dict) -> list[str]:
-    lines = [
-        f"- accuracy {_pct(metrics.get('accuracy'))}{_ci(metrics.get('accuracy_ci95'))}",
-        f"- balanced accuracy {_pct(metrics.get('balanced_accuracy'))}"
-        f"{_ci(metrics.get('balanced_accuracy_ci95'))}",
-        f"- macro one-vs-rest ROC AUC {auc_text(metrics.get('macro_auc_ovr'))}",
-    ]
-    if "ece_before_temperature" in metrics:
-        lines.append(
-            f"- expected calibration error (15 bins): {metrics['ece_before_temperature']:.4f} "
-            f"before, {metrics['ece_after_temperature']:.4f} after temperature scaling"
-        )
-    per_class = metrics.get("per_class", {})
-    if per_class:
-        lines += ["", "| class | n | precision | recall | F1 (95 % CI) |", "|---|---|---|---|---|"]
-        for name, row in per_class.items():
-            if not row["support"]:  # recall and F1 are undefined, not 0
-                lines.append(f"| {name} | 0 | {_pct(row['precision'])} | – "
-                             f"| no cells of this class here |")
-                continue
-            lines.append(
-                f"| {name} | {row['support']} | {_pct(row['precision'])} | {_pct(row['recall'])} "
-                f"| {_pct(row['f1'])}{_ci(row.get('f1_ci95'))} |"
-            )
-    return lines
-
-
-_FRAMING = {
-    "whole": "the whole picture, padded to a square",
-    "cell": "a square around the white cell, found by its stained nucleus, with the cell at "
-            "about half the frame (the whole picture when none is found, flagged Unfamiliar)",
-}
-
-
-def _flag_lines(metrics: dict) -> list[str]:
-    if "share_unfamiliar" not in metrics:
-        return []
-    return [f"- flagged Unfamiliar {_pct(metrics['share_unfamiliar'])}, Review "
-            f"{_pct(metrics.get('share_review'))}; accuracy on the cells not flagged "
-            f"Unfamiliar {_pct(metrics.get('accuracy_familiar'))}; of the wrong answers "
-            f"{_pct(metrics.get('wrong_flagged'))} were flagged"]
-
-
-def _cross_lab_table(card: ModelCard) -> list[str]:
-    lines = ["## Across laboratories", "",
-             "| data | labels | n | accuracy | balanced accuracy | ECE | Unfamiliar |",
-             "|---|---|---|---|---|---|---|"]
-    rows = [("held-out test", card.metrics, None)] if card.metrics else []
-    rows += [(e.get("name", "?"), e.get("metrics", {}), e.get("restricted"))
-             for e in card.external]
-    for name, strict, restricted in rows:
-        for labels, row in (("strict", strict), ("restricted", restricted)):
-            if row:
-                lines.append(f"| {name} | {labels} | {row.get('n')} | {_pct(row.get('accuracy'))} "
-                             f"| {_pct(row.get('balanced_accuracy'))} | "
-                             f"{row.get('ece_after_temperature', float('nan')):.3f} | "
-                             f"{_pct(strict.get('share_unfamiliar'))} |")
-    return [*lines, ""]
-
-
-def data_markdown(data: dict) -> str:
-    """Source, fingerprint and a class × split table of the training data."""
-    counts = data.get("counts", {})
-    splits = list(counts)
-    classes = list(dict.fromkeys(name for split in counts.values() for name in split))
-    lines = [f"Source `{data.get('source', '?')}`; split fingerprint "
-             f"`{data.get('split_fingerprint', '?')}`"
-             + "".join(f"; {key.replace('_', ' ')}: {data[key]}" for key in
-                       ("duplicates_removed", "conflicting_groups_dropped", "skipped_files")
-                       if key in data) + "."]
-    if counts:
-        lines += ["", "| class | " + " | ".join(splits) + " |",
-                  "|---|" + "---|" * len(splits)]
-        lines += [f"| {name} | " + " | ".join(str(counts[split].get(name, 0))
-                                               for split in splits) + " |" for name in classes]
-        lines.append("| **all** | " + " | ".join(str(sum(counts[split].values()))
-                                                   for split in splits) + " |")
-    return "\n".join(lines)
-
-
-def _minutes(seconds) -> str:
-    return f"{seconds / 60:.0f} min" if isinstance(seconds, (int, float)) else "?"
-
-
-def training_markdown(training: dict, record: bool = True) -> str:
-    """Hardware, time, runs, settings; with `record`, the raw record folded away."""
-    lines = []
-    facts = [("hardware", training.get("hardware")),
-             ("this run", _minutes(training.get("total_seconds"))),
-             ("all runs that led to it", training.get("all_runs_seconds")
-              and _minutes(training["all_runs_seconds"])),
-             ("validation balanced accuracy", training.get("val_balanced_accuracy")
-              and f"{training['val_balanced_accuracy']:.4f}"),
-             ("TensorFlow / Keras", training.get("tensorflow")
-              and f"{training['tensorflow']} / {training.get('keras', '?')}")]
-    lines += [f"- {name}: {value}" for name, value in facts if value]
-    if training.get("runs"):
-        lines += ["", training["runs"]]
-    config = training.get("config", {})
-    if config:
-        lines += ["", "| setting | value |", "|---|---|"]
-        # The card's own review threshold (above) may have been refitted since training.
-        lines += [f"| {key.replace('_', ' ')} | {value} |" for key, value in config.items()
-                  if value is not None and not isinstance(value, dict)
-                  and key != "review_threshold"]
-        lines += [f"| augmentation: {key.replace('_', ' ')} | {value} |"
-                  for key, value in config.get("augmentation", {}).items()]
-    ablation = training.get("augmentation_ablation")
-    if ablation:
-        lines += ["", f"Augmentation families: {ablation['method']}, "
-                      f"{ablation['train_cells']} training cells.", "",
-                  "| family | PBC test balanced | zheng2018_d2 balanced |", "|---|---|---|"]
-        lines += [f"| {row['family']} | {row['pbc_test_balanced']:.3f} | "
-                  f"{row['zheng_balanced']:.3f} |" for row in ablation.get("rows", [])]
-    if record:  # earlier runs' settings and anything else, in full
-        lines += ["", "<details><summary>Everything recorded about training (card.json)"
-                      "</summary>", "", "```json", json.dumps(training, indent=2), "```",
-                  "</details>"]
-    return "\n".join(lines)
-
-
-def render_markdown(card: ModelCard) -> str:
-    lines = [
-        f"# Model card: {card.name}",
-        "",
-        f"**Classes** ({len(card.classes)}): {', '.join(card.classes)}",
-        "",
-        f"- **Backbone**: {card.backbone}; weights: {card.weight_source}",
-        f"- **Input**: RGB {card.input_size}×{card.input_size}; {card.preprocessing}",
-        f"- **Temperature**: {card.temperature:.4f}; "
-        f"**review threshold**: {card.review_threshold:.2f}"
-        + (f" ({card.review_rule})" if card.review_rule else ""),
-        f"- **Model file**: `{card.model_file}` (sha256 `{card.model_sha256}`)",
-        f"- **Fast runtime**: `{card.runtime_file or 'none'}` (sha256 `{card.runtime_sha256}`)",
-        f"- **Framing**: {_FRAMING[card.framing]}",
-        f"- **Familiarity statistics**: `{card.familiarity_file or 'none'}` "
-        f"(sha256 `{card.familiarity_sha256}`)",
-        "",
-        "## Intended use",
-        card.intended_use,
-        "",
-        "## Out of scope",
-        card.out_of_scope,
-        "",
-    ]
-    if card.data:
-        lines += ["## Data", data_markdown(card.data), ""]
-    if card.training:
-        lines += ["## Training", training_markdown(card.training), ""]
-    if card.metrics:
-        lines += ["## Held-out test results", *_metrics_table(card.metrics),
-                  *_flag_lines(card.metrics), ""]
-    if card.external:
-        lines += _cross_lab_table(card)
-    for result in card.external:
-        lines += [f"## External data: {result.get('name', '?')}",
-                  *_metrics_table(result.get("metrics", {})),
-                  *_flag_lines(result.get("metrics", {}))]
-        if "restricted" in result:
-            lines += ["", "Restricted to the classes present:",
-                      *_metrics_table(result["restricted"])]
-        lines.append("")
-    if card.foreign:
-        lines += ["## Images that are not blood cells",
-                  f"Flagged Unfamiliar: {card.foreign['flagged']} of {card.foreign['n']} "
-                  f"({_pct(card.foreign['share_flagged'])}); measured with "
-                  "`hematovision foreign`.", "", "| kind | n | flagged |", "|---|---|---|"]
-        lines += [f"| {kind} | {row['n']} | {_pct(row['share_flagged'])} |"
-                  for kind, row in card.foreign.get("kinds", {}).items()]
-        lines.append("")
-    for tuning, study in card.adaptation.items():
-        lines += [f"## Adapting to another laboratory ({study['data']}): "
-                  f"{TUNING_WORDS.get(tuning, tuning)}",
-                  "Adapted on N cells per class (at most half of a class), scored on the "
-                  "rest; mean ± sd over random splits (`hematovision adapt --study`).",
-                  "", "| cells/class | balanced before | balanced after | accuracy after "
-                  "| ECE after |", "|---|---|---|---|---|"]
-        lines += [f"| {row['per_class']} | {_pct(row['before_balanced_accuracy'])} | "
-                  f"{_pct(row['after_balanced_accuracy'])} ± "
-                  f"{100 * row['after_balanced_accuracy_sd']:.1f} | "
-                  f"{_pct(row['after_accuracy'])} | {row['after_ece']:.3f} |"
-                  for row in study.get("rows", [])]
-        lines.append("")
-    if card.limitations:
-        lines += ["## Known limitations", *[f"- {item}" for item in card.limitations], ""]
-    return "\n".join(lines)
+    write_json_atomic(model_dir / CARD_FILE, asdict(card), indent=2)
+    write_text_atomic(model_dir / CARD_MARKDOWN, render_markdown(card))

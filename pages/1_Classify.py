@@ -16,6 +16,7 @@ from dashboard.state import (
 from dashboard.tables import COLUMN_CONFIG, answer_columns
 from hematovision.charts import probability_bars
 from hematovision.classifier import REVIEW, UNFAMILIAR
+from hematovision.errors import HematoVisionError
 from hematovision.examples import example_cells, example_classes
 
 st.set_page_config(page_title="Classify · HematoVision", page_icon="🔬", layout="wide")
@@ -44,7 +45,7 @@ if folders:
             try:
                 paths = example_cells(classifier, folders, label, int(count), seed=len(held),
                                       shown={cell.name for cell in held})
-            except ValueError as error:
+            except HematoVisionError as error:
                 st.warning(f"No examples added: {error}.")
                 paths = []
             held += [make_cell(path.name, path.read_bytes()) for path in paths]

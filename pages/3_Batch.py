@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard.results import model_key
 from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
-from dashboard.state import LIMITS, remembered_uploads
+from dashboard.state import FOLDER_LIMITS, LIMITS, local_mode, remembered_uploads
 from dashboard.tables import COLUMN_CONFIG, answer_columns
 from hematovision.batch import (
     CSV_ENCODING,
@@ -18,6 +18,7 @@ from hematovision.batch import (
     sources_from_upload,
 )
 from hematovision.charts import differential_bars
+from hematovision.errors import HematoVisionError
 from hematovision.overlay import thumbnail_uri
 from hematovision.report import build_report, gradcam_thumbnails
 
@@ -35,19 +36,27 @@ uploads = remembered_uploads(
     "Cell images or .zip files", "batch_uploads",
     lambda kept: f"Kept for the next run: {len(kept)} file{'s' if len(kept) != 1 else ''} "
                  "uploaded before you opened another page.")
-folder = st.text_input("…or a folder on this computer (when running locally)", key="batch_folder")
+# A folder on the server only when it runs for one user (HEMATOVISION_LOCAL=1): on a
+# shared server a typed path would let any visitor read the server's files.
+folder = (st.text_input("…or a folder on this computer", key="batch_folder")
+          if local_mode() else "")
 clicked = st.button("Classify all", key="run_batch", type="primary")
 if clicked:
     sources = []
-    for upload in uploads:
-        sources += sources_from_upload(upload.name, upload.data)
-    if folder:
-        if Path(folder).is_dir():
-            sources += sources_from_paths([folder])
-        else:
-            st.error(f"Folder not found: {folder}")
+    try:
+        for upload in uploads:
+            sources += sources_from_upload(upload.name, upload.data)
+        if folder:
+            if Path(folder).is_dir():
+                sources += sources_from_paths([folder], FOLDER_LIMITS)
+            else:
+                st.error(f"Folder not found: {folder}")
+    except HematoVisionError as error:
+        st.error(str(error))
+        st.stop()
     if not sources:
-        st.warning("Nothing to classify: upload images or a .zip, or give a folder.")
+        st.warning("Nothing to classify: upload images or a .zip"
+                   + (", or give a folder." if local_mode() else "."))
         st.stop()
     st.session_state["batch_sources"] = sources
 elif "batch_sources" not in st.session_state:

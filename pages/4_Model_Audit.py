@@ -5,8 +5,8 @@ import streamlit as st
 from dashboard.sidebar import review_threshold, show_sidebar
 from dashboard.state import examples_folder, make_cell, try_decode
 from dashboard.tables import estimate
+from hematovision.card_markdown import data_markdown, training_markdown
 from hematovision.explainers import available_methods
-from hematovision.model_card import data_markdown, training_markdown
 from hematovision.model_charts import (
     confusion_heatmap,
     coverage_curve,

@@ -9,6 +9,7 @@ from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
 from dashboard.state import examples_folders, make_cell, try_decode
 from hematovision.atlas import REFERENCE, confusions, notes_for
 from hematovision.classifier import UNFAMILIAR
+from hematovision.errors import HematoVisionError
 from hematovision.examples import example_cells, held_out
 from hematovision.model_report import load_evaluation
 
@@ -49,7 +50,7 @@ with atlas_tab:
         columns = st.columns(4)
         try:
             examples = example_cells(classifier, folders, name, 4, seed=0)
-        except ValueError:
+        except HematoVisionError:
             examples = []
             st.caption(f"The dataset folder holds no example cells of {name}.")
         for column, path in zip(columns, examples):
@@ -77,7 +78,7 @@ with quiz_tab:
                 # Any of the laboratories: the quiz shows other cameras too.
                 path = example_cells(classifier, random.sample(folders, len(folders)),
                                      label, 1)[0]
-            except ValueError:
+            except HematoVisionError:
                 continue
             st.session_state["quiz_cell"] = (make_cell(path.name, path.read_bytes()), label,
                                              model_key(classifier))

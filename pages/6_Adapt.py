@@ -1,13 +1,16 @@
 """Adapt: teach the model your microscope with a few labelled cells per class."""
 
 import re
+from pathlib import Path
 
 import streamlit as st
 
 from dashboard.sidebar import show_sidebar
+from dashboard.state import keep_own_model, local_mode, new_own_model_folder
 from hematovision.adaptation import adapt_from_zip
-from hematovision.archive import ArchiveError
-from hematovision.model_card import adaptation_text
+from hematovision.archive import zip_folder
+from hematovision.card_markdown import adaptation_text
+from hematovision.errors import HematoVisionError
 from hematovision.models import models_root
 
 st.set_page_config(page_title="Adapt · HematoVision", page_icon="🧪", layout="wide")
@@ -20,7 +23,9 @@ st.write(
     f"class** (folder names among: {', '.join(classifier.classes)}). Up to the chosen number "
     "of cells per class (at most half of each class) adapt the model; the rest score the "
     "result, before and after, so the numbers it reports come from cells the adaptation "
-    "never saw. The adapted model is saved as a new model; the original stays.")
+    "never saw. The adapted model is saved as a new model; the original stays."
+    + ("" if local_mode() else " On this shared server it stays in your session only: "
+       "no other visitor sees it, and it is gone when you close the page, so download it."))
 
 archive = st.file_uploader("Labelled cells (.zip of class folders)", type=["zip"],
                            key="adapt_zip")
@@ -51,7 +56,9 @@ name = right.text_input("Name of the new model", key="adapt_name")
 if st.button("Adapt", key="adapt_run", type="primary", disabled=archive is None,
              help="Upload a .zip of class folders first." if archive is None else None):
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or default_name
-    out_dir = models_root() / safe
+    # Locally, beside the other models; on a shared server, in this session alone: in the
+    # models folder every visitor's sidebar would list it.
+    out_dir = models_root() / safe if local_mode() else new_own_model_folder(safe)
     if out_dir.exists():
         st.error(f"A model called {safe} already exists; choose another name.")
         st.stop()
@@ -60,9 +67,11 @@ if st.button("Adapt", key="adapt_run", type="primary", disabled=archive is None,
         result, skipped = adapt_from_zip(
             classifier.model_dir, archive.getvalue(), out_dir, int(per_class), tuning=tuning,
             progress=lambda fraction, message: bar.progress(fraction, text=message))
-    except (ArchiveError, ValueError, FileNotFoundError) as error:
+    except HematoVisionError as error:
         st.error(f"Could not adapt: {error}")
         st.stop()
+    if not local_mode():
+        keep_own_model(out_dir)
     # Drawn again from the top, so that the sidebar, drawn before this button, offers the
     # new model; the result waits in the session for that second pass.
     st.session_state["adapted"] = (safe, result, skipped)
@@ -70,9 +79,16 @@ if st.button("Adapt", key="adapt_run", type="primary", disabled=archive is None,
 
 if "adapted" in st.session_state:
     safe, result, skipped = st.session_state["adapted"]
-    in_use = classifier.model_dir.name == safe
-    st.success(f"Saved the adapted model as **{safe}**; "
+    in_use = Path(classifier.model_dir).resolve() == Path(result.out_dir).resolve()
+    st.success(f"Saved the adapted model as **{safe}**"
+               + ("" if local_mode() else " for this session") + "; "
                + ("it is the model in use now." if in_use else "choose it in the sidebar."))
+    if result.out_dir.is_dir():
+        st.download_button(
+            "Download the adapted model (.zip)", lambda: zip_folder(result.out_dir),
+            file_name=f"{safe}.zip", mime="application/zip", key="adapt_download",
+            help="The model folder: unpack it into a models folder and start the dashboard "
+                 "or the command line on it.")
     st.dataframe([{"": when, "cells scored": row["n"],
                    "accuracy": round(row["accuracy"], 3),
                    "balanced accuracy": round(row["balanced_accuracy"], 3),

@@ -19,6 +19,10 @@ SHIPPED_MODEL = ROOT / "models" / "pbc-lite0"
 
 
 def pytest_configure(config):
+    # Registered here rather than in pyproject.toml, beside the fixtures it sorts.
+    config.addinivalue_line(
+        "markers", "slow: takes more than about 20 s on two cores (training, adapting, a "
+        "browser, a benchmark); `pytest -m \"not slow\"` is the quick loop")
     # The datasets are part of the test set-up (see README); their absence is an error,
     # not a reason to skip.
     if not PBC.is_dir():

@@ -40,6 +40,25 @@ def test_augmented_copies_repeat_with_their_seed(block_and_cells):
     assert not np.allclose(first[:, 0], first[:, 1])  # the copies differ from each other
 
 
+def test_tuning_changes_a_copy_and_leaves_the_caller_s_model_as_it_was(block_and_cells):
+    from hematovision.adaptation import BlockTuning
+
+    classifier, block, cells = block_and_cells
+    before = [np.array(w) for w in classifier.model.weights]
+    labels = np.array([classifier.classes.index(c) for c in
+                       ("eosinophil", "lymphocyte", "monocyte", "neutrophil")])
+    block.tune(block.trunk_outputs(cells, copies=1), labels,
+               BlockTuning(epochs=1, learning_rate=1e-3))
+    assert block.model is not classifier.model
+    for original, weight in zip(before, classifier.model.weights):
+        np.testing.assert_array_equal(original, np.array(weight))
+    assert any(not np.array_equal(b, np.array(a))
+               for b, a in zip(before, block.model.weights))
+    # The caller's BatchNormalization layers stay trainable as they were.
+    assert classifier.model.trainable_weights
+    block.reset()
+
+
 def test_tuning_moves_only_the_last_block_and_reset_restores_it(block_and_cells):
     from hematovision.adaptation import BlockTuning
 

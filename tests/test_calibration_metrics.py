@@ -81,9 +81,13 @@ def test_review_threshold_without_errors_falls_back_and_says_so():
     ([0, 0, 0, 1], [0, 0, 0, 0], 0.5),
     ([0, 1, 2], [0, 1, 2], 1.0),
     ([0, 0, 1, 1], [1, 1, 0, 0], 0.0),
+    # A class predicted but absent from the labels has no recall: left out, not a zero.
+    ([0, 0, 1, 1], [2, 0, 1, 1], 0.75),
+    ([], [], float("nan")),
 ])
 def test_balanced_accuracy(labels, predicted, expected):
-    assert balanced_accuracy(np.array(labels), np.array(predicted)) == pytest.approx(expected)
+    value = balanced_accuracy(np.array(labels, int), np.array(predicted, int))
+    assert value == pytest.approx(expected, nan_ok=True)
 
 
 def test_report_intervals_contain_the_estimates_and_auc_is_perfect_when_separable():

@@ -242,7 +242,20 @@ def test_adapt_page_states_what_adapting_bought_where_it_was_measured(classifier
                     f"{100 * row['after_balanced_accuracy']:.1f} %") in captions
 
 
-def test_batch_page_classifies_a_folder_and_lists_the_broken_file(pbc_examples, tmp_path):
+@pytest.fixture
+def local_server(monkeypatch):
+    """The dashboard as `HEMATOVISION_LOCAL=1 make app` starts it, for one user."""
+    monkeypatch.setenv("HEMATOVISION_LOCAL", "1")
+
+
+@pytest.fixture
+def shared_server(monkeypatch):
+    """The dashboard as a shared server runs it: local mode off."""
+    monkeypatch.delenv("HEMATOVISION_LOCAL", raising=False)
+
+
+def test_batch_page_classifies_a_folder_and_lists_the_broken_file(pbc_examples, tmp_path,
+                                                                  local_server):
     import shutil
 
     for path, _ in pbc_examples[:4]:
@@ -507,7 +520,8 @@ def test_explain_forgets_cells_removed_from_classify(pbc_examples):
     assert at.session_state["classified"] == {}
 
 
-def test_batch_page_warns_when_the_same_cell_is_counted_twice(pbc_examples, tmp_path):
+def test_batch_page_warns_when_the_same_cell_is_counted_twice(pbc_examples, tmp_path,
+                                                              local_server):
     source = pbc_examples[0][0]
     for name in ("one.jpg", "copy of one.jpg"):
         (tmp_path / name).write_bytes(source.read_bytes())
@@ -518,24 +532,77 @@ def test_batch_page_warns_when_the_same_cell_is_counted_twice(pbc_examples, tmp_
     assert any("1 file is byte-identical to another" in w.value for w in at.warning)
 
 
-def test_adapting_on_the_page_offers_the_new_model_in_the_sidebar(tmp_path, monkeypatch):
+def _zip_of_labelled_cells(per_class: int = 6) -> bytes:
     import io
     import zipfile
 
     from .conftest import ZHENG
 
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for label in ("neutrophil", "lymphocyte"):
+            for path in sorted((ZHENG / "images" / label).glob("*.png"))[:per_class]:
+                archive.write(path, f"{label}/{path.name}")
+        archive.writestr("neutrophil/broken.png", b"\x89PNG\r\n\x1a\n garbage")
+    return buffer.getvalue()
+
+
+def test_a_shared_server_offers_no_server_folder_and_refuses_a_typed_one(pbc_examples,
+                                                                         shared_server):
+    from .conftest import PBC
+
+    at = _page("pages/3_Batch.py").run()
+    assert not at.exception
+    assert not [box for box in at.text_input if box.key == "batch_folder"]
+    # A path put into the session by hand (no widget draws it) is not read either.
+    at.session_state["batch_folder"] = str(PBC)
+    at.button(key="run_batch").click().run()
+    assert not at.exception
+    assert "batch_sources" not in at.session_state
+    assert any("Nothing to classify" in w.value for w in at.warning)
+
+
+@pytest.mark.slow
+def test_on_a_shared_server_an_adapted_model_stays_in_its_visitor_s_session(
+        tmp_path, monkeypatch, shared_server):
+    models = tmp_path / "models"
+    _linked_model(models / "pbc-lite0")
+    _linked_model(models / "other", name="other")
+    monkeypatch.setenv("HEMATOVISION_MODELS", str(models))
+    monkeypatch.setenv("HEMATOVISION_MODEL", str(models / "pbc-lite0"))
+    visitor = _page("pages/6_Adapt.py").run()
+    visitor.get("file_uploader")[0].set_value(
+        ("lab.zip", _zip_of_labelled_cells(), "application/zip"))
+    visitor.number_input(key="adapt_per_class").set_value(3)
+    visitor.text_input(key="adapt_name").set_value("my-lab")
+    visitor.run()
+    visitor.button(key="adapt_run").click().run()
+    assert not visitor.exception
+    assert sorted(path.name for path in models.iterdir()) == ["other", "pbc-lite0"]
+    options = visitor.sidebar.selectbox(key="model_name").options
+    mine = next(option for option in options if option.startswith("my-lab"))
+    download = [b for b in visitor.get("download_button") if b.proto.label.endswith("(.zip)")]
+    assert len(download) == 1
+    visitor.sidebar.selectbox(key="model_name").set_value(mine).run()
+    assert not visitor.exception
+    assert any("it is the model in use now" in s.value for s in visitor.success)
+    # Another visitor's sidebar lists the shared models only.
+    other = _page("pages/1_Classify.py").run()
+    assert not other.exception
+    assert not any(o.startswith("my-lab") for o in other.sidebar.selectbox(key="model_name")
+                   .options)
+
+
+@pytest.mark.slow
+def test_adapting_on_the_page_offers_the_new_model_in_the_sidebar(tmp_path, monkeypatch,
+                                                                  local_server):
     models = tmp_path / "models"
     _linked_model(models / "pbc-lite0")
     monkeypatch.setenv("HEMATOVISION_MODELS", str(models))
     monkeypatch.setenv("HEMATOVISION_MODEL", str(models / "pbc-lite0"))
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for label in ("neutrophil", "lymphocyte"):
-            for path in sorted((ZHENG / "images" / label).glob("*.png"))[:6]:
-                archive.write(path, f"{label}/{path.name}")
-        archive.writestr("neutrophil/broken.png", b"\x89PNG\r\n\x1a\n garbage")
     at = _page("pages/6_Adapt.py").run()
-    at.get("file_uploader")[0].set_value(("lab.zip", buffer.getvalue(), "application/zip"))
+    at.get("file_uploader")[0].set_value(("lab.zip", _zip_of_labelled_cells(),
+                                          "application/zip"))
     at.number_input(key="adapt_per_class").set_value(3)
     at.text_input(key="adapt_name").set_value("my-lab")
     at.run()
