@@ -70,6 +70,30 @@ def test_every_offline_backbone_has_a_port():
     assert {name for name, b in BACKBONES.items() if b.offline} == set(PORTS)
 
 
+# backbone → (its first convolution, that layer's kernel in the checkpoint)
+FIRST_CONV = {
+    "lite0": ("stem_conv", "_conv_stem.weight"),
+    "lite1": ("stem_conv", "_conv_stem.weight"),
+    "lite2": ("stem_conv", "_conv_stem.weight"),
+    "mobilenetv2": ("Conv1", "features.0.0.weight"),
+}
+
+
+@pytest.mark.parametrize("backbone", sorted(FIRST_CONV))
+def test_classifier_gets_the_offline_weights_and_names_its_layers(backbone):
+    from hematovision.backbones import get_backbone
+    from hematovision.network import build_classifier, set_fine_tuning
+
+    spec = get_backbone(backbone)
+    model = build_classifier(backbone, 3, input_size=64, pretrained=True)
+    layer, key = FIRST_CONV[backbone]
+    kernel = load_legacy_state_dict(WEIGHTS[backbone]())[key].transpose(2, 3, 1, 0)
+    np.testing.assert_array_equal(model.get_layer(layer).get_weights()[0], kernel)
+    names = [layer.name for layer in model.layers]
+    assert spec.gradcam_layer in names and spec.last_block in names
+    assert 0 < set_fine_tuning(model, spec.fine_tune_from) < len(model.weights)
+
+
 def test_mobilenet_v2_pads_stride_two_symmetrically_as_pytorch():
     """Conv1 against a direct PyTorch-style convolution: pad 1 on all sides, stride 2."""
     import keras
