@@ -429,6 +429,7 @@ EXAMPLES = {
 
 
 def _parser() -> argparse.ArgumentParser:
+    from hematovision.backbones import BACKBONES  # metadata only, no TensorFlow
     from hematovision.calibration import REVIEW_CATCH  # numpy and scipy only
     from hematovision.overlay import COLORMAPS
 
@@ -515,11 +516,16 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="model folder to create, e.g. models/mine")
     train.add_argument("--overwrite", action="store_true",
                        help="replace a model already in --out")
-    train.add_argument("--backbone", default="lite0", choices=["lite0", "b0", "mobilenetv2"],
-                       help="network: EfficientNet-Lite0 (ImageNet weights ship with it), "
-                            "EfficientNet-B0 or MobileNetV2 (their weights are downloaded)")
+    offline = [b for b in BACKBONES.values() if b.offline]
+    online = [b for b in BACKBONES.values() if not b.offline]
+    train.add_argument("--backbone", default="lite0", choices=list(BACKBONES),
+                       help="network: " + ", ".join(f"{b.name} ({b.title})" for b in offline)
+                            + " with ImageNet weights that ship with HematoVision; "
+                            + ", ".join(f"{b.name} ({b.title})" for b in online)
+                            + " with weights downloaded on first use")
     train.add_argument("--no-pretrained", action="store_true",
-                       help="random backbone weights (b0/mobilenetv2 need internet otherwise)")
+                       help="random backbone weights (otherwise "
+                            + ", ".join(b.name for b in online) + " downloads them)")
     train.add_argument("--epochs", type=_count(0), default=6,
                        help="fine-tuning epochs (phase 2)")
     train.add_argument("--head-epochs", type=_count(0), default=40,

@@ -86,7 +86,8 @@ def test_without_masked_cells_the_pointing_game_is_not_measured_and_says_so(
     assert "was not measured" in verdict and "0 % of the time" not in verdict
 
 
-@pytest.mark.parametrize("backbone,first", [("lite0", "block15_"), ("b0", "block7a_"),
+@pytest.mark.parametrize("backbone,first", [("lite0", "block15_"), ("lite1", "block20_"),
+                                            ("lite2", "block20_"), ("b0", "block7a_"),
                                             ("mobilenetv2", "block_16_")])
 def test_the_randomisation_check_scrambles_every_backbone_from_its_last_block(
         classifier, backbone, first):
