@@ -17,7 +17,7 @@ def _project_models() -> Path:
 
 
 MODELS_DIR = _project_models()
-DEFAULT_MODEL = "pbc-lite0"
+DEFAULT_MODEL = "multi-lite0"
 
 
 def models_root() -> Path:
@@ -36,6 +36,7 @@ def available_models(models_dir: str | Path | None = None) -> list[Path]:
 
 
 def default_model_dir() -> Path:
-    """``$HEMATOVISION_MODEL`` if set, else the shipped ``models/pbc-lite0``."""
+    """``$HEMATOVISION_MODEL`` if set, else the shipped default, ``models/multi-lite0``
+    (trained on PBC and Raabin-WBC; ``models/pbc-lite0``, PBC alone, ships beside it)."""
     chosen = os.environ.get("HEMATOVISION_MODEL")
     return Path(chosen) if chosen else MODELS_DIR / DEFAULT_MODEL
