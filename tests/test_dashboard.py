@@ -286,7 +286,7 @@ def test_audit_page_reads_the_evaluation_and_shows_the_gallery(classifier):
     # The least confident right answers are flagged cells; the caption says which flag.
     assert any(caption.endswith(("(Review)", "(Unfamiliar)")) for caption in gallery)
     assert _without_alt_text(at) == []
-    checks = [df.value for df in at.dataframe if "method" in df.value.columns]
+    checks = [t.value for t in at.table if "method" in t.value.columns]
     # Named as the Explain page names them, the baseline said to be one.
     assert checks and {"Grad-CAM", "Grad-CAM++", "LIME", "SHAP", "random map (baseline)"} == set(
         checks[0]["method"])
@@ -296,10 +296,10 @@ def test_audit_page_reads_the_evaluation_and_shows_the_gallery(classifier):
     assert any("| class | train | val | test |" in m.value and f"| {test_cells} |" in m.value
                for m in at.markdown)
     # The restricted figure says what it is: not what a user of the dashboard will see.
-    restricted = [m for m in at.metric if m.label == "Balanced, classes present only"]
-    assert len(restricted) == len(classifier.card.external)
-    assert all("folder's 5 classes only" in m.help or "folder's 4 classes only" in m.help
-               for m in restricted)
+    labs = next(t.value for t in at.table if "laboratory" in t.value.columns)
+    assert len(labs) == len(classifier.card.external)
+    assert any("*Its classes only*" in c.value and "all of its classes" in c.value
+               for c in at.caption)
     assert any("continued fine-tuning an earlier model" in c.value for c in at.caption)
     at.toggle(key="normalise_confusion").set_value(True).run()
     assert not at.exception
