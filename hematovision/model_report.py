@@ -196,7 +196,9 @@ def audit_answers(evaluation: dict, externals: list[dict], checks: dict | None,
                   titles: dict[str, str] | None = None) -> list[dict[str, str]]:
     """The five questions a reviewer asks of a model, each with a short answer (a figure)
     and one plain sentence: how often it is right, where it errs, how sure it is, on
-    which laboratories it was measured, and whether its maps can be trusted."""
+    which laboratories it was measured, and whether its maps can be trusted. Answers are
+    at most 9 characters: a Streamlit metric cuts a longer value off in a fifth of the
+    page."""
     metrics, classes = evaluation["metrics"], list(evaluation["classes"])
     low, high = metrics.get("balanced_accuracy_ci95", (None, None))
     answers = [{
@@ -207,7 +209,7 @@ def audit_answers(evaluation: dict, externals: list[dict], checks: dict | None,
                    f"{_percent(metrics['accuracy'])} of all cells named correctly.",
     }]
     wrong = metrics["n"] - round(metrics["accuracy"] * metrics["n"])
-    answers.append({"question": "Where does it err?", "answer": f"{wrong} of {metrics['n']:,}",
+    answers.append({"question": "Where does it err?", "answer": f"{wrong} wrong",
                     "reading": _errors(metrics, classes)})
     ece = metrics.get("ece_after_temperature")
     confident = metrics.get("accuracy_confident")
@@ -225,13 +227,13 @@ def audit_answers(evaluation: dict, externals: list[dict], checks: dict | None,
         worst = min(scores, key=scores.get)
         answers.append({
             "question": "On which labs?",
-            "answer": f"{len(scores) + 1} labs",
+            "answer": f"{len(scores) + 1} labs",  # short: a metric's value does not wrap
             "reading": f"Its own and {', '.join(scores)}. Elsewhere it is right less often: "
                        f"{_percent(scores[worst])} balanced on {worst}, against "
                        f"{_percent(metrics['balanced_accuracy'])} at home.",
         })
     else:
-        answers.append({"question": "On which labs?", "answer": "its own only",
+        answers.append({"question": "On which labs?", "answer": "1 lab",
                         "reading": "It was not measured on another laboratory's cells, so how "
                                    "it does on them is unknown."})
     if checks:
@@ -240,14 +242,15 @@ def audit_answers(evaluation: dict, externals: list[dict], checks: dict | None,
                   in judged.items() if faithful and _follows_the_model(correlation)]
         answers.append({
             "question": "Can the maps be trusted?",
-            "answer": f"{len(passed)} of {len(judged)} methods",
-            "reading": (f"{', '.join(passed)} passed both checks: what they highlight "
+            "answer": f"{len(passed)} of {len(judged)}",
+            "reading": (f"{len(passed)} of {len(judged)} map methods ({', '.join(passed)}) "
+                        "passed both checks: what they highlight "
                         "matters to the model, and they change when the model does."
                         if passed else "No method passed both checks: read every map "
                         "with care."),
         })
     else:
-        answers.append({"question": "Can the maps be trusted?", "answer": "not checked",
+        answers.append({"question": "Can the maps be trusted?", "answer": "–",
                         "reading": "No explanation checks are stored for this model."})
     return answers
 

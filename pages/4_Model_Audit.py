@@ -175,6 +175,9 @@ with st.expander("For model developers: training curves, runs, settings and abla
         left.plotly_chart(training_curves(history, "loss"), width="stretch", key="loss_curve")
         right.plotly_chart(training_curves(history, "accuracy"), width="stretch",
                            key="acc_curve")
+        st.caption("Loss and accuracy per epoch on the training and validation cells: "
+                   "validation that keeps pace with training means the model did not learn "
+                   "its training cells by heart.")
         if all(str(row["phase"]) == "2" for row in history):
             st.caption("The epochs of the model's last run, which continued fine-tuning an "
                        "earlier model; the model card lists every run.")

@@ -19,8 +19,11 @@ from hematovision.model_report import (
     source_test_rows,
 )
 
-from .conftest import SHIPPED_MODEL
+from .conftest import ROOT, SHIPPED_MODEL
+from .test_browser import browser, server  # noqa: F401 (fixtures)
 from .test_dashboard import _linked_model, _page
+
+OUTPUT = ROOT / "test-output"
 
 QUESTIONS = ["How often is it right?", "Where does it err?", "How sure is it?",
              "On which labs?", "Can the maps be trusted?"]
@@ -31,14 +34,14 @@ def test_a_reviewer_gets_five_answers_each_with_a_plain_reading():
     answers = audit_answers(evaluation, load_external_evaluations(SHIPPED_MODEL),
                             load_explanation_checks(SHIPPED_MODEL))
     assert [a["question"] for a in answers] == QUESTIONS
-    assert all(a["answer"] and a["reading"].endswith(".") for a in answers)
+    assert all(0 < len(a["answer"]) <= 9 and a["reading"].endswith(".") for a in answers)
     right = answers[0]
     assert f"{100 * evaluation['metrics']['balanced_accuracy']:.1f} %" == right["answer"]
     assert "zheng2018_d2" in answers[3]["reading"]
 
 
 @pytest.mark.parametrize("externals,checks,lab,maps", [
-    ([], None, "its own only", "not checked"),
+    ([], None, "1 lab", "–"),
 ])
 def test_without_other_labs_or_checks_the_answers_say_unknown(externals, checks, lab, maps):
     answers = audit_answers(load_evaluation(SHIPPED_MODEL), externals, checks)
@@ -138,3 +141,36 @@ def test_a_model_trained_on_two_sources_shows_a_test_table_per_source(tmp_path, 
     per_source = next(t for t in tables if "test cells" in t.columns)
     assert list(per_source["source"]) == ["pbc", "raabin_wbc"]
     assert any("folder" in t.columns and len(t) == 2 for t in tables)
+
+
+def test_in_a_1280_pixel_browser_the_answers_are_on_the_first_screen_and_nothing_is_cut(
+        server, browser):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{server}/Model_Audit")
+    expect(page.get_by_text("How often is it right?", exact=True)).to_be_visible(
+        timeout=120_000)
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
+    for question in QUESTIONS:
+        label = page.get_by_test_id("stMetricLabel").get_by_text(question, exact=True)
+        box = label.bounding_box()
+        assert box and box["y"] + box["height"] <= 800, question
+    # No table or grid is wider than the column it sits in (that is what cut the maps
+    # table off at "rank corr. with a scra…").
+    # A grid scrolls inside its ".dvn-scroller"; a plain table would spill out of its box.
+    boxes = '[data-testid="stTable"], [data-testid="stDataFrame"] .dvn-scroller'
+    overflowing = page.evaluate("""boxes => [...document.querySelectorAll(boxes)].filter(e => e.scrollWidth > e.clientWidth + 1 ||
+            e.getBoundingClientRect().right > document.documentElement.clientWidth)
+        .map(e => [e.className, e.scrollWidth, e.clientWidth, e.innerText.slice(0, 60)])""",
+                                boxes)
+    assert page.locator('[data-testid="stDataFrame"] .dvn-scroller').count() >= 1
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "model-audit-1280.png"), full_page=True)
+    for number, chart in enumerate(page.locator(".js-plotly-plot").all()[:4]):
+        chart.scroll_into_view_if_needed()
+        chart.screenshot(path=str(OUTPUT / f"model-audit-chart-{number}.png"))
+    page.locator('[data-testid="stTable"]').last.screenshot(
+        path=str(OUTPUT / "model-audit-maps-table.png"))
+    assert overflowing == []
+    page.close()
