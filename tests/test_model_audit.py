@@ -144,7 +144,7 @@ def test_a_model_trained_on_two_sources_shows_a_test_table_per_source(tmp_path, 
 
 
 def test_in_a_1280_pixel_browser_the_answers_are_on_the_first_screen_and_nothing_is_cut(
-        server, browser):
+        server, browser):  # noqa: F811 (the fixtures imported above)
     from playwright.sync_api import expect
 
     page = browser.new_page(viewport={"width": 1280, "height": 800})
@@ -160,8 +160,9 @@ def test_in_a_1280_pixel_browser_the_answers_are_on_the_first_screen_and_nothing
     # table off at "rank corr. with a scra…").
     # A grid scrolls inside its ".dvn-scroller"; a plain table would spill out of its box.
     boxes = '[data-testid="stTable"], [data-testid="stDataFrame"] .dvn-scroller'
-    overflowing = page.evaluate("""boxes => [...document.querySelectorAll(boxes)].filter(e => e.scrollWidth > e.clientWidth + 1 ||
-            e.getBoundingClientRect().right > document.documentElement.clientWidth)
+    overflowing = page.evaluate("""boxes => [...document.querySelectorAll(boxes)]
+        .filter(e => e.scrollWidth > e.clientWidth + 1 ||
+                     e.getBoundingClientRect().right > document.documentElement.clientWidth)
         .map(e => [e.className, e.scrollWidth, e.clientWidth, e.innerText.slice(0, 60)])""",
                                 boxes)
     assert page.locator('[data-testid="stDataFrame"] .dvn-scroller').count() >= 1
