@@ -6,6 +6,8 @@ import csv
 import json
 from pathlib import Path
 
+from hematovision.atlas import common_name
+
 __all__ = ["load_evaluation", "load_external_evaluations", "load_history",
            "load_explanation_checks", "gallery", "checks_table", "check_verdicts",
            "check_cautions", "GLOSSARY", "audit_answers", "source_test_rows",
@@ -186,9 +188,12 @@ def _errors(metrics: dict, classes: list[str]) -> str:
     recalls = {name: row["recall"] for name, row in metrics.get("per_class", {}).items()
                if row.get("recall") is not None}
     weakest = min(recalls, key=recalls.get) if recalls else None
-    return (f"Its commonest slip: {classes[true]} called {classes[predicted]} ({count} of "
-            f"{sum(matrix[true])} cells)."
-            + (f" It recognises {weakest} least often ({_percent(recalls[weakest])})."
+    def named(name: str) -> str:  # as the atlas spells it: "ig" → "immature granulocyte"
+        return common_name(name).lower()
+
+    return (f"Its commonest slip: {named(classes[true])} called {named(classes[predicted])} "
+            f"({count} of {sum(matrix[true])} cells)."
+            + (f" It recognises {named(weakest)} least often ({_percent(recalls[weakest])})."
                if weakest else ""))
 
 

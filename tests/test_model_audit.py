@@ -38,6 +38,9 @@ def test_a_reviewer_gets_five_answers_each_with_a_plain_reading():
     right = answers[0]
     assert f"{100 * evaluation['metrics']['balanced_accuracy']:.1f} %" == right["answer"]
     assert "zheng2018_d2" in answers[3]["reading"]
+    # Classes spelled out as the atlas spells them (the shipped model's commonest slip is
+    # a neutrophil called an immature granulocyte).
+    assert " ig " not in answers[1]["reading"] and "immature granulocyte" in answers[1]["reading"]
 
 
 @pytest.mark.parametrize("externals,checks,lab,maps", [
