@@ -1,10 +1,12 @@
 # Two commands do all the set-up on a fresh clone:
 #   make app    installs what is needed and starts the dashboard on the shipped model
+#               (http://localhost:8501; another port: make app PORT=8600)
 #   make test   installs what is needed and runs the tests
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+PORT ?= 8501
 
 .PHONY: app test venv system-packages benchmark lint
 
@@ -19,7 +21,7 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt pyprojec
 venv: $(STAMP)
 
 app: $(STAMP)
-	$(VENV)/bin/streamlit run streamlit_app.py
+	$(VENV)/bin/streamlit run streamlit_app.py --server.port $(PORT)
 
 # The upload test drives Debian's chromium and the report test renders PDFs with
 # poppler's pdftoppm; install them when we are allowed to.

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from dashboard.styles import show_every_upload_chip
 from hematovision.classifier import Classifier
 from hematovision.errors import HematoVisionError
 from hematovision.folders import FolderLimits
@@ -175,6 +176,7 @@ def remembered_uploads(label: str, key: str, note: Callable[[list[Cell]], str],
     or, once the uploader no longer shows them, with a "Remove them" button beside
     ``note(kept cells)``.
     """
+    show_every_upload_chip()
     st.file_uploader(label, accept_multiple_files=True, key=key, on_change=_take_in_uploads,
                      args=(key,), **options)
     if not st.session_state.get(key):

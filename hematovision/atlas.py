@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ClassNotes", "ATLAS", "REFERENCE", "notes_for", "confusions"]
+__all__ = ["ClassNotes", "ATLAS", "REFERENCE", "notes_for", "common_name", "confusions"]
 
 REFERENCE = ("B. J. Bain, Blood Cells: A Practical Guide, 5th ed., Wiley-Blackwell 2015 "
              "(typical adult reference intervals; each laboratory sets its own).")
@@ -98,6 +98,13 @@ ATLAS: dict[str, ClassNotes] = {n.name: n for n in (
 
 def notes_for(name: str) -> ClassNotes | None:
     return ATLAS.get(name.lower())
+
+
+def common_name(name: str) -> str:
+    """The class as the atlas spells it, without its details: "ig" → "Immature
+    granulocyte", "neutrophil" → "Neutrophil"; a class without notes keeps its own name."""
+    notes = notes_for(name)
+    return notes.title.split(" (")[0] if notes else name
 
 
 def confusions(matrix: list[list[int]], classes: list[str], name: str, top: int = 2

@@ -142,10 +142,23 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def _draft(image: Image.Image, shortest: int) -> None:
+    """Let a JPEG decode at 1/2, 1/4 or 1/8 of its size (in the DCT, several times faster)
+    as long as its shorter side keeps at least ``shortest`` pixels; other formats as they
+    are."""
+    width, height = image.size
+    if image.format != "JPEG" or min(width, height) < 2 * shortest:
+        return
+    factor = shortest / min(width, height)
+    image.draft(None, (max(1, int(np.ceil(width * factor))),
+                       max(1, int(np.ceil(height * factor)))))
+
+
 def read_image(
     source: str | Path | bytes,
     name: str | None = None,
     limits: ImageLimits = ImageLimits(),
+    shortest: int | None = None,
 ) -> np.ndarray:
     """Decode a file or bytes into an RGB array.
 
@@ -156,6 +169,12 @@ def read_image(
         source: a path or the file's bytes.
         name: how to name the input in error messages (defaults to the path).
         limits: size limits checked before decoding.
+        shortest: if given, a large JPEG may be decoded smaller (JPEG draft mode: 1/2, 1/4
+            or 1/8 of its size) as long as its shorter side keeps this many pixels. A
+            batch asks for twice the model's input side: the smallest frame is half the
+            shorter side, so the network still gets a downscaled crop, never an enlarged
+            one. The picture then has the smaller size; leave it out where pixels are
+            shown or mapped at full resolution.
 
     Returns:
         ``(height, width, 3)`` uint8 array.
@@ -180,6 +199,8 @@ def read_image(
     image = _open(data, name, limits)
     try:
         image.seek(0)
+        if shortest is not None:
+            _draft(image, shortest)
         image = _deep_colour(data, image)
         image = ImageOps.exif_transpose(image)
         image = _to_rgb(image)

@@ -27,26 +27,38 @@ def confusion_heatmap(matrix: list[list[int]], classes: list[str], normalise: bo
 
 def reliability_diagram(before: list[dict], after: list[dict], ece_before: float,
                         ece_after: float) -> go.Figure:
-    """Accuracy against confidence per bin, before and after temperature scaling."""
+    """Accuracy against confidence per bin, before and after temperature scaling.
+
+    Marker area shows how many cells a bin holds; markers are drawn past the axes (never cut
+    in half at 1.0), the axes leave room for the largest, and the legend sits below the
+    plot, never over its points."""
     figure = go.Figure()
     figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect",
                                 line=dict(dash="dot", color="#7f8c8d")))
-    for bins, name, colour in ((before, f"before (ECE {ece_before:.3f})", "#e67e22"),
-                               (after, f"after (ECE {ece_after:.3f})", "#2c3e50")):
+    for bins, name, colour in ((before, f"before temperature (ECE {ece_before:.3f})",
+                                "#e67e22"),
+                               (after, f"after temperature (ECE {ece_after:.3f})", "#2c3e50")):
         filled = [b for b in bins if b["count"]]
         most = max((b["count"] for b in filled), default=1)
         # A bin of three cells can sit far off the diagonal by chance: marker area shows
         # how many cells each point stands for, so a reader weighs it accordingly.
         figure.add_trace(go.Scatter(
             x=[b["confidence"] for b in filled], y=[b["accuracy"] for b in filled],
-            mode="lines+markers", name=name, line=dict(color=colour),
-            marker=dict(size=[5 + 25 * (b["count"] / most) ** 0.5 for b in filled]),
+            mode="lines+markers", name=name, line=dict(color=colour), cliponaxis=False,
+            marker=dict(size=[5 + RELIABILITY_MARKER * (b["count"] / most) ** 0.5
+                              for b in filled], opacity=0.8),
             customdata=[b["count"] for b in filled],
             hovertemplate="confidence %{x:.3f}, accuracy %{y:.3f}, %{customdata} cells"))
-    figure.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10),
-                         xaxis=dict(title="mean confidence in bin", range=[0, 1]),
-                         yaxis=dict(title="accuracy in bin", range=[0, 1.02]))
+    figure.update_layout(height=420, margin=dict(l=10, r=30, t=30, b=10),
+                         xaxis=dict(title="mean confidence in bin", range=[0, 1.06]),
+                         yaxis=dict(title="accuracy in bin", range=[0, 1.08]),
+                         legend=dict(orientation="h", x=0, xanchor="left", y=-0.22,
+                                     yanchor="top"))
     return figure
+
+
+# The largest reliability marker's diameter in pixels, beyond the 5 every marker has.
+RELIABILITY_MARKER = 25
 
 
 def coverage_accuracy(predictions: list[dict], also: tuple[float, ...] = ()

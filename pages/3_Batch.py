@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard.results import model_key
 from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
 from dashboard.state import FOLDER_LIMITS, LIMITS, local_mode, remembered_uploads
+from dashboard.styles import THUMBNAIL_COLUMNS, thumbnail_captions
 from dashboard.tables import COLUMN_CONFIG, answer_columns
 from hematovision.batch import (
     CSV_ENCODING,
@@ -102,13 +103,15 @@ table = [{"thumbnail": thumbnail_uri(r.thumbnail), "file": r.name,
 st.dataframe(table, width="stretch", hide_index=True, row_height=60,
              column_config={**COLUMN_CONFIG,
                             "thumbnail": st.column_config.ImageColumn("cell", width="small")})
-with st.expander("Thumbnails"):
+with st.expander("Thumbnails"), st.container(key="thumbnails"):
+    thumbnail_captions("thumbnails")
     shown = [r for r in results if r.thumbnail is not None]
-    columns = st.columns(8)
+    columns = st.columns(THUMBNAIL_COLUMNS)
     for i, result in enumerate(shown):
         prediction = result.prediction
-        columns[i % 8].image(result.thumbnail, caption=f"{result.name}: {prediction.headline}",
-                             alt=f"{result.name}: {prediction.headline}")
+        columns[i % THUMBNAIL_COLUMNS].image(
+            result.thumbnail, caption="\n".join([result.name, *prediction.headline.split(" · ")]),
+            alt=f"{result.name}: {prediction.headline}")
 
 csv_column, pdf_column = st.columns(2)
 csv_column.download_button("Download table (CSV)",

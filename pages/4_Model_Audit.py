@@ -1,4 +1,5 @@
-"""Model audit: everything a reviewer needs to decide whether to trust the model."""
+"""Model audit: what a reviewer needs to decide whether to trust the model, first; the
+training detail a model developer needs, apart at the bottom."""
 
 import streamlit as st
 
@@ -15,13 +16,18 @@ from hematovision.model_charts import (
     training_curves,
 )
 from hematovision.model_report import (
+    GLOSSARY,
+    audit_answers,
     check_verdicts,
     checks_table,
+    external_rows,
     gallery,
     load_evaluation,
     load_explanation_checks,
     load_external_evaluations,
     load_history,
+    source_rows,
+    source_test_rows,
 )
 
 st.set_page_config(page_title="Model audit · HematoVision", page_icon="🔎", layout="wide")
@@ -34,8 +40,20 @@ if evaluation is None:
                f"{classifier.model_dir} --data DATASET`.")
     st.stop()
 metrics = evaluation["metrics"]
+externals = load_external_evaluations(classifier.model_dir)
+checks = load_explanation_checks(classifier.model_dir)
+titles = {method.name: method.title for method in available_methods()}
 
-st.header("Held-out test results")
+st.caption("The answers a reviewer needs come first, each figure with how to read it; the "
+           "training runs and settings are in *For model developers* at the bottom.")
+answers = audit_answers(evaluation, externals, checks, titles)
+for column, answer in zip(st.columns(len(answers)), answers):
+    column.metric(answer["question"], answer["answer"])
+    column.caption(answer["reading"])
+with st.expander("What the terms mean"):
+    st.markdown("\n".join(f"- **{term}**: {meaning}" for term, meaning in GLOSSARY.items()))
+
+st.header("How often is it right, and where does it err?")
 cols = st.columns(4)
 cols[0].metric("Balanced accuracy", f"{100 * metrics['balanced_accuracy']:.1f} %")
 low, high = metrics["balanced_accuracy_ci95"]
@@ -47,13 +65,17 @@ cols[3].metric("Test cells", metrics["n"])
 normalise = st.toggle("Show rows as % of each true class", key="normalise_confusion")
 st.plotly_chart(confusion_heatmap(metrics["confusion_matrix"], evaluation["classes"], normalise),
                 width="stretch", key="confusion")
+st.caption("Read across a row: where the test cells of that true class went. The diagonal "
+           "holds the right answers; every number off it is a mistake.")
 st.dataframe([{"class": name, "cells": row["support"],
                "precision": estimate(row["precision"], row["precision_ci95"]),
                "recall": estimate(row["recall"], row["recall_ci95"]),
                "F1": estimate(row["f1"], row["f1_ci95"])}
               for name, row in metrics["per_class"].items()], hide_index=True, width="stretch")
+st.caption("Recall: of the cells of a class, the share it found. Precision: of its answers "
+           "of a class, the share that were right. In brackets, the 95 % interval.")
 
-st.header("Are the probabilities honest?")
+st.header("How sure is it?")
 left, right = st.columns(2)
 left.plotly_chart(reliability_diagram(metrics["reliability_before"], metrics["reliability_after"],
                                       metrics["ece_before_temperature"],
@@ -67,56 +89,36 @@ right.plotly_chart(coverage_curve(evaluation["predictions"], review_threshold())
 right.caption("If the model abstains (Review) below a threshold, it answers fewer cells but "
               "is right more often; the red point is the current Review threshold.")
 
-st.header("Training")
-history = load_history(classifier.model_dir)
-if history:
-    left, right = st.columns(2)
-    left.plotly_chart(training_curves(history, "loss"), width="stretch", key="loss_curve")
-    right.plotly_chart(training_curves(history, "accuracy"), width="stretch", key="acc_curve")
-    if all(str(row["phase"]) == "2" for row in history):
-        st.caption("The epochs of the model's last run, which continued fine-tuning an "
-                   "earlier model; the model card lists every run.")
-
-st.header("Other laboratories")
-externals = load_external_evaluations(classifier.model_dir)
+st.header("On which laboratories?")
+if card.source_tests:
+    st.write("Trained on several sources, each with its own held-out test cells:")
+    st.table(source_test_rows(card.source_tests), hide_index=True)
 if externals:
     st.write("Cells from another laboratory look different (stain, background, scale, "
              "camera). The drop below is what to expect on images that are not from the "
              "training laboratory: treat such predictions as suggestions and check the maps.")
+    st.table(external_rows(externals, metrics), hide_index=True)
+    st.caption("*Its classes only*: if the model had to choose among the classes the "
+               "laboratory's folder holds. The dashboard always lets it choose among all of "
+               "its classes, so the figure to expect is the balanced accuracy.")
 else:
     st.info("This model has not been measured on another laboratory's cells, so how it "
             "does on them is unknown: run `hematovision evaluate --model MODEL --data "
             "FOLDER` with a folder of them.")
-for external in externals:
-    m = external["metrics"]
-    st.subheader(external["data"].rstrip("/").split("/")[-1])
-    cols = st.columns(3)
-    cols[0].metric("Balanced accuracy", f"{100 * m['balanced_accuracy']:.1f} %",
-                   delta=f"{100 * (m['balanced_accuracy'] - metrics['balanced_accuracy']):.1f} "
-                         "points vs. in-lab", delta_color="normal")
-    cols[1].metric("Cells", m["n"])
-    if "restricted" in external:
-        present = len(external["restricted"].get("classes", [])) or "its"
-        cols[2].metric("Balanced, classes present only",
-                       f"{100 * external['restricted']['balanced_accuracy']:.1f} %",
-                       help=f"If the model had to choose among the folder's {present} "
-                            "classes only. The dashboard always lets it choose among all of "
-                            "its classes, so the figure to expect is the balanced accuracy "
-                            "to the left; this one shows how much of the drop is answers "
-                            "of classes the folder does not hold.")
 
 st.header("Can the maps be trusted?")
-checks = load_explanation_checks(classifier.model_dir)
 if checks is None:
     st.info("No explanation checks stored for this model: run `hematovision evaluate "
             "--explanations`.")
 else:
     st.write(f"Measured on {checks['cells']} held-out test cells and {checks['masked_cells']} "
              "cells from another laboratory with expert masks (pointing game); 'random' is a "
-             "map of noise, the baseline every method must beat.")
-    titles = {method.name: method.title for method in available_methods()}
-    st.dataframe(checks_table(checks, titles), hide_index=True, width="stretch")
+             "map of noise, the baseline every method must beat. ↓: lower is better, ↑: "
+             "higher is better; *What the terms mean* above explains each check.")
+    st.table(checks_table(checks, titles), hide_index=True)
     st.plotly_chart(deletion_curves(checks, titles), width="stretch", key="deletion_curves")
+    st.caption("A map whose line falls faster than the random map's (dotted) points at "
+               "pixels the model relies on.")
     for name, sentence in check_verdicts(checks, titles).items():
         st.markdown(f"**{name}**: {sentence}")
 
@@ -161,7 +163,23 @@ st.markdown(f"**Out of scope.** {card.out_of_scope}")
 st.markdown("**Limitations.**\n" + "\n".join(f"- {item}" for item in card.limitations))
 if card.data:
     st.subheader("Data")
+    if card.data.get("sources"):
+        st.table(source_rows(card.data), hide_index=True)
     st.markdown(data_markdown(card.data))
-if card.training:
-    st.subheader("Training")
-    st.markdown(training_markdown(card.training, record=False))
+
+st.divider()
+with st.expander("For model developers: training curves, runs, settings and ablations"):
+    history = load_history(classifier.model_dir)
+    if history:
+        left, right = st.columns(2)
+        left.plotly_chart(training_curves(history, "loss"), width="stretch", key="loss_curve")
+        right.plotly_chart(training_curves(history, "accuracy"), width="stretch",
+                           key="acc_curve")
+        st.caption("Loss and accuracy per epoch on the training and validation cells: "
+                   "validation that keeps pace with training means the model did not learn "
+                   "its training cells by heart.")
+        if all(str(row["phase"]) == "2" for row in history):
+            st.caption("The epochs of the model's last run, which continued fine-tuning an "
+                       "earlier model; the model card lists every run.")
+    if card.training:
+        st.markdown(training_markdown(card.training, record=False))

@@ -7,7 +7,7 @@ import streamlit as st
 from dashboard.results import gradcam_view, model_key, predict
 from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
 from dashboard.state import examples_folders, make_cell, try_decode
-from hematovision.atlas import REFERENCE, confusions, notes_for
+from hematovision.atlas import REFERENCE, common_name, confusions, notes_for
 from hematovision.classifier import UNFAMILIAR
 from hematovision.errors import HematoVisionError
 from hematovision.examples import example_cells, held_out
@@ -34,13 +34,15 @@ with atlas_tab:
         if evaluation is not None:
             called_as, taken_for = confusions(evaluation["metrics"]["confusion_matrix"],
                                               evaluation["classes"], name)
-            said = ", ".join(f"{100 * s:.1f} % {c}" for c, s in called_as)
-            st.markdown(f"**This model**, on its held-out test cells: of the true {name} "
+            spelled = common_name(name).lower()
+            said = ", ".join(f"{100 * s:.1f} % {common_name(c).lower()}" for c, s in called_as)
+            st.markdown(f"**This model**, on its held-out test cells: of the true {spelled} "
                         + (f"cells it called {said}." if said else "cells it called none "
                            "anything else."))
             if taken_for:
-                st.markdown(f"Of the cells it called {name}, " + ", ".join(
-                    f"{100 * s:.1f} % were {c}" for c, s in taken_for) + ".")
+                st.markdown(f"Of the cells it called {spelled}, " + ", ".join(
+                    f"{100 * s:.1f} % were {common_name(c).lower()}" for c, s in taken_for)
+                    + ".")
         st.caption(REFERENCE)
     if folders:
         names = ", ".join(folder.name for folder in folders)
@@ -98,8 +100,10 @@ with quiz_tab:
     left, right = st.columns([1, 2])
     left.image(image, width="stretch", alt="quiz cell, unlabelled")
     # Once checked, the answer stands: the choice is locked until the next cell.
+    # Spelled out as the atlas spells them ("Immature granulocyte", never "ig").
     guess = right.radio("What is this cell?", classifier.classes, key=f"quiz_guess_{cell.sha256}",
-                        index=None, horizontal=True, disabled=answered is not None)
+                        index=None, horizontal=True, disabled=answered is not None,
+                        format_func=common_name)
     if answered is None and right.button("Check", key="quiz_check", disabled=guess is None):
         st.session_state["quiz_answered"] = guess
         score["asked"] += 1
@@ -109,10 +113,11 @@ with quiz_tab:
         prediction = predict(classifier, cell.sha256, image, review_threshold())
         log_prediction(classifier, cell.sha256, prediction)
         if answered == truth:
-            right.success(f"Right! It is **{truth}**.")
+            right.success(f"Right! It is **{common_name(truth).lower()}**.")
         else:
-            right.error(f"Not quite: you said {answered}. It is **{truth}**.")
-        right.write(f"The model said **{prediction.label}** "
+            right.error(f"Not quite: you said {common_name(answered).lower()}. It is "
+                        f"**{common_name(truth).lower()}**.")
+        right.write(f"The model said **{common_name(prediction.label).lower()}** "
                     f"({100 * prediction.confidence:.0f} %, {prediction.status})"
                     + (f": unreliable here, {prediction.unfamiliar_reason}."
                        if prediction.status == UNFAMILIAR else "."))

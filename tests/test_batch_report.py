@@ -22,6 +22,7 @@ from hematovision.batch import (
     sources_from_upload,
 )
 from hematovision.classifier import CONFIDENT
+from hematovision.images import read_image
 from hematovision.report import build_report, gradcam_thumbnails
 
 
@@ -229,3 +230,24 @@ def test_audit_log_files_each_probability_under_its_own_class_across_models(
     rows = list(csv.DictReader(io.StringIO(audit_csv(entries))))
     assert rows[1]["neutrophil"] == "0.970000" and rows[1]["ig"] == ""
     assert rows[0]["ig"] == f"{prediction.probabilities[classifier.classes.index('ig')]:.6f}"
+
+
+def test_a_large_jpeg_is_decoded_smaller_in_a_batch_with_the_same_answer(classifier,
+                                                                        pbc_examples):
+    # A camera's 4,000-pixel JPEG takes long to decode in full; a batch decodes it at
+    # 1/2, 1/4 or 1/8 size (JPEG draft mode) as long as the shorter side keeps twice the
+    # model's input side, so the network still gets a downscaled frame.
+    path, _ = next((p, lab) for p, lab in pbc_examples if lab == "monocyte")
+    cell = Image.open(path).convert("RGB")
+    large = cell.resize((cell.width * 5, cell.height * 5), Image.BICUBIC)
+    buffer = io.BytesIO()
+    large.save(buffer, format="JPEG", quality=95)
+    data = buffer.getvalue()
+    shortest = 2 * classifier.input_size
+    drafted = read_image(data, shortest=shortest)
+    assert shortest <= min(drafted.shape[:2]) < min(large.size) // 2
+    assert read_image(data).shape[:2] == (large.height, large.width)
+    [result] = classify_sources(classifier, [("large.jpg", data, "")])
+    [full] = classifier.predict([read_image(data)])
+    assert result.prediction.label == full.label
+    assert np.abs(np.subtract(result.prediction.probabilities, full.probabilities)).max() < 0.05

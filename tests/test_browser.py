@@ -121,3 +121,88 @@ def test_an_uploaded_cell_is_still_there_after_a_visit_to_another_page(server, b
     page.get_by_role("button", name="Remove them").click()
     expect(page.get_by_text("Upload one or more cell images")).to_be_visible(timeout=30_000)
     page.close()
+
+
+def test_the_server_stops_promptly_on_sigterm_after_classifying(browser, pbc_examples):
+    # Once a cell is classified the server holds TensorFlow's and Keras' objects; Python's
+    # last garbage collections at exit walked them all, 4–13 s after SIGTERM on a busy
+    # machine (dashboard/__init__.py freezes them at exit instead).
+    import signal
+    import time
+
+    from playwright.sync_api import expect
+
+    from dashboard.local_server import start_server
+
+    path, label = next((p, lab) for p, lab in pbc_examples if lab == "monocyte")
+    process, url = start_server()
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/Classify")
+        page.locator('input[type="file"]').set_input_files(str(path))
+        expect(page.get_by_text(re.compile(rf"^{label} \d+\.\d %"))).to_be_visible(
+            timeout=90_000)
+        page.wait_for_timeout(10_000)  # the Explain warm-up loads the Keras graph
+        page.close()
+        started = time.perf_counter()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        stopped = time.perf_counter() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
+    assert stopped < 3.0, f"{stopped:.1f} s from SIGTERM to exit"
+
+
+def test_eleven_uploads_show_every_chip_and_thumbnail_names_stay_whole(server, browser):
+    # Streamlit's chip box was 2½ rows high: the 11th chip was cut in half. Eight thumbnail
+    # columns broke "BA_186830.jpg" into "BA_186830.jp" / "g: basophil".
+    from playwright.sync_api import expect
+
+    from .conftest import PBC
+
+    files = sorted((PBC / "basophil").glob("*.jpg"))[:11]
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(f"{server}/Batch")
+    page.locator('input[type="file"]').set_input_files([str(path) for path in files])
+    chips = page.get_by_test_id("stFileChip")
+    expect(chips).to_have_count(11, timeout=90_000)
+    box = page.get_by_test_id("stFileChips").bounding_box()
+    for index in range(11):
+        chip = chips.nth(index).bounding_box()
+        assert box["y"] <= chip["y"] and chip["y"] + chip["height"] <= box["y"] + box["height"]
+    page.get_by_role("button", name="Classify all").click()
+    page.get_by_text("Thumbnails", exact=True).click(timeout=120_000)
+    captions = page.get_by_test_id("stImageCaption")
+    expect(captions).to_have_count(11, timeout=60_000)
+    names = []
+    for index in range(11):
+        lines, height, line_height, fits, name = captions.nth(index).evaluate(
+            "e => [e.innerText.split('\\n').length, e.getBoundingClientRect().height, "
+            "parseFloat(getComputedStyle(e).lineHeight), e.scrollWidth <= e.clientWidth, "
+            "e.innerText.split('\\n')[0]]")
+        names.append(name)  # the name alone on the first line
+        assert round(height / line_height) == lines  # no line wrapped
+        assert fits  # and none cut at the column's edge
+    assert sorted(names) == [path.name for path in files]
+    page.close()
+
+
+def test_the_value_in_the_answer_s_bar_is_readable(server, browser, pbc_examples):
+    # Plotly shrank "100.0 %" to fit inside the red bar: about 8 px in a small chart.
+    from playwright.sync_api import expect
+
+    paths = [path for path, label in pbc_examples if label == "eosinophil"][:3]
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/Classify")
+    page.locator('input[type="file"]').set_input_files([str(path) for path in paths])
+    charts = page.locator(".js-plotly-plot")
+    expect(charts.nth(len(paths) - 1)).to_be_visible(timeout=120_000)
+    heights = charts.evaluate_all(
+        "charts => charts.flatMap(c => [...c.querySelectorAll('text.bartext')])"
+        ".filter(t => getComputedStyle(t).fill === 'rgb(255, 255, 255)')"  # inside: white
+        ".map(t => t.getBoundingClientRect().height)")
+    assert heights and min(heights) >= 12, heights
+    page.close()

@@ -10,8 +10,15 @@ from PIL import Image
 
 from hematovision.cell_finder import crop_square, find_cell, whole_image_box
 from hematovision.foreign import foreign_images
-from hematovision.images import frame_image, read_image, to_image_grid, to_model_input
+from hematovision.images import (
+    IMAGE_SUFFIXES,
+    frame_image,
+    read_image,
+    to_image_grid,
+    to_model_input,
+)
 from tests.conftest import KAGGLE, PBC, ZHENG
+from tests.reference_framing import box_iou, reference_find_cell
 
 
 def _masked_cells():
@@ -142,3 +149,17 @@ def test_whole_framing_is_the_padded_picture_as_before():
     assert np.array_equal(framed[:, 15:75], image.astype(np.float32))
     with pytest.raises(ValueError, match="unknown framing"):
         frame_image(image, "zoom")
+
+
+@pytest.mark.parametrize("dataset, step", [(PBC, 40), (ZHENG / "images", 1), (KAGGLE, 1)])
+def test_the_fast_finder_frames_what_the_earlier_one_framed(dataset, step):
+    # The float32 stain table and OpenCV's morphology must not move the frames the shipped
+    # model was trained and measured on (the earlier finder: tests/reference_framing.py).
+    paths = sorted(path for path in dataset.rglob("*")
+                   if path.suffix.lower() in IMAGE_SUFFIXES)[::step]
+    assert len(paths) >= 100
+    for path in paths:
+        image = read_image(path)
+        fast, reference = find_cell(image), reference_find_cell(image)
+        assert fast.found == reference.found, path
+        assert box_iou(fast, reference) >= 0.95, path

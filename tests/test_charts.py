@@ -92,3 +92,18 @@ def test_the_training_curves_name_the_phases_the_history_holds():
     continued = training_curves([row(2, 1), row(2, 2), row(2, 3)])
     assert continued.layout.xaxis.title.text == "fine-tuning epoch"
     assert training_curves([row(1, 1)]).layout.xaxis.title.text == "head-training epoch"
+
+
+def test_the_value_inside_the_answer_bar_keeps_its_size_in_a_small_chart():
+    # Plotly shrinks inside text to the bar's thickness unless told not to: "100.0 %" in
+    # the red bar came out at about 8 px (the browser test measures it on the page).
+    classes = tuple(f"class {i}" for i in range(8))
+    probabilities = (0.93,) + (0.01,) * 7
+    figure = probability_bars(Prediction("class 0", 0.93, probabilities, classes, 0.5),
+                              height=220)
+    bar = figure.data[0]
+    assert bar.constraintext == "none"
+    assert bar.insidetextfont.size >= 12 and bar.textfont.size >= 12
+    # Eight bars share what the margins and the axis leave: each is thicker than its text.
+    plot = figure.layout.height - figure.layout.margin.t - figure.layout.margin.b - 40
+    assert plot / len(classes) * (1 - figure.layout.bargap) > 1.15 * bar.insidetextfont.size

@@ -299,7 +299,7 @@ def test_audit_page_reads_the_evaluation_and_shows_the_gallery(classifier):
     # The least confident right answers are flagged cells; the caption says which flag.
     assert any(caption.endswith(("(Review)", "(Unfamiliar)")) for caption in gallery)
     assert _without_alt_text(at) == []
-    checks = [df.value for df in at.dataframe if "method" in df.value.columns]
+    checks = [t.value for t in at.table if "method" in t.value.columns]
     # Named as the Explain page names them, the baseline said to be one.
     assert checks and {"Grad-CAM", "Grad-CAM++", "LIME", "SHAP", "random map (baseline)"} == set(
         checks[0]["method"])
@@ -309,16 +309,18 @@ def test_audit_page_reads_the_evaluation_and_shows_the_gallery(classifier):
     assert any("| class | train | val | test |" in m.value and f"| {test_cells} |" in m.value
                for m in at.markdown)
     # The restricted figure says what it is: not what a user of the dashboard will see.
-    restricted = [m for m in at.metric if m.label == "Balanced, classes present only"]
-    assert len(restricted) == len(classifier.card.external)
-    assert all("folder's 5 classes only" in m.help or "folder's 4 classes only" in m.help
-               for m in restricted)
+    labs = next(t.value for t in at.table if "laboratory" in t.value.columns)
+    assert len(labs) == len(classifier.card.external)
+    assert any("*Its classes only*" in c.value and "all of its classes" in c.value
+               for c in at.caption)
     assert any("continued fine-tuning an earlier model" in c.value for c in at.caption)
     at.toggle(key="normalise_confusion").set_value(True).run()
     assert not at.exception
 
 
 def test_quiz_answer_path_scores_and_reveals_the_model(classifier):
+    from hematovision.atlas import common_name
+
     at = _page("pages/5_Atlas.py").run()
     assert not at.exception
     cell, truth, _ = at.session_state["quiz_cell"]
@@ -326,7 +328,7 @@ def test_quiz_answer_path_scores_and_reveals_the_model(classifier):
     at.button(key="quiz_check").click().run()
     assert not at.exception
     assert at.session_state["quiz_score"] == {"right": 1, "asked": 1}
-    assert any(truth in s.value for s in at.success)
+    assert any(common_name(truth).lower() in s.value for s in at.success)
     assert any("The model said" in m.value for m in at.markdown)
     assert _without_alt_text(at) == []
     # The answer stands: no second Check, the choice locked until the next cell.

@@ -81,7 +81,7 @@ def test_without_masked_cells_the_pointing_game_is_not_measured_and_says_so(
                         randomisation_cells=1)
     assert checks["pointing_game"]["cells"] == 0 and checks["pointing_game"]["by_method"] == {}
     row = checks_table(checks)[0]
-    assert row["maximum on the cell"] == "–" and row["maximum on the nucleus"] == "–"
+    assert row["peak on cell"] == "–" and row["peak on nucleus"] == "–"
     verdict = " ".join(check_verdicts(checks).values())
     assert "was not measured" in verdict and "0 % of the time" not in verdict
 

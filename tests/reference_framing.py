@@ -1,0 +1,94 @@
+"""The cell finder as it was before it was made fast (commit 9557a01), kept as the
+reference the fast one is measured against: float64 ``skimage.color.rgb2hed`` and SciPy's
+binary morphology on the 256-pixel working copy.
+
+Only tests and ``benchmarks/batch.py`` import it; the package uses
+:func:`hematovision.cell_finder.find_cell`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+from skimage.color import rgb2hed
+from skimage.filters import threshold_otsu
+from skimage.morphology import disk
+
+from hematovision import cell_finder as _finder
+from hematovision.cell_finder import CellBox, whole_image_box
+
+__all__ = ["reference_find_cell", "box_iou"]
+
+
+def box_iou(first: CellBox, second: CellBox) -> float:
+    """Intersection over union of two square frames (in the picture's pixels)."""
+    top, left = max(first.top, second.top), max(first.left, second.left)
+    bottom = min(first.top + first.side, second.top + second.side)
+    right = min(first.left + first.side, second.left + second.side)
+    inter = max(0.0, bottom - top) * max(0.0, right - left)
+    union = first.side**2 + second.side**2 - inter
+    return inter / union if union > 0 else 1.0
+
+
+def reference_find_cell(image: np.ndarray) -> CellBox:
+    """:func:`hematovision.cell_finder.find_cell` as of commit 9557a01."""
+    height, width = image.shape[:2]
+    scale = min(1.0, _finder._WORKING_SIDE / max(height, width))
+    small = image
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+    nucleus = _nucleus_mask(small)
+    if isinstance(nucleus, str):
+        return whole_image_box(image.shape, nucleus)
+    rows, cols = np.nonzero(nucleus)
+    top, bottom = rows.min() / scale, (rows.max() + 1) / scale
+    left, right = cols.min() / scale, (cols.max() + 1) / scale
+    side = max(bottom - top, right - left) * _finder.NUCLEUS_TO_FRAME
+    side = max(side, _finder.MIN_FRAME_FRACTION * min(height, width))
+    centre_y, centre_x = (top + bottom) / 2, (left + right) / 2
+    return CellBox(centre_y - side / 2, centre_x - side / 2, side, True,
+                   "stained nucleus found", (top, left, bottom, right))
+
+
+def _nucleus_mask(small: np.ndarray) -> np.ndarray | str:  # noqa: C901 (kept as it was)
+    rgb = small.astype(np.int16)
+    coloured = rgb.max(axis=2) - rgb.min(axis=2) >= _finder._MIN_CHROMA
+    if coloured.mean() < _finder._MIN_AREA:
+        return "no cell found: the picture has no stain colours"
+    haematoxylin = rgb2hed(small)[..., 0]
+    candidates = haematoxylin[coloured]
+    if float(np.ptp(candidates)) == 0.0:
+        return "no cell found: the picture has no stain contrast"
+    threshold = threshold_otsu(candidates)
+    mask = coloured & (haematoxylin > threshold)
+    rest = coloured & ~mask
+    contrast = float(haematoxylin[mask].mean() - haematoxylin[rest].mean()) if (
+        mask.any() and rest.any()) else 0.0
+    if contrast < _finder._MIN_CONTRAST:
+        return "no cell found: no purple-stained nucleus stands out"
+    radius = max(1, round(min(small.shape[:2]) * 0.015))
+    mask = ndimage.binary_opening(mask, structure=disk(radius))
+    mask = ndimage.binary_closing(mask, structure=disk(3 * radius))
+    labels, count = ndimage.label(mask)
+    if count == 0:
+        return "no cell found: no stained region larger than debris"
+    index = np.arange(1, count + 1)
+    areas = ndimage.sum(mask, labels, index) / mask.size
+    centres = np.array(ndimage.center_of_mass(mask, labels, index))
+    middle = (np.array(small.shape[:2]) - 1) / 2
+    spread = 0.3 * min(small.shape[:2])
+    distance = np.sum((centres - middle) ** 2, axis=1) / spread**2
+    score = np.where((areas >= _finder._MIN_AREA) & (areas <= _finder._MAX_AREA),
+                     areas * np.exp(-distance / 2), 0.0)
+    if not np.any(score > 0):
+        return "no cell found: stained regions are too small or too large for a nucleus"
+    for best in np.argsort(-score):
+        if score[best] <= 0:
+            break
+        nucleus = labels == index[best]
+        red, green, blue = rgb[nucleus].mean(axis=0)
+        if blue - green >= _finder._MIN_BLUE_OVER_GREEN and red >= green:
+            return nucleus
+    return "no cell found: no stained region has the purple of a nucleus"
