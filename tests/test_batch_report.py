@@ -168,6 +168,7 @@ def test_pdf_report_keeps_each_picture_s_proportions(classifier, tmp_path):
     assert abs(width - height) <= 2, (width, height)
 
 
+@pytest.mark.slow
 def test_report_command_line(tmp_path, pbc_examples):
     import sys
 

@@ -107,6 +107,7 @@ def test_damaged_statistics_file_is_refused_by_name(tmp_path):
         Classifier(copy)
 
 
+@pytest.mark.slow
 def test_cli_foreign_measures_and_records_in_the_card(tmp_path):
     copy = tmp_path / "model"
     shutil.copytree(SHIPPED_MODEL, copy, ignore=shutil.ignore_patterns("checkpoint.keras"))
