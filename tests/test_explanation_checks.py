@@ -74,6 +74,7 @@ def test_run_checks_reports_every_method_and_the_random_baseline(classifier, pbc
         assert len(row["deletion_curve"]) == 11 and 0 <= row["deletion_auc"] <= 1
 
 
+@pytest.mark.slow
 def test_without_masked_cells_the_pointing_game_is_not_measured_and_says_so(
         classifier, pbc_examples):
     from hematovision.model_report import check_verdicts, checks_table

@@ -72,6 +72,7 @@ def test_shipped_model_has_its_statistics_and_features(classifier):
     assert classifier.familiarity.threshold > 0
 
 
+@pytest.mark.slow
 def test_held_out_pbc_cells_are_rarely_unfamiliar(classifier):
     from hematovision.dataset import test_split_files
 
