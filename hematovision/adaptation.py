@@ -25,7 +25,6 @@ the adaptation never saw.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -35,6 +34,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
 
+from hematovision.atomic import write_json_atomic
 from hematovision.calibration import expected_calibration_error
 from hematovision.classifier import Classifier
 from hematovision.dataset import ADAPTATION_FILE, _rank, scan_folder
@@ -305,11 +305,11 @@ def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
                                  "before": before, "after": after}},
     )
     save_card(out_dir, card)
-    (out_dir / ADAPTATION_FILE).write_text(json.dumps({
+    write_json_atomic(out_dir / ADAPTATION_FILE, {
         "used": [str(items[i].path) for i in used],
         "used_sha256": [items[i].sha256 for i in used],
         "held_out": [str(items[i].path) for i in held],
-        "tuning": tuning, "before": before, "after": after}, indent=1) + "\n")
+        "tuning": tuning, "before": before, "after": after})
     report(0.85, "converting to the fast runtime")
     from hematovision.training import add_fast_runtime
 

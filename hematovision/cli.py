@@ -181,8 +181,9 @@ def _foreign(args) -> int:
     classifier = Classifier(args.model)
     files = test_split_files(args.model, args.data)
     if files is None:
-        print(f"error: {args.data} does not hold {args.model}'s test split", file=sys.stderr)
-        return 2
+        from hematovision.errors import InputError
+
+        raise InputError(f"{args.data} does not hold {args.model}'s test split")
     result = measure_foreign(classifier, [path for path, _ in files])
     write_json_atomic(Path(args.model) / "foreign.json", result)
     summary = {key: value for key, value in result.items() if key != "images"}

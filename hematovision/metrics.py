@@ -12,7 +12,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-__all__ = ["balanced_accuracy", "classification_report"]
+__all__ = ["balanced_accuracy", "bootstrap_metrics", "classification_report"]
 
 
 def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
@@ -30,6 +30,43 @@ def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
         warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
         warnings.filterwarnings("ignore", "A single label was found")
         return float(balanced_accuracy_score(labels, predicted))
+
+
+def bootstrap_metrics(labels: np.ndarray, predicted: np.ndarray, classes: int,
+                      resamples: int, seed: int) -> dict[str, np.ndarray]:
+    """The metrics of ``resamples`` bootstrap resamples of the cells, all at once.
+
+    Every resample's confusion matrix comes from one ``bincount``; accuracy, balanced
+    accuracy and per-class precision, recall and F1 follow from them as scikit-learn
+    defines them, with NaN where a value is undefined in that resample: recall and F1 of a
+    class it has no cells of, precision of a class it never predicts (counting that as 0
+    dragged the lower bound of a rarely predicted class to 0).
+
+    Returns:
+        ``accuracy`` and ``balanced_accuracy`` shaped ``(resamples,)``; ``precision``,
+        ``recall`` and ``f1`` shaped ``(resamples, classes)``.
+    """
+    n, cells = len(labels), classes * classes
+    rng = np.random.default_rng(seed)
+    confusion = labels * classes + predicted  # each cell's place in a confusion matrix
+    # Resampled in blocks of about four million cells, so a large set needs no more memory.
+    block = max(1, 4_000_000 // max(n, 1))
+    matrices = []
+    for start in range(0, resamples, block):
+        count = min(block, resamples - start)
+        drawn = confusion[rng.integers(0, n, (count, n))]
+        drawn += np.arange(count)[:, None] * cells
+        matrices.append(np.bincount(drawn.ravel(), minlength=count * cells)
+                        .reshape(count, classes, classes))
+    matrices = np.concatenate(matrices).astype(float)
+    hits = np.diagonal(matrices, axis1=1, axis2=2)
+    support, called = matrices.sum(axis=2), matrices.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(support > 0, hits / support, np.nan)
+        precision = np.where(called > 0, hits / called, np.nan)
+        f1 = np.where(support > 0, 2 * hits / (support + called), np.nan)
+    return {"accuracy": hits.sum(axis=1) / n, "balanced_accuracy": np.nanmean(recall, axis=1),
+            "precision": precision, "recall": recall, "f1": f1}
 
 
 def _interval(samples: np.ndarray) -> list[float] | None:
@@ -62,22 +99,7 @@ def classification_report(
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, predicted, labels=indices, zero_division=0
     )
-    rng = np.random.default_rng(seed)
-    boot = {"accuracy": [], "balanced_accuracy": [], "precision": [], "recall": [], "f1": []}
-    for _ in range(bootstrap):
-        sample = rng.integers(0, len(labels), len(labels))
-        y, p = labels[sample], predicted[sample]
-        boot["accuracy"].append(np.mean(y == p))
-        boot["balanced_accuracy"].append(balanced_accuracy(y, p))
-        pr, rc, f, sup = precision_recall_fscore_support(y, p, labels=indices, zero_division=0)
-        absent = sup == 0
-        rc = np.where(absent, np.nan, rc)
-        # A class this resample never predicts has no precision; counting it as 0 dragged
-        # the lower bound of a rarely predicted class to 0.
-        unpredicted = np.bincount(p, minlength=len(indices)) == 0
-        boot["precision"].append(np.where(unpredicted, np.nan, pr))
-        boot["recall"].append(rc)
-        boot["f1"].append(np.where(absent, np.nan, f))
+    boot = bootstrap_metrics(labels, predicted, len(indices), bootstrap, seed)
     per_class = {}
     for i, name in enumerate(class_names):
         if support[i] == 0 and not np.any(predicted == i):
@@ -88,11 +110,11 @@ def classification_report(
         per_class[name] = {
             "support": int(support[i]),
             "precision": float(precision[i]) if np.any(predicted == i) else None,
-            "precision_ci95": _interval(np.array([b[i] for b in boot["precision"]])),
+            "precision_ci95": _interval(boot["precision"][:, i]),
             "recall": float(recall[i]) if defined else None,
-            "recall_ci95": _interval(np.array([b[i] for b in boot["recall"]])),
+            "recall_ci95": _interval(boot["recall"][:, i]),
             "f1": float(f1[i]) if defined else None,
-            "f1_ci95": _interval(np.array([b[i] for b in boot["f1"]])),
+            "f1_ci95": _interval(boot["f1"][:, i]),
         }
     # One-vs-rest per present class, then the mean: defined even when the external set
     # lacks some of the model's classes.
@@ -102,9 +124,9 @@ def classification_report(
     return {
         "n": int(len(labels)),
         "accuracy": float(np.mean(labels == predicted)),
-        "accuracy_ci95": _interval(np.array(boot["accuracy"])),
+        "accuracy_ci95": _interval(boot["accuracy"]),
         "balanced_accuracy": balanced_accuracy(labels, predicted),
-        "balanced_accuracy_ci95": _interval(np.array(boot["balanced_accuracy"])),
+        "balanced_accuracy_ci95": _interval(boot["balanced_accuracy"]),
         "macro_auc_ovr": auc,
         "per_class": per_class,
         "confusion_matrix": confusion_matrix(labels, predicted, labels=indices).tolist(),

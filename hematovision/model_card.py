@@ -55,6 +55,11 @@ DEFAULT_LIMITATIONS = (
 )
 
 
+# What each annotation of ModelCard accepts; a sequence may come as a list or a tuple.
+_KINDS = {"str": str, "int": numbers.Integral, "float": numbers.Real, "dict": dict,
+          "list": (list, tuple), "tuple[str, ...]": (list, tuple)}
+
+
 @dataclass(frozen=True)
 class ModelCard:
     name: str
@@ -88,13 +93,16 @@ class ModelCard:
     limitations: tuple[str, ...] = DEFAULT_LIMITATIONS
 
     def __post_init__(self):
-        # A hand-edited card ("input_size": "224") must fail here, naming the field, and
-        # not as a TypeError deep inside the network.
-        for name, kind in (("input_size", numbers.Integral), ("temperature", numbers.Real),
-                           ("review_threshold", numbers.Real), ("model_file", str)):
-            value = getattr(self, name)
+        # A hand-edited card ("input_size": "224", "metrics": "good") must fail here,
+        # naming the field, and not as a TypeError deep inside the network or a page.
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            kind = _KINDS[spec.type]
             if isinstance(value, bool) or not isinstance(value, kind):
-                raise TypeError(f"{name} has the wrong type: {value!r}")
+                raise TypeError(f"{spec.name} has the wrong type: {value!r} (expected "
+                                f"{spec.type})")
+            if kind == (list, tuple) and spec.type.startswith("tuple"):
+                object.__setattr__(self, spec.name, tuple(value))  # a list from JSON
         if not all(isinstance(name, str) and name for name in self.classes):
             raise TypeError(f"classes must be names, got {list(self.classes)!r}")
         if not self.classes:
@@ -127,8 +135,6 @@ def load_card(model_dir: str | Path) -> ModelCard:
         raise CardError(f"model card {path} is not a JSON object of fields")
     _check_keys(raw, path)
     try:
-        raw["classes"] = tuple(raw["classes"])
-        raw["limitations"] = tuple(raw.get("limitations", ()))
         if "rows" in raw.get("adaptation", {}):  # one study, as cards held before depths
             raw["adaptation"] = {raw["adaptation"].get("tuning", "last-layer"): raw["adaptation"]}
         return ModelCard(**raw)

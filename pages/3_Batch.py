@@ -41,6 +41,9 @@ uploads = remembered_uploads(
 # shared server a typed path would let any visitor read the server's files.
 folder = (st.text_input("…or a folder on this computer", key="batch_folder")
           if local_mode() else "")
+if not local_mode():
+    st.caption("Run on your own computer, the dashboard also reads a folder of images: "
+               "start it with HEMATOVISION_LOCAL=1 (see the README).")
 clicked = st.button("Classify all", key="run_batch", type="primary")
 if clicked:
     sources = []

@@ -6,7 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard.sidebar import show_sidebar
-from dashboard.state import keep_own_model, local_mode, new_own_model_folder
+from dashboard.state import keep_own_model, local_mode, new_own_model_folder, own_models
 from hematovision.adaptation import adapt_from_zip
 from hematovision.archive import zip_folder
 from hematovision.card_markdown import adaptation_text
@@ -58,10 +58,12 @@ if st.button("Adapt", key="adapt_run", type="primary", disabled=archive is None,
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or default_name
     # Locally, beside the other models; on a shared server, in this session alone: in the
     # models folder every visitor's sidebar would list it.
-    out_dir = models_root() / safe if local_mode() else new_own_model_folder(safe)
-    if out_dir.exists():
+    taken = ((models_root() / safe).exists() if local_mode()
+             else any(path.name == safe for path in own_models()))
+    if taken:
         st.error(f"A model called {safe} already exists; choose another name.")
         st.stop()
+    out_dir = models_root() / safe if local_mode() else new_own_model_folder(safe)
     bar = st.progress(0.0, text="Starting…")
     try:
         result, skipped = adapt_from_zip(

@@ -29,6 +29,18 @@ def pytest_configure(config):
         raise pytest.UsageError(f"datasets not found at {DATASETS}; set HEMATOVISION_DATASETS")
 
 
+# Fixtures that train a model, start a server or a browser, or build a network from
+# scratch: every test that asks for one is slow, wherever it is written.
+SLOW_FIXTURES = frozenset({"tiny_model", "my_lab", "server", "browser", "imagenet_model",
+                           "network"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def classifier():
     from hematovision.classifier import Classifier

@@ -122,6 +122,7 @@ def test_a_name_a_spreadsheet_would_run_is_quoted_in_the_csv_and_read_back_as_it
     assert rows[0]["error"] == "=1+1: not an image"
 
 
+@pytest.mark.slow
 def test_pdf_report_has_its_pages_and_text_and_renders(batch, classifier, tmp_path):
     from pypdf import PdfReader
 
@@ -169,6 +170,7 @@ def test_pdf_report_keeps_each_picture_s_proportions(classifier, tmp_path):
     assert abs(width - height) <= 2, (width, height)
 
 
+@pytest.mark.slow
 def test_report_command_line(tmp_path, pbc_examples):
     import sys
 

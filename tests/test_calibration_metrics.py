@@ -150,3 +150,27 @@ def test_a_class_never_predicted_has_no_precision_and_the_table_says_so():
 def test_no_resamples_is_refused():
     with pytest.raises(ValueError, match="bootstrap must be 1 or more"):
         classification_report(np.zeros(4, int), np.full((4, 2), 0.5), ["a", "b"], bootstrap=0)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # sklearn: a class absent from y_true
+def test_the_vectorised_bootstrap_gives_scikit_learn_s_metrics_for_every_resample():
+    from sklearn.metrics import balanced_accuracy_score, precision_recall_fscore_support
+
+    from hematovision.metrics import bootstrap_metrics
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 3, 60)  # class 3 of 4 never occurs; some resamples lack more
+    predicted = np.where(rng.random(60) < 0.7, labels, rng.integers(0, 4, 60))
+    boot = bootstrap_metrics(labels, predicted, 4, 25, seed=5)
+    samples = np.random.default_rng(5).integers(0, 60, (25, 60))
+    for row, sample in enumerate(samples):
+        y, p = labels[sample], predicted[sample]
+        precision, recall, f1, support = precision_recall_fscore_support(
+            y, p, labels=range(4), zero_division=0)
+        called = np.bincount(p, minlength=4)
+        np.testing.assert_allclose(boot["precision"][row], np.where(called, precision, np.nan))
+        np.testing.assert_allclose(boot["recall"][row], np.where(support, recall, np.nan))
+        np.testing.assert_allclose(boot["f1"][row], np.where(support, f1, np.nan))
+        assert boot["accuracy"][row] == pytest.approx(np.mean(y == p))
+        assert boot["balanced_accuracy"][row] == pytest.approx(balanced_accuracy(y, p))
+        assert balanced_accuracy(y, p) == pytest.approx(balanced_accuracy_score(y, p))

@@ -27,6 +27,7 @@ def _masked_cells():
     return [(ZHENG / row["image"], ZHENG / row["mask"]) for row in rows]
 
 
+@pytest.mark.slow
 def test_box_holds_the_masked_cell_in_at_least_95_percent_of_the_external_images():
     contained = 0
     cells = _masked_cells()
@@ -40,6 +41,7 @@ def test_box_holds_the_masked_cell_in_at_least_95_percent_of_the_external_images
     assert contained >= 95
 
 
+@pytest.mark.slow
 def test_finds_a_cell_in_nearly_every_pbc_image_and_centres_it():
     paths = sorted(PBC.glob("*/*.jpg"))[::60]
     found = 0
@@ -55,6 +57,7 @@ def test_finds_a_cell_in_nearly_every_pbc_image_and_centres_it():
     assert found >= 0.98 * len(paths)
 
 
+@pytest.mark.slow
 def test_finds_the_cell_in_photos_with_black_corners_from_rotation():
     # The Kaggle set's photos were rotated with black fill. Black has a huge haematoxylin
     # value in HED space; counted as background it hid every nucleus (6 of 160 found).
@@ -84,6 +87,7 @@ def test_finds_the_cell_in_photos_with_black_corners_from_rotation():
     assert np.abs(outside[0, 0].astype(int) - slide).max() < 50
 
 
+@pytest.mark.slow
 def test_finds_the_cell_inside_an_eyepiece_vignette():
     # A phone held to a teaching microscope's eyepiece darkens the field towards a black
     # circle. The dark ring is large and central, so it used to win over the nucleus and,

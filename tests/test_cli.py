@@ -14,6 +14,11 @@ import pytest
 
 from .conftest import KAGGLE, PBC, SHIPPED_MODEL, ZHENG, strict_json
 
+# Every test here runs the command in a new process, which loads TensorFlow (10-20 s on two
+# shared cores); how main() turns errors into statuses is tested in-process in
+# test_errors.py, inside the quick loop.
+pytestmark = pytest.mark.slow
+
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "hematovision", *args], capture_output=True,

@@ -147,6 +147,7 @@ def test_a_bad_upload_shows_an_error_and_the_rest_are_classified(pbc_examples):
     assert list(table["label"]) == expected
 
 
+@pytest.mark.slow
 def test_explain_renders_all_four_maps_for_a_chosen_class(pbc_examples, monkeypatch):
     import dashboard.results
 
@@ -193,6 +194,7 @@ def _class_choice(at: AppTest):
     return next(box for box in at.selectbox if box.label == "Explain the class")
 
 
+@pytest.mark.slow
 def test_explain_starts_again_from_the_new_model_s_answer_after_a_switch(two_models,
                                                                           pbc_examples):
     cell = _cells([e for e in pbc_examples if e[1] == "neutrophil"][:1])[0]
@@ -254,6 +256,7 @@ def shared_server(monkeypatch):
     monkeypatch.delenv("HEMATOVISION_LOCAL", raising=False)
 
 
+@pytest.mark.slow
 def test_batch_page_classifies_a_folder_and_lists_the_broken_file(pbc_examples, tmp_path,
                                                                   local_server):
     import shutil
@@ -437,6 +440,7 @@ def test_adapt_page_shows_its_button_waiting_for_a_zip():
     assert at.button(key="adapt_run").disabled  # enabled once a .zip is uploaded
 
 
+@pytest.mark.slow
 def test_adapt_from_an_uploaded_zip_saves_a_new_model_and_reports_unused_files(tmp_path):
     import io
     import json
@@ -585,6 +589,9 @@ def test_on_a_shared_server_an_adapted_model_stays_in_its_visitor_s_session(
     mine = next(option for option in options if option.startswith("my-lab"))
     download = [b for b in visitor.get("download_button") if b.proto.label.endswith("(.zip)")]
     assert len(download) == 1
+    # A second model of that name would be a second "my-lab" in the sidebar.
+    visitor.button(key="adapt_run").click().run()
+    assert any("already exists" in error.value for error in visitor.error)
     visitor.sidebar.selectbox(key="model_name").set_value(mine).run()
     assert not visitor.exception
     assert any("it is the model in use now" in s.value for s in visitor.success)
@@ -747,6 +754,7 @@ def test_batch_lists_a_file_of_any_type_counts_white_cells_only_and_keeps_upload
     assert not at.exception and len(at.dataframe[0].value) == 4
 
 
+@pytest.mark.slow
 def test_the_small_grad_cam_views_cover_the_model_s_square_only(classifier, pbc_examples):
     # Over the whole picture a map ends at the edge of the model's square: a hard line that
     # the Atlas, quiz and audit gallery showed as if it were evidence.

@@ -100,6 +100,7 @@ def test_split_is_stratified_and_stable_across_locations(small_pbc, tmp_path):
         assert per_class[(label, "test")] == 2
 
 
+@pytest.mark.slow
 def test_split_on_all_of_pbc_is_close_to_70_15_15():
     dataset = scan_folder(PBC, classes=("basophil",))
     assignment = split_dataset(dataset)

@@ -57,6 +57,7 @@ def test_a_class_the_model_lacks_offers_its_unlearned_cells(classifier, tmp_path
         tmp_path / "smudge" / "unseen.jpg"]
 
 
+@pytest.mark.slow
 def test_an_adapted_model_never_shows_the_cells_it_was_adapted_on(tmp_path):
     import hashlib
 

@@ -21,7 +21,9 @@ def cell(pbc_examples):
     return read_image(pbc_examples[0][0])  # PBC images are 360×363: not square
 
 
-@pytest.mark.parametrize("method", [m.name for m in available_methods()])
+@pytest.mark.parametrize("method", [
+    pytest.param(m.name, marks=[pytest.mark.slow] if m.name in FAST else [])
+    for m in available_methods()])
 def test_contract(method, classifier, cell):
     other = (classifier.predict([cell])[0].classes.index("monocyte"))
     result = explain(method, cell, classifier, other, **FAST.get(method, {}))
@@ -100,6 +102,7 @@ def test_fast_gradcam_equals_tf_keras_vis(classifier, cell, method, reference):
     assert np.abs(ours - expected).max() < 1e-3
 
 
+@pytest.mark.slow
 def test_lime_weights_equal_the_library(classifier, cell):
     from lime.lime_image import LimeImageExplainer
 
@@ -121,6 +124,7 @@ def test_lime_weights_equal_the_library(classifier, cell):
     assert np.allclose(ours, theirs, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_lime_ranks_the_patches_alike_whatever_the_seed(classifier):
     # The middle held-out platelet, as in the benchmark: so sure of itself that LIME fitted
     # to probabilities ranks its patches at random at 250 samples (seeds 0 and 1: 0.58;
@@ -139,6 +143,7 @@ def test_lime_ranks_the_patches_alike_whatever_the_seed(classifier):
     assert spearmanr(first.ravel(), second.ravel()).statistic >= 0.9
 
 
+@pytest.mark.slow
 def test_shap_values_add_up_to_the_probability_the_cell_adds(classifier, cell):
     # Owen values are efficient: together they account for the whole difference between
     # the cell and the fully blurred image, whatever the evaluation budget.

@@ -60,6 +60,7 @@ def test_randomised_copy_changes_the_model_but_not_the_original(classifier, pbc_
     assert np.array_equal(classifier.predict_proba(x), before)
 
 
+@pytest.mark.slow
 def test_run_checks_reports_every_method_and_the_random_baseline(classifier, pbc_examples):
     rows = [line.split(",") for line in (ZHENG / "labels.csv").read_text().splitlines()[1:3]]
     masked = [(ZHENG / image, ZHENG / mask) for image, _, mask in rows]
@@ -73,6 +74,7 @@ def test_run_checks_reports_every_method_and_the_random_baseline(classifier, pbc
         assert len(row["deletion_curve"]) == 11 and 0 <= row["deletion_auc"] <= 1
 
 
+@pytest.mark.slow
 def test_without_masked_cells_the_pointing_game_is_not_measured_and_says_so(
         classifier, pbc_examples):
     from hematovision.model_report import check_verdicts, checks_table
@@ -89,6 +91,7 @@ def test_without_masked_cells_the_pointing_game_is_not_measured_and_says_so(
 @pytest.mark.parametrize("backbone,first", [("lite0", "block15_"), ("lite1", "block20_"),
                                             ("lite2", "block20_"), ("b0", "block7a_"),
                                             ("mobilenetv2", "block_16_")])
+@pytest.mark.slow
 def test_the_randomisation_check_scrambles_every_backbone_from_its_last_block(
         classifier, backbone, first):
     from dataclasses import replace

@@ -72,6 +72,7 @@ def test_shipped_model_has_its_statistics_and_features(classifier):
     assert classifier.familiarity.threshold > 0
 
 
+@pytest.mark.slow
 def test_held_out_pbc_cells_are_rarely_unfamiliar(classifier):
     from hematovision.dataset import test_split_files
 
@@ -107,6 +108,7 @@ def test_damaged_statistics_file_is_refused_by_name(tmp_path):
         Classifier(copy)
 
 
+@pytest.mark.slow
 def test_cli_foreign_measures_and_records_in_the_card(tmp_path):
     copy = tmp_path / "model"
     shutil.copytree(SHIPPED_MODEL, copy, ignore=shutil.ignore_patterns("checkpoint.keras"))

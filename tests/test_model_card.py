@@ -42,6 +42,10 @@ def _without(key: str) -> dict:
     (lambda raw: _without("temperature"), ["'temperature'"]),
     (lambda raw: {**raw, "input_size": "224"}, ["input_size"]),
     (lambda raw: {**raw, "review_threshold": 1.5}, ["review_threshold"]),
+    (lambda raw: {**raw, "metrics": "good"}, ["metrics has the wrong type"]),
+    (lambda raw: {**raw, "familiarity_file": None}, ["familiarity_file has the wrong type"]),
+    # One string is not a list of limitations (it would read as one per letter).
+    (lambda raw: {**raw, "limitations": "not validated"}, ["limitations"]),
     (lambda raw: ["not", "a", "card"], ["not a JSON object"]),
 ])
 def test_a_card_with_an_unknown_missing_or_bad_key_is_refused_by_name(tmp_path, change, named):

@@ -1,0 +1,42 @@
+"""The benchmarks keep working: what they look for on the page is what the page shows."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from hematovision.images import read_image
+
+from .conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def test_the_load_test_recognises_every_kind_of_answer_the_page_heads_a_cell_with(
+        classifier, pbc_examples):
+    # The load test once looked for "neutrophil — 99.1 %" after the page had changed to
+    # "neutrophil 99.1 %", and reported that no answer was ever shown.
+    from load_test import ANSWER
+
+    prediction = classifier.predict([read_image(pbc_examples[0][0])])[0]
+    confident = replace(prediction, review_threshold=0.0)
+    review = replace(prediction, review_threshold=1.01)
+    unfamiliar = replace(prediction, distance=2.0, distance_threshold=1.0)
+    for shown in (confident, review, unfamiliar):
+        assert ANSWER.search(shown.headline), shown.headline
+    assert unfamiliar.headline == "Unfamiliar"
+    for not_an_answer in ("Review below this probability", "Classify cells",
+                          "Unfamiliar: no white cell was found", f"Model {classifier.name}"):
+        assert not ANSWER.search(not_an_answer)
+
+
+@pytest.mark.slow
+def test_the_load_test_runs_with_the_protocol_client():
+    result = subprocess.run(
+        [sys.executable, "benchmarks/load_test.py", "--client", "protocol", "--users", "2",
+         "--rounds", "1"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "errors: 0" in result.stdout
