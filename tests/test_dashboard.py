@@ -568,6 +568,22 @@ def test_a_shared_server_offers_no_server_folder_and_refuses_a_typed_one(pbc_exa
     assert any("Nothing to classify" in w.value for w in at.warning)
 
 
+def test_a_folder_beyond_the_walker_s_limits_is_refused_by_name(pbc_examples, tmp_path,
+                                                                 local_server, monkeypatch):
+    from hematovision.folders import FolderLimits
+
+    for path, _ in pbc_examples[:3]:
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    monkeypatch.setattr("dashboard.state.FOLDER_LIMITS", FolderLimits(max_files=2))
+    at = _page("pages/3_Batch.py").run()
+    at.text_input(key="batch_folder").input(str(tmp_path))
+    at.button(key="run_batch").click().run()
+    assert not at.exception
+    assert any(str(tmp_path) in error.value and "more than 2 files" in error.value
+               for error in at.error)
+    assert "batch_sources" not in at.session_state
+
+
 @pytest.mark.slow
 def test_on_a_shared_server_an_adapted_model_stays_in_its_visitor_s_session(
         tmp_path, monkeypatch, shared_server):
