@@ -11,7 +11,7 @@ from hematovision.atlas import common_name
 __all__ = ["load_evaluation", "load_external_evaluations", "load_history",
            "load_explanation_checks", "gallery", "checks_table", "check_verdicts",
            "check_cautions", "GLOSSARY", "audit_answers", "source_test_rows",
-           "source_rows", "external_rows"]
+           "source_rows", "external_rows", "source_benchmark_rows"]
 
 
 def _read_json(path: Path) -> dict | None:
@@ -311,3 +311,17 @@ def external_rows(externals: list[dict], home: dict) -> list[dict]:
                      "change from home": f"{100 * change:+.1f} points",
                      "its classes only": _percent(restricted)})
     return rows
+
+
+def source_benchmark_rows(benchmark: dict) -> list[dict]:
+    """The leave-one-source-out table of a card's ``source_benchmark`` (see
+    :mod:`hematovision.source_benchmark`), one row per model and set, short headers."""
+    return [{"model": row["model"], "data": row["data"],
+             "seen in training": "its test split" if row["role"] == "held-out test split"
+             else "never",
+             "cells": row["n"],
+             "4 common cells": _percent(row["balanced_common"]),
+             "balanced": _percent(row["balanced"]),
+             "ECE": f"{row['ece']:.3f}",
+             "confident & wrong": _percent(row["share_confident_wrong"])}
+            for row in benchmark.get("rows", [])]

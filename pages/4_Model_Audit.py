@@ -26,6 +26,7 @@ from hematovision.model_report import (
     load_explanation_checks,
     load_external_evaluations,
     load_history,
+    source_benchmark_rows,
     source_rows,
     source_test_rows,
 )
@@ -101,7 +102,16 @@ if externals:
     st.caption("*Its classes only*: if the model had to choose among the classes the "
                "laboratory's folder holds. The dashboard always lets it choose among all of "
                "its classes, so the figure to expect is the balanced accuracy.")
-else:
+if card.source_benchmark:
+    st.write("**Leave one source out.** Each shipped model on every set: a source it learned "
+             "from is scored on its held-out test cells, any other set whole. Compare the "
+             "rows of a set the two models never saw.")
+    st.table(source_benchmark_rows(card.source_benchmark), hide_index=True)
+    st.caption("*4 common cells*: balanced accuracy over eosinophil, lymphocyte, monocyte "
+               "and neutrophil, which every set holds. *Confident & wrong*: the share of "
+               "cells answered Confident and wrong. Measured with "
+               f"`{card.source_benchmark.get('command', 'benchmarks/sources.py')}`.")
+if not externals:
     st.info("This model has not been measured on another laboratory's cells, so how it "
             "does on them is unknown: run `hematovision evaluate --model MODEL --data "
             "FOLDER` with a folder of them.")

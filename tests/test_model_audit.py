@@ -178,3 +178,16 @@ def test_in_a_1280_pixel_browser_the_answers_are_on_the_first_screen_and_nothing
         path=str(OUTPUT / "model-audit-maps-table.png"))
     assert overflowing == []
     page.close()
+
+
+def test_the_default_model_shows_the_leave_one_source_out_table(monkeypatch):
+    from hematovision.models import default_model_dir
+
+    monkeypatch.delenv("HEMATOVISION_MODEL", raising=False)
+    at = _page("pages/4_Model_Audit.py").run()
+    assert not at.exception
+    table = next(t.value for t in at.table if "seen in training" in t.value.columns)
+    card = json.loads((default_model_dir() / "card.json").read_text())
+    assert len(table) == len(card["source_benchmark"]["rows"])
+    never = table[table["seen in training"] == "never"]
+    assert {"zheng2018_d2", "kaggle_bloodcells_sample"} <= set(never["data"])
