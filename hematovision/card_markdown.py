@@ -173,6 +173,24 @@ def training_markdown(training: dict, record: bool = True) -> str:
     return "\n".join(lines)
 
 
+def _source_benchmark_table(benchmark: dict) -> list[str]:
+    lines = ["## Leave one source out",
+             f"Measured with `{benchmark.get('command', 'benchmarks/sources.py')}`: each "
+             "model on every set, a source it learned from by its held-out test split.", "",
+             "| model | data | seen in training | n | balanced, 4 common cells | balanced "
+             "| ECE | Unfamiliar | Confident and wrong |", "|---|---|---|---|---|---|---|---|---|"]
+    for row in benchmark["rows"]:
+        common = row.get("balanced_common")
+        lines.append(
+            f"| {row['model']} | {row['data']} | "
+            f"{'test split' if row['role'] == 'held-out test split' else 'never'} | "
+            f"{row['n']} | {'–' if common is None else f'{common:.3f}'} | "
+            f"{row['balanced']:.3f} | {row['ece']:.3f} | "
+            f"{percent_text(row['share_unfamiliar'])} | "
+            f"{percent_text(row['share_confident_wrong'])} |")
+    return lines + [""]
+
+
 def render_markdown(card: ModelCard) -> str:
     lines = [
         f"# Model card: {card.name}",
@@ -204,6 +222,11 @@ def render_markdown(card: ModelCard) -> str:
     if card.metrics:
         lines += ["## Held-out test results", *_metrics_table(card.metrics),
                   *_flag_lines(card.metrics), ""]
+    for name, metrics in card.source_tests.items():
+        lines += [f"## Held-out test results: source {name}", *_metrics_table(metrics),
+                  *_flag_lines(metrics), ""]
+    if card.source_benchmark.get("rows"):
+        lines += _source_benchmark_table(card.source_benchmark)
     if card.external:
         lines += _cross_lab_table(card)
     for result in card.external:
