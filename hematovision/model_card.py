@@ -66,6 +66,8 @@ class ModelCard:
     framing: str = "whole"  # "cell": inputs are framed around their white cell first
     familiarity_file: str = ""
     familiarity_sha256: str = ""
+    head_weights_file: str = ""  # the linear head after the Grad-CAM layer (runtime.load_head)
+    head_weights_sha256: str = ""
     head: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)
@@ -299,6 +301,8 @@ def render_markdown(card: ModelCard) -> str:
         + (f" ({card.review_rule})" if card.review_rule else ""),
         f"- **Model file**: `{card.model_file}` (sha256 `{card.model_sha256}`)",
         f"- **Fast runtime**: `{card.runtime_file or 'none'}` (sha256 `{card.runtime_sha256}`)",
+        f"- **Head weights for Grad-CAM without TensorFlow**: "
+        f"`{card.head_weights_file or 'none'}` (sha256 `{card.head_weights_sha256}`)",
         f"- **Framing**: {_FRAMING[card.framing]}",
         f"- **Familiarity statistics**: `{card.familiarity_file or 'none'}` "
         f"(sha256 `{card.familiarity_sha256}`)",

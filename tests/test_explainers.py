@@ -78,26 +78,80 @@ def test_out_of_range_class_is_refused(classifier, cell):
         explain("gradcam", cell, classifier, 42)
 
 
-@pytest.mark.parametrize("method,reference", [("gradcam", "Gradcam"),
-                                              ("gradcampp", "GradcamPlusPlus")])
-def test_fast_gradcam_equals_tf_keras_vis(classifier, cell, method, reference):
+@pytest.fixture(scope="module")
+def tf_keras_vis_maps(classifier, pbc_examples):
+    """tf-keras-vis' Gradcam and GradcamPlusPlus on the Keras model's logits: three cells of
+    different classes, and for each its predicted class and two classes it rules out."""
     import keras
-    import tf_keras_vis.gradcam
-    import tf_keras_vis.gradcam_plus_plus
+    from tf_keras_vis.gradcam import Gradcam
+    from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
     from tf_keras_vis.utils.scores import CategoricalScore
 
     from hematovision.network import LOGITS_LAYER
 
-    module = tf_keras_vis.gradcam if reference == "Gradcam" else tf_keras_vis.gradcam_plus_plus
     model = classifier.model
     view = keras.Model(model.inputs, model.get_layer(LOGITS_LAYER).output)
+    references = {"gradcam": Gradcam(view, clone=True),
+                  "gradcampp": GradcamPlusPlus(view, clone=True)}
+    cases = []
+    for path, _ in pbc_examples[::15][:3]:
+        x = classifier.prepare(read_image(path))
+        top = int(np.argmax(classifier.predict_proba(x[None])[0]))
+        for index in {top, (top + 3) % 8, (top + 6) % 8}:
+            for method, reference in references.items():
+                expected = reference(CategoricalScore([index]), x[None],
+                                     penultimate_layer=classifier.card.gradcam_layer,
+                                     seek_penultimate_conv_layer=False)[0]
+                cases.append((method, x, index, expected))
+    return cases
+
+
+def test_gradient_free_gradcam_equals_tf_keras_vis(classifier, tf_keras_vis_maps):
+    # The runtime's feature map and the head's weights, in closed form, against the
+    # library's gradient tape on the Keras model: 3 cells × 3 classes × 2 methods.
+    assert classifier.head is not None, "the shipped runtime returns no feature map"
+    assert len(tf_keras_vis_maps) == 18
+    for method, x, index, expected in tf_keras_vis_maps:
+        ours = get_explainer(method).compute(x, classifier, index)[0]
+        assert np.abs(ours - expected).max() < 1e-4, (method, index)
+
+
+def test_the_slow_path_for_another_layer_equals_tf_keras_vis(classifier, cell):
+    # Any other layer takes TensorFlow's gradients: the advanced, slow option.
+    import keras
+    from tf_keras_vis.gradcam import Gradcam
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    from hematovision.network import LOGITS_LAYER
+
+    layer = "block6d_add" if "block6d_add" in [l.name for l in classifier.model.layers] \
+        else classifier.model.layers[-8].name
     x = classifier.prepare(cell)
-    index = classifier.classes.index(classifier.predict([cell])[0].label)
-    expected = getattr(module, reference)(view, clone=True)(
-        CategoricalScore([index]), x[None], penultimate_layer=classifier.card.gradcam_layer,
-        seek_penultimate_conv_layer=False)[0]
-    ours = get_explainer(method).compute(x, classifier, index)[0]
+    view = keras.Model(classifier.model.inputs,
+                       classifier.model.get_layer(LOGITS_LAYER).output)
+    expected = Gradcam(view, clone=True)(CategoricalScore([2]), x[None],
+                                          penultimate_layer=layer,
+                                          seek_penultimate_conv_layer=False)[0]
+    ours = get_explainer("gradcam").compute(x, classifier, 2, layer=layer)[0]
     assert np.abs(ours - expected).max() < 1e-3
+    with pytest.raises(ValueError, match="no layer"):
+        explain("gradcam", cell, classifier, 2, layer="no_such_layer")
+
+
+@pytest.mark.parametrize("hidden_units,layer,linear", [
+    (0, "top_activation", True),
+    (16, "top_activation", False),  # a ReLU layer between pooling and logits
+    (0, "top_conv", False),  # BatchNorm and swish lie between it and the pooling
+])
+def test_only_a_linear_head_gets_gradient_free_gradcam(hidden_units, layer, linear):
+    from hematovision.network import build_classifier, linear_head
+
+    model = build_classifier("lite0", 3, input_size=64, hidden_units=hidden_units,
+                             pretrained=False)
+    head = linear_head(model, layer)
+    assert (head is not None) == linear
+    if linear:
+        assert head[0].shape == (1280, 3) and head[1].shape == (3,)
 
 
 def test_lime_weights_equal_the_library(classifier, cell):
@@ -257,7 +311,7 @@ def test_a_first_map_s_time_leaves_out_loading_the_network(cell):
 
     fresh = Classifier(SHIPPED_MODEL)  # classifies on LiteRT; Keras loads on first use
     started = time.perf_counter()
-    result = explain("gradcam", cell, fresh)
+    result = explain("gradcam", cell, fresh, layer="top_conv")  # the slow, Keras path
     whole = time.perf_counter() - started
     # Loading and tracing take seconds, the map a tenth of one: "7.6 s" misled.
     assert result.seconds < whole / 4

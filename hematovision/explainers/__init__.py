@@ -68,9 +68,9 @@ class Explainer:
     reference: str = ""
     how: str = ""  # how the map is computed, for readers who ask
     signed_colormap: str = "RdBu_r"  # for signed maps: low = against, high = for
-    # One-time set-up for a classifier (loading the Keras graph), run before the clock
-    # starts: a first map's time should be the method's, not the model's loading.
-    set_up: Callable[[Classifier], object] | None = None
+    # One-time set-up for a classifier and settings (loading the Keras graph), run before
+    # the clock starts: a first map's time should be the method's, not the model's loading.
+    set_up: Callable[..., object] | None = None
 
 
 EXPLAINERS: dict[str, Explainer] = {}
@@ -117,7 +117,7 @@ def explain(method: str, image: np.ndarray, classifier: Classifier,
                          f"it takes {sorted(explainer.defaults)}")
     chosen = {**explainer.defaults, **settings}
     if explainer.set_up is not None:
-        explainer.set_up(classifier)
+        explainer.set_up(classifier, **chosen)
     started = time.perf_counter()
     box = box or classifier.frame(image)
     model_input = classifier.prepare(image, box)
