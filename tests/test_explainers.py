@@ -194,23 +194,88 @@ def test_lime_ranks_the_patches_alike_whatever_the_seed(classifier):
 
 
 def test_shap_values_add_up_to_the_probability_the_cell_adds(classifier, cell):
-    # Owen values are efficient: together they account for the whole difference between
-    # the cell and the fully blurred image, whatever the evaluation budget.
-    import cv2
-
+    # Shapley values are efficient: together they account for the whole difference
+    # between the cell and the copy with every patch hidden, whatever the budget.
     from hematovision.explainers.shap_map import shap_values
-    from hematovision.explainers.superpixels import segment_cell
+    from hematovision.explainers.superpixels import mean_colours
 
     x = classifier.prepare(cell)
     index = classifier.classes.index(classifier.predict([cell])[0].label)
-    segmentation = segment_cell(x, 32)
-    values, blurred_probability = shap_values(x, classifier, index, segmentation, 120)
+    values, hidden_probability, segmentation = shap_values(x, classifier, index, 120, 32)
     assert values.shape == (segmentation.max() + 1,)
-    blurred = cv2.blur(x.astype(np.float32), (32, 32))
-    assert blurred_probability == pytest.approx(
-        classifier.predict_proba(blurred[None])[0, index], abs=1e-5)
+    hidden = mean_colours(x, segmentation)
+    assert hidden_probability == pytest.approx(
+        classifier.predict_proba(hidden[None])[0, index], abs=1e-5)
     whole = classifier.predict_proba(x[None])[0, index]
-    assert values.sum() == pytest.approx(whole - blurred_probability, abs=1e-4)
+    assert values.sum() == pytest.approx(whole - hidden_probability, abs=1e-4)
+
+
+@pytest.mark.parametrize("count,samples,exhaustive,rows", [
+    (4, 250, True, 16),  # every coalition fits: both fits are exact
+    (24, 250, False, 250),  # whole, empty, 2·24 single-patch masks, 200 LIME draws
+    (40, 60, False, 60),  # no room for the single-patch masks: LIME's draws only
+])
+def test_one_set_of_coalitions_serves_lime_and_shap(count, samples, exhaustive, rows):
+    from hematovision.explainers.coalitions import coalition_masks
+
+    masks, lime_rows, is_exhaustive = coalition_masks(count, samples, seed=3)
+    assert masks.shape == (rows, count) and is_exhaustive == exhaustive
+    assert masks[0].all() and (masks.sum(axis=1) == 0).any()  # the whole cell and empty
+    drawn = masks[lime_rows][1:]
+    if not exhaustive:
+        # LIME's draws come in complementary pairs.
+        half = len(drawn) // 2
+        assert np.array_equal(drawn[:half], 1 - drawn[half : 2 * half])
+
+
+def test_exact_shapley_values_on_an_additive_score():
+    # On an additive score with one interaction, the exhaustive design gives the exact
+    # Shapley values, and the sampled design the same values where the score is additive.
+    from hematovision.explainers.coalitions import (
+        ScoredCoalitions,
+        coalition_masks,
+        kernel_shap_fit,
+        lime_fit,
+    )
+
+    weights = np.array([0.5, -0.2, 0.1, 0.0, 0.3])
+    for count, samples in ((5, 64), (5, 20)):
+        masks, lime_rows, exhaustive = coalition_masks(count, samples, seed=1)
+        scores = masks @ weights + 0.4 * masks[:, 0] * masks[:, 1]
+        scored = ScoredCoalitions(masks, lime_rows, exhaustive, np.zeros((len(masks), 2)),
+                                  np.zeros((2, 2), int))
+        values, empty = kernel_shap_fit(scored, scores)
+        expected = weights + np.array([0.2, 0.2, 0, 0, 0])  # the interaction split in two
+        assert empty == 0.0 and values.sum() == pytest.approx(scores[0])
+        if exhaustive:
+            assert np.allclose(values, expected, atol=1e-9)
+        assert np.argmax(lime_fit(scored, masks @ weights)) == 0
+
+
+def test_lime_and_shap_score_the_cell_once_for_every_class(classifier, pbc_examples):
+    # The second method, and any other class, reuse the first one's network calls.
+    from hematovision.explainers import coalitions
+
+    coalitions._memo.clear()
+    x_image = read_image(pbc_examples[7][0])
+    calls = []
+    real = classifier.forward
+
+    def counting(batch, batch_size=32):
+        calls.append(len(batch))
+        return real(batch, batch_size)
+
+    classifier.forward = counting
+    try:
+        explain("lime", x_image, classifier, 2)
+        first = sum(calls)
+        explain("shap", x_image, classifier, 2)
+        explain("shap", x_image, classifier, 5)
+        explain("lime", x_image, classifier, 5)
+    finally:
+        del classifier.forward
+    assert first >= 250
+    assert sum(calls) - first == 3  # one probability each for the caption, no batches
 
 
 def test_superpixel_hierarchy_is_a_balanced_tree_over_the_patches(classifier, cell):

@@ -6,10 +6,12 @@ are replaced by their mean colour, the model scores each variant, and a weighted
 regression (LIME's own ``LimeBase``) gives each superpixel a weight: positive where it
 supports the class, negative where it argues against it.
 
-``lime_image.LimeImageExplainer`` builds every perturbed image in a Python loop over
-superpixels (seconds per cell); here the perturbations are built with one numpy ``where``
-per batch and scored by the classifier seam in batches. The kernel and regression are
-LIME's, and with ``link="identity", antithetic=False`` so are the samples and the weights.
+The map scores the cell once for LIME and SHAP together
+(:mod:`hematovision.explainers.coalitions`): LIME's random masks, drawn in complementary
+pairs, and a few more that SHAP needs; LIME fits its own rows with its kernel and ridge
+regression. :func:`lime_weights` is LIME's own sampling and ``LimeBase`` fit, the
+reference the tests and benchmarks compare the map with: with ``link="identity",
+antithetic=False`` it gives the library's weights.
 
 The map's defaults differ in two ways, both for the same reason. A confident model's
 probability hardly moves until the decisive patch goes, so probability weights of every
@@ -25,27 +27,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from lime.lime_base import LimeBase
-from sklearn.metrics import pairwise_distances
 
 from hematovision.classifier import Classifier
 from hematovision.explainers import Explainer, register, signed_heatmap
-from hematovision.explainers.superpixels import mean_colours, segment_cell
+from hematovision.explainers.coalitions import KERNEL_WIDTH, lime_fit, log_odds, probabilities_of
+from hematovision.explainers.coalitions import scored_coalitions
+from hematovision.explainers.superpixels import mean_colours
 
 __all__ = ["LimeSamples", "lime_samples", "fit_lime", "lime_weights", "lime_map", "log_odds"]
-
-KERNEL_WIDTH = 0.25  # LIME's default for images
-
-
-def log_odds(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Each class's calibrated log-odds, log p / (1 − p), from the logits ``(n, classes)``;
-    computed from the logits it does not saturate where p rounds to 1."""
-    from scipy.special import logsumexp
-
-    scaled = np.asarray(logits, np.float64) / temperature
-    return np.stack([scaled[:, c] - logsumexp(np.delete(scaled, c, axis=1), axis=1)
-                     for c in range(scaled.shape[1])], axis=1)
-
 
 def _masks(rng: np.random.RandomState, samples: int, count: int, antithetic: bool) -> np.ndarray:
     if antithetic:
@@ -95,6 +84,9 @@ def lime_samples(model_input: np.ndarray, classifier: Classifier, segmentation: 
 def fit_lime(samples: LimeSamples, class_index: int, link: str = "identity",
              temperature: float = 1.0, seed: int = 0) -> np.ndarray:
     """LIME's kernel-weighted ridge fit: one weight per superpixel, ``(n_superpixels,)``."""
+    from lime.lime_base import LimeBase
+    from sklearn.metrics import pairwise_distances
+
     masks = samples.masks
     distances = pairwise_distances(masks, masks[0:1], metric="cosine").ravel()
 
@@ -128,11 +120,14 @@ def lime_weights(model_input: np.ndarray, classifier: Classifier, class_index: i
 
 
 def lime_map(model_input, classifier, class_index, progress=None, samples=250, segments=24,
-             compactness=10.0, seed=0, link="logit", antithetic=True):
-    segmentation = segment_cell(model_input, segments, compactness)
-    weights = lime_weights(model_input, classifier, class_index, segmentation, samples, seed,
-                           progress=progress, link=link, antithetic=antithetic)
-    return signed_heatmap(weights[segmentation])
+             compactness=10.0, seed=0, link="logit"):
+    scored = scored_coalitions(model_input, classifier, samples, segments, compactness, seed,
+                               progress)
+    temperature = classifier.card.temperature
+    scores = (log_odds(scored.logits, temperature) if link == "logit"
+              else probabilities_of(scored.logits, temperature))[:, class_index]
+    weights = lime_fit(scored, scores)
+    return signed_heatmap(weights[scored.segmentation])
 
 
 register(Explainer(
@@ -145,8 +140,8 @@ register(Explainer(
          "greyed out. Green patches raise the model's confidence in the class (its "
          "log-odds) when present, pink ones lower it. Patch-shaped by design."),
     defaults={"samples": 250, "segments": 24, "compactness": 10.0, "seed": 0,
-              "link": "logit", "antithetic": True},
+              "link": "logit"},
     compute=lime_map,
     reference="Ribeiro et al. 2016",
-    signed_colormap="PiYG",
+    signed_colormap="pink-green",
 ))
