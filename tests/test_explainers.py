@@ -124,8 +124,7 @@ def test_the_slow_path_for_another_layer_equals_tf_keras_vis(classifier, cell):
 
     from hematovision.network import LOGITS_LAYER
 
-    layer = "block6d_add" if "block6d_add" in [l.name for l in classifier.model.layers] \
-        else classifier.model.layers[-8].name
+    layer = "block15_project_bn"  # the last block's output, 7×7×320
     x = classifier.prepare(cell)
     view = keras.Model(classifier.model.inputs,
                        classifier.model.get_layer(LOGITS_LAYER).output)
@@ -193,21 +192,20 @@ def test_lime_ranks_the_patches_alike_whatever_the_seed(classifier):
     assert spearmanr(first.ravel(), second.ravel()).statistic >= 0.9
 
 
-def test_shap_values_add_up_to_the_probability_the_cell_adds(classifier, cell):
+def test_shap_values_add_up_to_what_the_cell_adds_to_the_log_odds(classifier, cell):
     # Shapley values are efficient: together they account for the whole difference
-    # between the cell and the copy with every patch hidden, whatever the budget.
+    # between the cell and the copy with every patch hidden (blurred), whatever the budget.
+    from hematovision.explainers.coalitions import hidden_copy, log_odds
     from hematovision.explainers.shap_map import shap_values
-    from hematovision.explainers.superpixels import mean_colours
 
     x = classifier.prepare(cell)
     index = classifier.classes.index(classifier.predict([cell])[0].label)
-    values, hidden_probability, segmentation = shap_values(x, classifier, index, 120, 32)
+    values, hidden_log_odds, segmentation = shap_values(x, classifier, index, 120, 32)
     assert values.shape == (segmentation.max() + 1,)
-    hidden = mean_colours(x, segmentation)
-    assert hidden_probability == pytest.approx(
-        classifier.predict_proba(hidden[None])[0, index], abs=1e-5)
-    whole = classifier.predict_proba(x[None])[0, index]
-    assert values.sum() == pytest.approx(whole - hidden_probability, abs=1e-4)
+    logits = classifier.forward(np.stack([x, hidden_copy(x)]))[0]
+    whole, hidden = log_odds(logits, classifier.card.temperature)[:, index]
+    assert hidden_log_odds == pytest.approx(hidden, abs=1e-3)
+    assert values.sum() == pytest.approx(whole - hidden, abs=1e-3)
 
 
 @pytest.mark.parametrize("count,samples,exhaustive,rows", [
@@ -380,3 +378,50 @@ def test_a_first_map_s_time_leaves_out_loading_the_network(cell):
     whole = time.perf_counter() - started
     # Loading and tracing take seconds, the map a tenth of one: "7.6 s" misled.
     assert result.seconds < whole / 4
+
+
+def test_a_class_the_model_rules_out_gets_a_greyed_map_with_its_reason(classifier, cell):
+    probabilities = classifier.predict_proba(classifier.prepare(cell)[None])[0]
+    unlikely, top = int(np.argmin(probabilities)), int(np.argmax(probabilities))
+    assert probabilities[unlikely] < 0.02
+    for method in ("gradcam", "gradcampp"):
+        ruled_out = explain(method, cell, classifier, unlikely)
+        assert ruled_out.probability == pytest.approx(probabilities[unlikely], abs=1e-6)
+        assert ruled_out.faint and classifier.classes[unlikely] in ruled_out.faint
+        assert explain(method, cell, classifier, top).faint == ""
+
+
+def test_padding_around_the_picture_is_never_evidence(classifier, pbc_examples):
+    # A cell cut at the picture's corner: the model's square reaches past two edges and
+    # is padded there; no map may colour that padding.
+    from hematovision.images import picture_mask
+
+    image = read_image(pbc_examples[10][0])
+    box = classifier.frame(image)
+    corner = image[int(box.top + box.side / 2):, int(box.left + box.side / 2):]
+    corner_box = classifier.frame(corner)
+    inside = picture_mask(corner.shape[:2], corner_box, classifier.input_size)
+    assert 0.2 < inside.mean() < 0.95, "the square should reach past the picture"
+    for method in available_methods():
+        result = explain(method.name, corner, classifier, 0, box=corner_box,
+                         **FAST.get(method.name, {}))
+        assert not result.square_heatmap[inside == 0].any(), method.name
+        if result.square_signed is not None:
+            assert not result.square_signed[inside == 0].any(), method.name
+
+
+def test_lime_and_shap_colours_stand_out_over_a_basophil_nucleus():
+    # Over the dark purple of a basophil's nucleus, full evidence for or against must
+    # change the colour clearly (PiYG and RdBu_r, used before, moved its brightness by
+    # −16 to +3 of 255; a reader could not tell the patches from the stain).
+    from hematovision.overlay import overlay_signed
+
+    image = read_image(next(iter(sorted((PBC / "basophil").iterdir()))))
+    luma = image.astype(np.float64) @ [0.299, 0.587, 0.114]
+    nucleus = luma <= np.percentile(luma, 8)
+    for method in ("lime", "shap"):
+        colormap = get_explainer(method).signed_colormap
+        for sign in (1.0, -1.0):
+            shown = overlay_signed(image, np.full(luma.shape, sign, np.float32), 0.5, colormap)
+            change = (shown.astype(np.float64) @ [0.299, 0.587, 0.114] - luma)[nucleus]
+            assert change.mean() > 30, (method, sign, change.mean())

@@ -17,9 +17,15 @@ scored once, in batches through the classifier seam, and both fits read it:
 LIME fits the random masks and the whole cell, exactly its own design; Kernel SHAP fits
 them all, the random masks weighted by the Shapley kernel over LIME's sampling
 probability (self-normalised importance weights). With ``2**M`` masks or fewer in the
-budget every coalition is scored and both fits are exact. A hidden patch shows its own
-mean colour (LIME's default). The logits of every class are kept, so another class costs
-no more network calls.
+budget every coalition is scored and both fits are exact. The logits of every class are
+kept, so another class costs no more network calls.
+
+A hidden patch shows the cell blurred by a 32 × 32 box, as shap's ``blur(32,32)`` image
+masker does. LIME's default, each patch's own mean colour, keeps the nucleus dark purple:
+with every patch so hidden, the middle held-out basophil kept log-odds 10.3 of its 13.4
+and the erythroblast 12.0 of 20.1, so patches that carry the class looked as if they
+did not; blurred, every class falls to about even odds or below. Both fits explain the
+class's calibrated log-odds, which do not saturate where the probability rounds to 1.
 """
 
 from __future__ import annotations
@@ -33,12 +39,20 @@ from math import comb
 import numpy as np
 
 from hematovision.classifier import Classifier
-from hematovision.explainers.superpixels import mean_colours, segment_cell
+from hematovision.explainers.superpixels import segment_cell
 
 __all__ = ["ScoredCoalitions", "coalition_masks", "score_coalitions", "scored_coalitions",
-           "lime_fit", "kernel_shap_fit", "log_odds", "probabilities_of"]
+           "lime_fit", "kernel_shap_fit", "log_odds", "probabilities_of", "hidden_copy", "BLUR"]
 
 KERNEL_WIDTH = 0.25  # LIME's default for images
+BLUR = 32  # side of the box blur that hides a patch, in model-input pixels
+
+
+def hidden_copy(model_input: np.ndarray, blur: int = BLUR) -> np.ndarray:
+    """``(size, size, 3)`` float32: the cell as every hidden patch shows it, box-blurred."""
+    import cv2
+
+    return cv2.blur(np.asarray(model_input, np.float32), (blur, blur))
 
 
 def log_odds(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -103,7 +117,7 @@ def score_coalitions(model_input: np.ndarray, classifier: Classifier,
                      batch_size: int = 32, progress=None) -> ScoredCoalitions:
     """Score the shared design's masked copies of the cell, in batches."""
     masks, random, exhaustive = coalition_masks(int(segmentation.max()) + 1, samples, seed)
-    hidden = mean_colours(model_input, segmentation)
+    hidden = hidden_copy(model_input)
     image, keep_masks = np.asarray(model_input, np.float32), masks.astype(bool)
     logits = np.zeros((len(masks), len(classifier.classes)), np.float32)
     for start in range(0, len(masks), batch_size):

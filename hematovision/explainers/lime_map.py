@@ -1,8 +1,9 @@
-"""LIME: which superpixels, when greyed out, change the model's confidence in the class.
+"""LIME: which superpixels, when hidden, change the model's confidence in the class.
 
 Ribeiro et al. 2016, "Why Should I Trust You?": Explaining the Predictions of Any
 Classifier. The image is cut into superpixels (SLIC, Achanta et al. 2012); random subsets
-are replaced by their mean colour, the model scores each variant, and a weighted ridge
+are hidden (blurred, see :mod:`hematovision.explainers.coalitions`; LIME's default is each
+patch's mean colour), the model scores each variant, and a weighted ridge
 regression (LIME's own ``LimeBase``) gives each superpixel a weight: positive where it
 supports the class, negative where it argues against it.
 
@@ -30,8 +31,14 @@ import numpy as np
 
 from hematovision.classifier import Classifier
 from hematovision.explainers import Explainer, register, signed_heatmap
-from hematovision.explainers.coalitions import KERNEL_WIDTH, lime_fit, log_odds, probabilities_of
-from hematovision.explainers.coalitions import scored_coalitions
+from hematovision.explainers.coalitions import (
+    KERNEL_WIDTH,
+    hidden_copy,
+    lime_fit,
+    log_odds,
+    probabilities_of,
+    scored_coalitions,
+)
 from hematovision.explainers.superpixels import mean_colours
 
 __all__ = ["LimeSamples", "lime_samples", "fit_lime", "lime_weights", "lime_map", "log_odds"]
@@ -61,12 +68,14 @@ class LimeSamples:
 
 def lime_samples(model_input: np.ndarray, classifier: Classifier, segmentation: np.ndarray,
                  samples: int, seed: int = 0, antithetic: bool = False, batch_size: int = 32,
-                 progress=None) -> LimeSamples:
-    """Score ``samples`` copies of the cell with random patches greyed out."""
+                 progress=None, hide: str = "mean") -> LimeSamples:
+    """Score ``samples`` copies of the cell with random patches hidden: by LIME's default,
+    each patch's own mean colour (``hide="mean"``), or blurred as the map hides them
+    (``"blur"``)."""
     masks = _masks(np.random.RandomState(seed), samples, int(segmentation.max()) + 1,
                    antithetic)
-    # LIME's default hide colour: each superpixel replaced by its own mean colour.
-    hidden = mean_colours(model_input, segmentation)
+    hidden = (mean_colours(model_input, segmentation) if hide == "mean"
+              else hidden_copy(model_input))
     logits = np.zeros((samples, len(classifier.classes)), np.float32)
     probabilities = np.zeros_like(logits)
     # Boolean masks and float32 images: the batches are built at the size the model reads.
@@ -107,7 +116,8 @@ def fit_lime(samples: LimeSamples, class_index: int, link: str = "identity",
 
 def lime_weights(model_input: np.ndarray, classifier: Classifier, class_index: int,
                  segmentation: np.ndarray, samples: int, seed: int = 0, batch_size: int = 32,
-                 progress=None, link: str = "identity", antithetic: bool = False) -> np.ndarray:
+                 progress=None, link: str = "identity", antithetic: bool = False,
+                 hide: str = "mean") -> np.ndarray:
     """LIME's weight for each superpixel, ``(n_superpixels,)``.
 
     ``link="logit"`` fits the class's calibrated log-odds instead of its probability;
@@ -115,7 +125,7 @@ def lime_weights(model_input: np.ndarray, classifier: Classifier, class_index: i
     the library; the map uses both options (see the module's note).
     """
     scored = lime_samples(model_input, classifier, segmentation, samples, seed, antithetic,
-                          batch_size, progress)
+                          batch_size, progress, hide)
     return fit_lime(scored, class_index, link, classifier.card.temperature, seed)
 
 
@@ -134,10 +144,10 @@ register(Explainer(
     name="lime",
     title="LIME",
     caption=("Green patches make the model surer of this class, pink ones less sure: it "
-             "was shown the cell with random patches greyed out."),
+             "was shown the cell with random patches blurred out."),
     how=("The stained parts of the image are cut into about 24 patches (the empty "
          "glass is one more); the model scores hundreds of copies with random patches "
-         "greyed out. Green patches raise the model's confidence in the class (its "
+         "blurred out. Green patches raise the model's confidence in the class (its "
          "log-odds) when present, pink ones lower it. Patch-shaped by design."),
     defaults={"samples": 250, "segments": 24, "compactness": 10.0, "seed": 0,
               "link": "logit"},
