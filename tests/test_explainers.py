@@ -210,25 +210,29 @@ def test_shap_values_add_up_to_what_the_cell_adds_to_the_log_odds(classifier, ce
 
 @pytest.mark.parametrize("count,samples,exhaustive,rows", [
     (4, 250, True, 16),  # every coalition fits: both fits are exact
-    (24, 250, False, 250),  # whole, empty, 2·24 single-patch masks, 200 LIME draws
-    (40, 60, False, 60),  # no room for the single-patch masks: LIME's draws only
+    (24, 250, False, 250),  # whole, empty, 2·24 single-patch masks, 200 draws
+    (40, 60, False, 60),  # no room for the single-patch masks: draws only
 ])
 def test_one_set_of_coalitions_serves_lime_and_shap(count, samples, exhaustive, rows):
     from hematovision.explainers.coalitions import coalition_masks
 
-    masks, lime_rows, is_exhaustive = coalition_masks(count, samples, seed=3)
+    masks, lime, shap, is_exhaustive = coalition_masks(count, samples, seed=3)
     assert masks.shape == (rows, count) and is_exhaustive == exhaustive
     assert masks[0].all() and (masks.sum(axis=1) == 0).any()  # the whole cell and empty
-    drawn = masks[lime_rows][1:]
+    assert lime[0] == 1.0 and (lime >= 0).all() and (shap >= 0).all()
+    size = masks.sum(axis=1)
+    assert shap[(size == 0) | (size == count)].sum() == 0  # held by the constraint instead
     if not exhaustive:
-        # LIME's draws come in complementary pairs.
-        half = len(drawn) // 2
-        assert np.array_equal(drawn[:half], 1 - drawn[half : 2 * half])
+        # LIME gives the single-patch masks no weight (they are not its draws), and the
+        # Shapley weights carry the whole kernel's mass over sizes 1 … count − 1.
+        assert lime[(size == 1) & (masks.shape[0] > 2 * count + 2)].sum() == 0
+        mass = sum((count - 1) / (s * (count - s)) for s in range(1, count))
+        assert shap.sum() == pytest.approx(mass, rel=1e-9)
 
 
 def test_exact_shapley_values_on_an_additive_score():
     # On an additive score with one interaction, the exhaustive design gives the exact
-    # Shapley values, and the sampled design the same values where the score is additive.
+    # Shapley values (the interaction split in two), and a sampled design adds up.
     from hematovision.explainers.coalitions import (
         ScoredCoalitions,
         coalition_masks,
@@ -236,17 +240,16 @@ def test_exact_shapley_values_on_an_additive_score():
         lime_fit,
     )
 
-    weights = np.array([0.5, -0.2, 0.1, 0.0, 0.3])
-    for count, samples in ((5, 64), (5, 20)):
-        masks, lime_rows, exhaustive = coalition_masks(count, samples, seed=1)
+    weights = np.array([0.5, -0.2, 0.1, 0.0, 0.3, 0.05])
+    for count, samples in ((6, 64), (6, 40)):
+        masks, lime, shap, exhaustive = coalition_masks(count, samples, seed=1)
         scores = masks @ weights + 0.4 * masks[:, 0] * masks[:, 1]
-        scored = ScoredCoalitions(masks, lime_rows, exhaustive, np.zeros((len(masks), 2)),
+        scored = ScoredCoalitions(masks, lime, shap, exhaustive, np.zeros((len(masks), 2)),
                                   np.zeros((2, 2), int))
         values, empty = kernel_shap_fit(scored, scores)
-        expected = weights + np.array([0.2, 0.2, 0, 0, 0])  # the interaction split in two
         assert empty == 0.0 and values.sum() == pytest.approx(scores[0])
         if exhaustive:
-            assert np.allclose(values, expected, atol=1e-9)
+            assert np.allclose(values, weights + [0.2, 0.2, 0, 0, 0, 0], atol=1e-9)
         assert np.argmax(lime_fit(scored, masks @ weights)) == 0
 
 

@@ -8,15 +8,17 @@ kernel, with the constraint that the values add up to the score of the cell minu
 the cell with every patch hidden. So one set of masks over the cell's superpixels is
 scored once, in batches through the classifier seam, and both fits read it:
 
-- every mask with only one patch shown and with only one patch hidden (``2·M`` masks,
-  the coalitions to which the Shapley kernel gives most weight), the whole cell and the
-  fully hidden one;
-- the rest drawn as LIME draws them (each patch shown with probability ½), each with its
-  complement (antithetic pairs, which cancel pairwise interactions in the fit).
+- the whole cell, the fully hidden one, and every mask with only one patch shown and with
+  only one patch hidden (``2·M`` masks, the coalitions the Shapley kernel weighs most);
+- the rest drawn half as LIME draws them (each patch shown with probability ½) and half
+  as Kernel SHAP draws them (a size from the Shapley kernel, then a subset of that size),
+  each with its complement (pairs cancel pairwise interactions in the fit).
 
-LIME fits the random masks and the whole cell, exactly its own design; Kernel SHAP fits
-them all, the random masks weighted by the Shapley kernel over LIME's sampling
-probability (self-normalised importance weights). With ``2**M`` masks or fewer in the
+Each fit weighs every draw by its own distribution over the mixture of the two (multiple
+importance sampling, self-normalised): LIME by the uniform probability over the mixture's,
+times its kernel; Kernel SHAP by the Shapley kernel over the mixture's, with the
+single-patch masks at their exact weight and the constraint that the values add up to the
+whole cell's score minus the fully hidden one's. With ``2**M`` masks or fewer in the
 budget every coalition is scored and both fits are exact. The logits of every class are
 kept, so another class costs no more network calls.
 
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from math import comb
@@ -74,49 +77,94 @@ def probabilities_of(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray
 
 @dataclass(frozen=True)
 class ScoredCoalitions:
-    """Masks ``(n, M)`` (1 = patch shown), which rows are LIME's random draws (with the
-    whole cell, row 0), and the model's logits ``(n, classes)`` for each masked copy."""
+    """Masks ``(n, M)`` (1 = patch shown; row 0 the whole cell), each row's weight in
+    LIME's fit before its kernel (its importance weight, 0 where LIME does not use it) and
+    in Kernel SHAP's fit, and the model's logits ``(n, classes)`` for each masked copy."""
 
     masks: np.ndarray
-    random: np.ndarray  # bool (n,): rows drawn as LIME draws them
+    lime_importance: np.ndarray
+    shap_weights: np.ndarray
     exhaustive: bool  # every coalition is among the masks
     logits: np.ndarray
     segmentation: np.ndarray
 
 
-def coalition_masks(count: int, samples: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray,
-                                                                       bool]:
+def _shapley_sizes(count: int) -> np.ndarray:
+    """Probabilities of coalition sizes 2 … count − 2 under the Shapley kernel."""
+    sizes = np.arange(2, count - 1)
+    weights = (count - 1) / (sizes * (count - sizes))
+    return weights / weights.sum()
+
+
+def coalition_masks(count: int, samples: int, seed: int = 0
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
     """The shared design over ``count`` patches in ``samples`` masks (see the module's note).
 
     Returns:
-        masks ``(samples, count)`` of 0/1 (fewer when every coalition fits), a bool
-        ``(samples,)`` marking LIME's rows, and whether the design is exhaustive.
+        masks ``(n, count)`` of 0/1 (fewer than ``samples`` when every coalition fits),
+        LIME's importance weight per row, Kernel SHAP's weight per row, and whether the
+        design is exhaustive.
     """
     if count < 1 or samples < 4:
         raise ValueError(f"need at least 1 patch and 4 samples, got {count} and {samples}")
     if 2 ** count <= samples:
-        every = (np.arange(2 ** count)[:, None] >> np.arange(count)) & 1
-        every = every[::-1].copy()  # the whole cell first
-        return every, np.ones(len(every), bool), True
+        every = ((np.arange(2 ** count)[:, None] >> np.arange(count)) & 1)[::-1].copy()
+        return every, np.ones(len(every)), _shapley_kernel(count, every.sum(axis=1)), True
     rng = np.random.RandomState(seed)
     fixed = [np.ones((1, count), int), np.zeros((1, count), int)]
     if 2 * count + 2 <= samples // 2:
         fixed += [np.eye(count, dtype=int), 1 - np.eye(count, dtype=int)]
     fixed = np.concatenate(fixed)
     drawn = samples - len(fixed)
-    half = rng.randint(0, 2, ((drawn + 1) // 2, count))
-    random = np.concatenate([half, 1 - half])[:drawn]
+    # Half the draws as LIME draws (each patch shown with probability ½), half as Kernel
+    # SHAP draws (a size from the Shapley kernel, then a subset of that size), each with
+    # its complement; each fit weighs every draw by its own distribution over the mixture
+    # (multiple importance sampling), so neither loses the other's draws.
+    shapley = count >= 4 and drawn >= 8
+    lime_half = drawn // 2 if shapley else drawn
+    half = rng.randint(0, 2, ((lime_half + 1) // 2, count))
+    parts = [np.concatenate([half, 1 - half])[:lime_half]]
+    if shapley:
+        pairs = (drawn - lime_half + 1) // 2
+        sizes = rng.choice(np.arange(2, count - 1), pairs, p=_shapley_sizes(count))
+        chosen = np.zeros((pairs, count), int)
+        for row, size in enumerate(sizes):
+            chosen[row, rng.permutation(count)[:size]] = 1
+        parts.append(np.concatenate([chosen, 1 - chosen])[: drawn - lime_half])
+    random = np.concatenate(parts)
+    size = random.sum(axis=1)
+    uniform = 0.5 ** count
+    shapley_share = (drawn - lime_half) / drawn
+    in_range = (size >= 2) & (size <= count - 2)
+    shapley_p = np.zeros(len(random))
+    if shapley:
+        probabilities = _shapley_sizes(count)
+        binomials = np.array([comb(count, int(s)) for s in size], np.float64)
+        shapley_p[in_range] = probabilities[size[in_range] - 2] / binomials[in_range]
+    mixture = (1 - shapley_share) * uniform + shapley_share * shapley_p
+    lime = uniform / mixture
+    lime = lime / lime.mean()
+    enumerated = {1, count - 1} if len(fixed) > 2 else set()
+    target = _shapley_kernel(count, size)
+    target[np.isin(size, list(enumerated))] = 0.0
+    shap = target / mixture
+    others = [s for s in range(1, count) if s not in enumerated]
+    mass = sum((count - 1) / (s * (count - s)) for s in others)
+    if shap.sum() > 0:
+        shap *= mass / shap.sum()
     masks = np.concatenate([fixed[:1], random, fixed[1:]])
-    lime_rows = np.zeros(len(masks), bool)
-    lime_rows[: 1 + drawn] = True
-    return masks, lime_rows, False
+    lime_weights = np.concatenate([[1.0], lime, np.zeros(len(fixed) - 1)])
+    fixed_size = fixed[1:].sum(axis=1)
+    shap_weights = np.concatenate([[0.0], shap, _shapley_kernel(count, fixed_size)])
+    return masks, lime_weights, shap_weights, False
 
 
 def score_coalitions(model_input: np.ndarray, classifier: Classifier,
                      segmentation: np.ndarray, samples: int, seed: int = 0,
                      batch_size: int = 32, progress=None) -> ScoredCoalitions:
     """Score the shared design's masked copies of the cell, in batches."""
-    masks, random, exhaustive = coalition_masks(int(segmentation.max()) + 1, samples, seed)
+    masks, lime_importance, shap_weights, exhaustive = coalition_masks(
+        int(segmentation.max()) + 1, samples, seed)
     hidden = hidden_copy(model_input)
     image, keep_masks = np.asarray(model_input, np.float32), masks.astype(bool)
     logits = np.zeros((len(masks), len(classifier.classes)), np.float32)
@@ -126,7 +174,8 @@ def score_coalitions(model_input: np.ndarray, classifier: Classifier,
         logits[start : start + batch_size] = classifier.forward(batch, batch_size)[0]
         if progress is not None:
             progress(min(1.0, (start + batch_size) / len(masks)))
-    return ScoredCoalitions(masks, random, exhaustive, logits, segmentation)
+    return ScoredCoalitions(masks, lime_importance, shap_weights, exhaustive, logits,
+                            segmentation)
 
 
 _memo: OrderedDict = OrderedDict()
@@ -143,7 +192,9 @@ def scored_coalitions(model_input: np.ndarray, classifier: Classifier, samples: 
            hashlib.sha256(np.ascontiguousarray(model_input, np.float32).tobytes()).hexdigest(),
            int(samples), int(segments), float(compactness), int(seed))
     with _memo_lock:
-        found = _memo.get(key)
+        entry = _memo.get(key)
+        # An id is reused once its object is gone: the entry must be this very classifier's.
+        found = entry[1] if entry is not None and entry[0]() is classifier else None
         if found is not None:
             _memo.move_to_end(key)
     if found is None:
@@ -151,7 +202,7 @@ def scored_coalitions(model_input: np.ndarray, classifier: Classifier, samples: 
         found = score_coalitions(model_input, classifier, segmentation, samples, seed,
                                  progress=progress)
         with _memo_lock:
-            _memo[key] = found
+            _memo[key] = (weakref.ref(classifier), found)
             while len(_memo) > _MEMO_SIZE:
                 _memo.popitem(last=False)
     elif progress is not None:
@@ -172,14 +223,16 @@ def _weighted_ridge(x: np.ndarray, y: np.ndarray, weights: np.ndarray,
 
 def lime_fit(scored: ScoredCoalitions, scores: np.ndarray) -> np.ndarray:
     """LIME's weight for each patch ``(M,)``: its kernel on the cosine distance to the
-    whole cell, a ridge fit of ``scores`` ``(n,)`` over LIME's rows."""
-    masks = scored.masks[scored.random].astype(np.float64)
+    whole cell (times each draw's importance weight), a ridge fit of ``scores`` ``(n,)``."""
+    used = scored.lime_importance > 0
+    masks = scored.masks[used].astype(np.float64)
     shown = masks.sum(axis=1)
     # Cosine distance of a 0/1 mask to the all-ones row; an empty mask is at distance 1.
     similarity = np.where(shown > 0, np.sqrt(shown / masks.shape[1]), 0.0)
     distances = 1.0 - similarity
     weights = np.sqrt(np.exp(-(distances ** 2) / KERNEL_WIDTH ** 2))
-    return _weighted_ridge(masks, np.asarray(scores, np.float64)[scored.random], weights)
+    return _weighted_ridge(masks, np.asarray(scores, np.float64)[used],
+                           weights * scored.lime_importance[used])
 
 
 def _shapley_kernel(count: int, size: np.ndarray) -> np.ndarray:
@@ -199,26 +252,14 @@ def kernel_shap_fit(scored: ScoredCoalitions, scores: np.ndarray) -> tuple[np.nd
     count = masks.shape[1]
     size = masks.sum(axis=1).astype(int)
     whole, empty = scores[size == count][0], scores[size == 0][0]
-    weights = _shapley_kernel(count, size)
-    if not scored.exhaustive:
-        # LIME's rows stand for the coalitions that are not enumerated: self-normalised
-        # importance weights (Shapley kernel over LIME's uniform probability) that carry
-        # those coalitions' total Shapley weight.
-        enumerated = set(np.unique(size[~scored.random]).tolist()) - {0, count}
-        others = [s for s in range(1, count) if s not in enumerated]
-        mass = sum((count - 1) / (s * (count - s)) for s in others)
-        drawn = scored.random & (size > 0) & (size < count) & ~np.isin(size, list(enumerated))
-        weights = np.where(drawn | ~scored.random, weights, 0.0)
-        if weights[drawn].sum() > 0:
-            weights[drawn] *= mass / weights[drawn].sum()
-    used = weights > 0
-    if count == 1:
-        return np.array([whole - empty]), float(empty)
     delta = whole - empty
+    if count == 1:
+        return np.array([delta]), float(empty)
+    used = (scored.shap_weights > 0) & (size > 0) & (size < count)
     # Σφ = delta: φ_last = delta − Σ_{j<last} φ_j, then a weighted least-squares fit.
     x = masks[used, :-1] - masks[used, -1:]
     y = scores[used] - empty - masks[used, -1] * delta
-    w = weights[used]
+    w = scored.shap_weights[used]
     gram = x.T @ (w[:, None] * x)
     rest = np.linalg.lstsq(gram, x.T @ (w * y), rcond=None)[0]
     return np.append(rest, delta - rest.sum()), float(empty)

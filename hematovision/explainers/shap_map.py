@@ -63,7 +63,9 @@ def kernel_shap_reference(model_input: np.ndarray, classifier: Classifier, class
         return np.concatenate(result)
 
     explainer = shap.KernelExplainer(score, np.zeros((1, count)))
-    values = explainer.shap_values(np.ones((1, count)), nsamples=samples, silent=True)
+    # l1_reg=False: the default keeps only 10 features and zeroes the rest.
+    values = explainer.shap_values(np.ones((1, count)), nsamples=samples, l1_reg=False,
+                                   silent=True)
     return np.asarray(values, np.float64).reshape(-1)[:count]
 
 
