@@ -54,9 +54,10 @@ def load_classifier(model_dir: str) -> Classifier:
 
 @st.cache_resource(show_spinner=False)
 def warm_up_explanations(model_dir: str, _classifier: Classifier) -> threading.Thread:
-    """Once per model and process, after the first result is on screen: load the Keras
-    graph for Grad-CAM and compile SHAP's code in the background, so the first Explain
-    page is quick without slowing the first classification down."""
+    """Once per model and process, after the first result is on screen: run Grad-CAM and
+    LIME/SHAP's batch interpreter once in the background (no TensorFlow: both run on the
+    fast runtime), so the first Explain page is quick without slowing the first
+    classification down."""
     thread = threading.Thread(target=_warm_up, args=(_classifier,), daemon=True)
     thread.start()
     return thread

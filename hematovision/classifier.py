@@ -20,7 +20,7 @@ from hematovision.errors import HematoVisionError
 from hematovision.familiarity import load_familiarity, sharpness
 from hematovision.images import frame_image, missing_cell, to_model_input
 from hematovision.model_card import ModelCard, load_card
-from hematovision.runtime import LiteRTRunner
+from hematovision.runtime import LiteRTRunner, load_head
 from hematovision.torch_state_dict import sha256_of_file
 
 __all__ = ["ModelFileError", "Prediction", "Classifier", "check_model_file", "CONFIDENT", "REVIEW",
@@ -136,7 +136,13 @@ class Classifier:
             runtime_path = self.model_dir / self.card.runtime_file
             check_model_file(runtime_path, self.card.runtime_sha256)
             self._runtime = _read(LiteRTRunner, runtime_path)
-        else:
+        self._head = None
+        if self.card.head_weights_file and self._runtime is not None \
+                and self._runtime.has_feature_map:
+            head_path = self.model_dir / self.card.head_weights_file
+            check_model_file(head_path, self.card.head_weights_sha256)
+            self._head = _read(load_head, head_path)
+        if self._runtime is None:
             _ = self.model
 
     @property
@@ -158,7 +164,7 @@ class Classifier:
         self = cls.__new__(cls)
         self.model_dir, self.card, self.model_sha256 = Path(model_dir), card, "in-memory"
         self._lock, self._runtime, self._model = threading.Lock(), None, model
-        self.familiarity = None
+        self.familiarity, self._head = None, None
         self._keras_forward = self._compile_forward(model)
         return self
 
@@ -204,6 +210,28 @@ class Classifier:
         logits, features = output[:, :classes], output[:, classes:]
         probabilities = softmax(logits / self.card.temperature, axis=1).astype(np.float32)
         return logits, probabilities, (features if features.shape[1] else None)
+
+    @property
+    def head(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The linear head after the Grad-CAM layer, weights ``(k, classes)`` and bias
+        ``(classes,)``, when the runtime also returns that layer's feature map; ``None``
+        otherwise (Grad-CAM then needs the Keras model and its gradients)."""
+        return self._head
+
+    def feature_map(self, model_input: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The Grad-CAM layer's activations ``(h, w, k)`` and the uncalibrated logits
+        ``(classes,)`` for one ``(size, size, 3)`` model input, from the fast runtime.
+
+        Raises:
+            ValueError: the runtime file returns no feature map (see :attr:`head`).
+        """
+        if self._head is None:
+            raise ValueError(f"{self.model_dir}'s runtime returns no feature map with a "
+                             "linear head; export it again with `python -m hematovision "
+                             f"export --model {self.model_dir}`")
+        batch = self._check_batch(np.asarray(model_input)[None])
+        flat, activations = self._runtime.with_feature_map(batch)
+        return activations[0], flat[0, : len(self.classes)]
 
     @property
     def name(self) -> str:

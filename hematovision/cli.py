@@ -258,6 +258,7 @@ def _explain(args) -> int:
     from hematovision.overlay import (
         colour_scale,
         compose_panel,
+        greyed,
         overlay,
         overlay_signed,
         to_png,
@@ -279,7 +280,12 @@ def _explain(args) -> int:
         raise ValueError(f"unknown class {args.class_name!r}; the model knows: "
                          f"{', '.join(classifier.classes)}")
     method = get_explainer(args.method)
-    result = explain(args.method, image, classifier, class_index, box=box)
+    settings = {}
+    if args.layer:
+        if "layer" not in method.defaults:
+            raise ValueError(f"--layer applies to gradcam and gradcampp, not {args.method}")
+        settings["layer"] = args.layer
+    result = explain(args.method, image, classifier, class_index, box=box, **settings)
     if result.signed is not None:
         shown = overlay_signed(image, result.signed, args.opacity, method.signed_colormap)
         key = (colour_scale(method.signed_colormap, signed=True),
@@ -287,8 +293,11 @@ def _explain(args) -> int:
     else:
         shown = overlay(image, result.heatmap, args.opacity, args.colormap)
         key = (colour_scale(args.colormap), f"none  >  strong evidence for {result.class_name}")
+    if result.faint:
+        shown, key = greyed(shown), (greyed(key[0]), "greyed: too little probability")
     title = (f"{Path(args.image).name}: {method.title} for {result.class_name} "
-             f"(predicted {prediction.answer}, {prediction.status})")
+             f"({100 * result.probability:.1f} %; predicted {prediction.answer}, "
+             f"{prediction.status})")
     panel = compose_panel([("original", image), (method.title, shown)], title=title,
                           tile_size=384, keys=[None, key])
     Path(args.out).write_bytes(to_png(panel))
@@ -297,6 +306,8 @@ def _explain(args) -> int:
 
         np.save(args.heatmap, result.heatmap)
     print(f"{title}; {result.seconds:.2f} s → {args.out}")
+    if result.faint:
+        print(result.faint)
     if prediction.unfamiliar_reason:
         print(f"warning: Unfamiliar image ({prediction.unfamiliar_reason}); the answer and "
               "its map are not to be trusted", file=sys.stderr)
@@ -494,6 +505,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="colours of the Grad-CAM maps (LIME always uses green for, "
                               "pink against; SHAP red for, blue against)")
     explain.add_argument("--heatmap", help="also save the raw [0, 1] heatmap as .npy")
+    explain.add_argument("--layer", help="Grad-CAM on another layer of the network (slow: "
+                         "loads TensorFlow); default: the model card's layer")
     explain.set_defaults(run=_explain)
 
     report = command("report", "a PDF differential report of many cells")

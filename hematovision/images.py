@@ -31,6 +31,7 @@ __all__ = [
     "ImageError",
     "ImageLimits",
     "read_image",
+    "picture_mask",
     "frame_image",
     "missing_cell",
     "to_model_input",
@@ -271,6 +272,17 @@ def load_model_input(
     """``read_image`` then ``to_model_input``: a path or bytes to a ``(size, size, 3)`` array."""
     return to_model_input(read_image(source, name=name, limits=limits), size=size,
                           framing=framing)
+
+
+def picture_mask(shape: tuple[int, int], box: CellBox | None, size: int) -> np.ndarray:
+    """``(size, size)`` float32 on the model's square: 1 where it shows the picture, 0 on
+    the padding added where the square (``box``) reaches past the picture's edges."""
+    height, width = shape
+    box = box or whole_image_box((height, width))
+    centres = (np.arange(size) + 0.5) * (box.side / size)
+    rows = (box.top + centres >= 0) & (box.top + centres < height)
+    cols = (box.left + centres >= 0) & (box.left + centres < width)
+    return (rows[:, None] & cols[None, :]).astype(np.float32)
 
 
 def to_image_grid(values: np.ndarray, shape: tuple[int, int],

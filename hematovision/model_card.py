@@ -79,6 +79,8 @@ class ModelCard:
     framing: str = "whole"  # "cell": inputs are framed around their white cell first
     familiarity_file: str = ""
     familiarity_sha256: str = ""
+    head_weights_file: str = ""  # the linear head after the Grad-CAM layer (runtime.load_head)
+    head_weights_sha256: str = ""
     head: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from hematovision.backbones import get_backbone
 
-__all__ = ["build_classifier", "with_temperature", "feature_model", "set_fine_tuning"]
+__all__ = ["build_classifier", "with_temperature", "feature_model", "set_fine_tuning",
+           "linear_head"]
 
 # Layer names other modules rely on.
 FEATURES_LAYER = "avg_pool"
@@ -58,6 +60,33 @@ def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
     x = keras.layers.Rescaling(1.0 / float(temperature), name=TEMPERATURE_LAYER)(logits)
     outputs = keras.layers.Softmax(name=PROBABILITIES_LAYER)(x)
     return keras.Model(model.inputs, outputs, name=model.name)
+
+
+def linear_head(model: keras.Model, layer_name: str):
+    """The head's weights ``(k, classes)`` and bias ``(classes,)`` when the logits are a
+    linear function of the average of ``layer_name``'s ``(h, w, k)`` feature map —
+    global average pooling, dropout (inactive at inference), a dense layer without
+    activation — and ``None`` otherwise (e.g. a hidden ReLU layer in the head).
+
+    Then the gradient of a logit with respect to the map is a constant, which is what lets
+    Grad-CAM run without gradients (:mod:`hematovision.explainers.gradcam`).
+    """
+    dense = model.get_layer(LOGITS_LAYER)
+    if not isinstance(dense, keras.layers.Dense) or dense.activation not in (
+            keras.activations.linear, None):
+        return None
+    operation = dense.input._keras_history[0]
+    while isinstance(operation, keras.layers.Dropout):
+        operation = operation.input._keras_history[0]
+    if not (isinstance(operation, keras.layers.GlobalAveragePooling2D)
+            and operation.data_format == "channels_last" and not operation.keepdims):
+        return None
+    if operation.input is not model.get_layer(layer_name).output:
+        return None
+    weights = np.asarray(dense.kernel.numpy(), np.float32)
+    bias = (np.asarray(dense.bias.numpy(), np.float32) if dense.use_bias
+            else np.zeros(weights.shape[1], np.float32))
+    return weights, bias
 
 
 def feature_model(model: keras.Model) -> keras.Model:

@@ -8,15 +8,31 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["COLORMAPS", "colorize", "overlay", "overlay_signed", "colour_scale",
+__all__ = ["COLORMAPS", "colorize", "overlay", "overlay_signed", "greyed", "colour_scale",
            "compose_panel", "to_png", "thumbnail_uri", "fitted_size"]
 
 COLORMAPS = ("jet", "inferno", "viridis", "magma", "turbo")
 DIVERGING = "RdBu_r"  # red: for the class, blue: against
 
+# Diverging keys for LIME and SHAP, against ◂ neutral ▸ for. Matplotlib's own (PiYG,
+# RdBu_r) end in dark green and dark red, which vanish over a dark purple nucleus; these
+# end in light, saturated colours that stay distinct from it (a test measures the
+# contrast on a basophil's nucleus).
+SIGNED_COLOURS = {
+    "pink-green": ((255, 110, 210), (80, 240, 80)),  # LIME
+    "blue-orange": ((70, 190, 255), (255, 150, 30)),  # SHAP
+}
+
 
 @lru_cache(maxsize=16)
 def _lookup_table(name: str) -> np.ndarray:
+    if name in SIGNED_COLOURS:
+        against, for_ = (np.array(c, np.float64) for c in SIGNED_COLOURS[name])
+        neutral = np.full(3, 235.0)
+        ramp = np.linspace(-1.0, 1.0, 256)[:, None]
+        colours = np.where(ramp < 0, neutral + (against - neutral) * -ramp,
+                           neutral + (for_ - neutral) * ramp)
+        return np.round(colours).astype(np.uint8)
     from matplotlib import colormaps
 
     if name not in colormaps:
@@ -50,7 +66,24 @@ def overlay_signed(image: np.ndarray, signed: np.ndarray, opacity: float = 0.5,
     colours = colorize((signed + 1.0) / 2.0, colormap).astype(np.float32)
     alpha = (opacity * np.abs(signed))[..., None]
     blended = (1 - alpha) * image.astype(np.float32) + alpha * colours
+    # Patches that carry at least a quarter of the largest evidence get an outline in
+    # their full colour, which stays legible over any stain at any opacity.
+    strong = np.abs(signed) >= 0.25
+    edge = np.zeros(signed.shape, bool)
+    edge[1:] |= signed[1:] != signed[:-1]
+    edge[:-1] |= signed[:-1] != signed[1:]
+    edge[:, 1:] |= signed[:, 1:] != signed[:, :-1]
+    edge[:, :-1] |= signed[:, :-1] != signed[:, 1:]
+    outline = edge & strong & (opacity > 0)
+    blended[outline] = colours[outline]
     return np.clip(np.round(blended), 0, 255).astype(np.uint8)
+
+
+def greyed(image: np.ndarray) -> np.ndarray:
+    """An RGB uint8 picture in shades of grey (Rec. 601 luma), for a map that must not be
+    read as evidence: it keeps its shape, loses its colour key."""
+    luma = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.repeat(np.clip(np.round(luma), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
 
 
 def colour_scale(colormap: str = "jet", signed: bool = False, width: int = 256,

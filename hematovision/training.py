@@ -56,7 +56,7 @@ from hematovision.network import (
     with_temperature,
 )
 from hematovision.pipeline import Augmentation, balanced_training_dataset, training_dataset
-from hematovision.runtime import RUNTIME_FILE, export_litert
+from hematovision.runtime import HEAD_WEIGHTS_FILE, RUNTIME_FILE, export_litert
 from hematovision.torch_state_dict import sha256_of_file
 
 __all__ = ["TrainingConfig", "train", "add_fast_runtime", "add_familiarity", "HISTORY_FILE"]
@@ -407,17 +407,37 @@ def fit_review(model_dir: str | Path, data_dir: str | Path, catch: float = REVIE
 
 
 def add_fast_runtime(model_dir: str | Path) -> ModelCard:
-    """Convert a saved model's logits to LiteRT beside it and record the file in its card."""
+    """Convert a saved model's logits to LiteRT beside it and record the file in its card.
+
+    Where the head after the card's Grad-CAM layer is linear (see
+    :func:`hematovision.network.linear_head`), the file also returns that layer's feature
+    map, and the head's weights are saved beside it (``head.npz``): Grad-CAM then needs
+    neither TensorFlow nor gradients.
+    """
+    from hematovision.network import linear_head
+
     model_dir = Path(model_dir)
     card = load_card(model_dir)
     check_model_file(model_dir / card.model_file, card.model_sha256)
     model = keras.saving.load_model(model_dir / card.model_file, compile=False, safe_mode=True)
-    # One output, logits then pooled features: a second output's order is not stable
-    # through conversion, a concatenation is.
+    # Logits then pooled features in one flat output: a second flat output's order is not
+    # stable through conversion, a concatenation is. The feature map, if any, is the one
+    # output of rank 4.
     both = keras.layers.Concatenate(name="logits_and_features")(
         [model.get_layer(LOGITS_LAYER).output, model.get_layer(FEATURES_LAYER).output])
-    path = export_litert(keras.Model(model.inputs, both), model_dir / RUNTIME_FILE)
-    card = replace(card, runtime_file=path.name, runtime_sha256=sha256_of_file(path))
+    head = linear_head(model, card.gradcam_layer)
+    outputs = [both] if head is None else [both, model.get_layer(card.gradcam_layer).output]
+    path = export_litert(keras.Model(model.inputs, outputs), model_dir / RUNTIME_FILE)
+    card = replace(card, runtime_file=path.name, runtime_sha256=sha256_of_file(path),
+                   head_weights_file="", head_weights_sha256="")
+    if head is not None:
+        head_path = model_dir / HEAD_WEIGHTS_FILE
+        np.savez(head_path, weights=head[0], bias=head[1])
+        card = replace(card, head_weights_file=head_path.name,
+                       head_weights_sha256=sha256_of_file(head_path))
+    else:
+        log.info("%s: the head after %s is not linear; Grad-CAM will use TensorFlow",
+                 model_dir, card.gradcam_layer)
     save_card(model_dir, card)
     return card
 

@@ -12,6 +12,7 @@ from hematovision.overlay import (
     COLORMAPS,
     colour_scale,
     compose_panel,
+    greyed,
     overlay,
     overlay_signed,
     to_png,
@@ -49,8 +50,8 @@ class_name = controls[0].selectbox(
 opacity = controls[1].slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
 colormap = controls[2].selectbox(
     "Colormap of Grad-CAM and Grad-CAM++", COLORMAPS, key="colormap",
-    help="LIME (green for, pink against the class) and SHAP (red for, blue against) keep "
-         "their own colours: their maps have two signs.")
+    help="LIME (green for, pink against the class) and SHAP (orange for, blue against) "
+         "keep their own colours: their maps have two signs.")
 lime, shap = get_explainer("lime").defaults, get_explainer("shap").defaults
 with st.expander("Method settings"):
     lime_column, shap_column = st.columns(2)
@@ -90,6 +91,8 @@ columns[0].image(base, caption=VIEWS[view], width="stretch", alt=f"{cells[sha].n
                  f"{VIEWS[view]}")
 tiles = [(VIEWS[view], base)]
 keys = [None]
+# Grad-CAM and Grad-CAM++ take a fraction of a second and show at once; LIME and SHAP
+# then score the same masked copies of the cell once, behind a progress bar in each column.
 for column, method in zip(columns[1:], methods):
     with column:
         bar = st.progress(0.0, text=f"{method.title}…")
@@ -105,21 +108,27 @@ for column, method in zip(columns[1:], methods):
         else:
             shown = overlay(base, result.square_heatmap if on_model else result.heatmap,
                             opacity, colormap)
-        st.image(shown, caption=f"{method.title} ({result.seconds:.2f} s)",
+        signed = result.signed is not None
+        if result.faint:
+            shown = greyed(shown)
+        st.image(shown, caption=f"{method.title} ({result.seconds:.2f} s)"
+                 + (f" — {result.faint}" if result.faint else ""),
                  alt=f"{method.title} map for {class_name} over the cell",
                  width="stretch")
-        signed = result.signed is not None
         scale = colour_scale(method.signed_colormap if signed else colormap, signed)
         key_words = ("against ◂ neutral ▸ for the class" if signed else
                      "none ▸ strong evidence for the class")
+        if result.faint:
+            scale, key_words = greyed(scale), "no key: too little probability to be evidence"
         st.image(scale, caption=key_words, width="stretch", alt=f"colour key: {key_words}")
         st.caption(method.caption)
         if method.name in cautions:
             st.warning(cautions[method.name])
         with st.expander("How it is computed"):
             st.caption(f"{method.how} ({method.reference})")
-        tiles.append((method.title, shown))
-        keys.append((scale, "against < neutral > for" if signed else "none > strong evidence"))
+        tiles.append((method.title + (" (greyed)" if result.faint else ""), shown))
+        keys.append((scale, "no evidence: class below 2 %" if result.faint else
+                     "against < neutral > for" if signed else "none > strong evidence"))
 
 # The flag travels with the picture: a saved panel is shown without this page around it.
 flag = prediction.status + (", not to be trusted" if prediction.status == UNFAMILIAR else "")

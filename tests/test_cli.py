@@ -520,7 +520,8 @@ def test_explain_saves_the_cell_beside_its_map_with_a_colour_key(tmp_path, pbc_e
     result = run_cli("explain", str(cell), "--method", "shap", "--class", "Monocyte",
                      "--out", str(out), "--heatmap", str(heatmap))
     assert result.returncode == 0, result.stderr
-    assert "SHAP for monocyte (predicted " in result.stdout
+    assert "SHAP for monocyte (0.0 %; predicted " in result.stdout
+    assert "Greyed" in result.stdout  # a basophil is no monocyte: the map says so
     assert any(status in result.stdout for status in ("Confident)", "Review)", "Unfamiliar)"))
     panel = Image.open(out)
     assert panel.size[0] == 8 + 2 * (384 + 8) and panel.size[1] > 384 + 44  # tiles and key
@@ -563,3 +564,21 @@ def test_export_keeps_the_converter_s_native_log_lines_out_of_sight(tiny_model, 
     assert (model / "model.tflite").is_file()
     for line in ("absl::InitializeLog", "MLIR", "Ignored output_format"):
         assert line not in quiet.stderr
+    # Any model folder gets the feature map and its head's weights: Grad-CAM in closed
+    # form equals the Keras model's gradients on this tiny model too.
+    from hematovision.classifier import Classifier
+    from hematovision.explainers.gradcam import activations_and_gradients, gradcam_from
+    from hematovision.explainers.gradcam_keras import keras_activations_and_gradients
+    from hematovision.images import read_image
+
+    card = json.loads((model / "card.json").read_text())
+    assert card["head_weights_file"] == "head.npz" and card["head_weights_sha256"]
+    classifier = Classifier(model)
+    assert classifier.head is not None
+    x = classifier.prepare(read_image(next((PBC / "platelet").iterdir())))
+    for index in range(len(classifier.classes)):
+        fast = activations_and_gradients(x, classifier, index)
+        slow = keras_activations_and_gradients(x, classifier, index, card["gradcam_layer"])
+        assert np.allclose(fast[1], slow[1], atol=1e-6)
+        cams = gradcam_from(*fast[:2]), gradcam_from(*slow[:2])
+        assert np.abs(cams[0] - cams[1]).max() <= 1e-4 * max(cams[1].max(), 1e-6)

@@ -166,13 +166,18 @@ def test_explain_renders_all_four_maps_for_a_chosen_class(pbc_examples, monkeypa
     at.session_state["shap_evaluations"] = 50
     at.run()
     assert not at.exception
+    captions = [image.caption for element in at.get("image") for image in element.proto.imgs]
+    keys = [caption for caption in captions if caption.endswith("for the class")]
+    assert len(keys) == 4 and sum(key.startswith("against") for key in keys) == 2  # LIME, SHAP
     _class_choice(at).set_value("monocyte").run()
     assert not at.exception
     captions = [image.caption for element in at.get("image") for image in element.proto.imgs]
     assert len(captions) == 1 + 4 + 4, captions  # the cell, four maps and their colour keys
     assert _without_alt_text(at) == []
-    keys = [caption for caption in captions if caption.endswith("for the class")]
-    assert len(keys) == 4 and sum(key.startswith("against") for key in keys) == 2  # LIME, SHAP
+    # The basophil is no monocyte (well under 2 %): no map may look like strong evidence.
+    # Each is greyed, its own caption says why, and no colour key is offered.
+    assert sum("Greyed" in caption and "monocyte" in caption for caption in captions) == 4
+    assert not any(caption.endswith("for the class") for caption in captions)
     assert "monocyte" in " ".join(m.value for m in at.markdown)
     assert len(at.get("download_button")) == 1
     # The shipped model's audit found Grad-CAM++ following the picture more than the model;

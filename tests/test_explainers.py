@@ -80,26 +80,79 @@ def test_out_of_range_class_is_refused(classifier, cell):
         explain("gradcam", cell, classifier, 42)
 
 
-@pytest.mark.parametrize("method,reference", [("gradcam", "Gradcam"),
-                                              ("gradcampp", "GradcamPlusPlus")])
-def test_fast_gradcam_equals_tf_keras_vis(classifier, cell, method, reference):
+@pytest.fixture(scope="module")
+def tf_keras_vis_maps(classifier, pbc_examples):
+    """tf-keras-vis' Gradcam and GradcamPlusPlus on the Keras model's logits: three cells of
+    different classes, and for each its predicted class and two classes it rules out."""
     import keras
-    import tf_keras_vis.gradcam
-    import tf_keras_vis.gradcam_plus_plus
+    from tf_keras_vis.gradcam import Gradcam
+    from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
     from tf_keras_vis.utils.scores import CategoricalScore
 
     from hematovision.network import LOGITS_LAYER
 
-    module = tf_keras_vis.gradcam if reference == "Gradcam" else tf_keras_vis.gradcam_plus_plus
     model = classifier.model
     view = keras.Model(model.inputs, model.get_layer(LOGITS_LAYER).output)
+    references = {"gradcam": Gradcam(view, clone=True),
+                  "gradcampp": GradcamPlusPlus(view, clone=True)}
+    cases = []
+    for path, _ in pbc_examples[::15][:3]:
+        x = classifier.prepare(read_image(path))
+        top = int(np.argmax(classifier.predict_proba(x[None])[0]))
+        for index in {top, (top + 3) % 8, (top + 6) % 8}:
+            for method, reference in references.items():
+                expected = reference(CategoricalScore([index]), x[None],
+                                     penultimate_layer=classifier.card.gradcam_layer,
+                                     seek_penultimate_conv_layer=False)[0]
+                cases.append((method, x, index, expected))
+    return cases
+
+
+def test_gradient_free_gradcam_equals_tf_keras_vis(classifier, tf_keras_vis_maps):
+    # The runtime's feature map and the head's weights, in closed form, against the
+    # library's gradient tape on the Keras model: 3 cells × 3 classes × 2 methods.
+    assert classifier.head is not None, "the shipped runtime returns no feature map"
+    assert len(tf_keras_vis_maps) == 18
+    for method, x, index, expected in tf_keras_vis_maps:
+        ours = get_explainer(method).compute(x, classifier, index)[0]
+        assert np.abs(ours - expected).max() < 1e-4, (method, index)
+
+
+def test_the_slow_path_for_another_layer_equals_tf_keras_vis(classifier, cell):
+    # Any other layer takes TensorFlow's gradients: the advanced, slow option.
+    import keras
+    from tf_keras_vis.gradcam import Gradcam
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    from hematovision.network import LOGITS_LAYER
+
+    layer = "block15_project_bn"  # the last block's output, 7×7×320
     x = classifier.prepare(cell)
-    index = classifier.classes.index(classifier.predict([cell])[0].label)
-    expected = getattr(module, reference)(view, clone=True)(
-        CategoricalScore([index]), x[None], penultimate_layer=classifier.card.gradcam_layer,
-        seek_penultimate_conv_layer=False)[0]
-    ours = get_explainer(method).compute(x, classifier, index)[0]
+    view = keras.Model(classifier.model.inputs,
+                       classifier.model.get_layer(LOGITS_LAYER).output)
+    expected = Gradcam(view, clone=True)(CategoricalScore([2]), x[None],
+                                          penultimate_layer=layer,
+                                          seek_penultimate_conv_layer=False)[0]
+    ours = get_explainer("gradcam").compute(x, classifier, 2, layer=layer)[0]
     assert np.abs(ours - expected).max() < 1e-3
+    with pytest.raises(ValueError, match="no layer"):
+        explain("gradcam", cell, classifier, 2, layer="no_such_layer")
+
+
+@pytest.mark.parametrize("hidden_units,layer,linear", [
+    (0, "top_activation", True),
+    (16, "top_activation", False),  # a ReLU layer between pooling and logits
+    (0, "top_conv", False),  # BatchNorm and swish lie between it and the pooling
+])
+def test_only_a_linear_head_gets_gradient_free_gradcam(hidden_units, layer, linear):
+    from hematovision.network import build_classifier, linear_head
+
+    model = build_classifier("lite0", 3, input_size=64, hidden_units=hidden_units,
+                             pretrained=False)
+    head = linear_head(model, layer)
+    assert (head is not None) == linear
+    if linear:
+        assert head[0].shape == (1280, 3) and head[1].shape == (3,)
 
 
 @pytest.mark.slow
@@ -144,24 +197,91 @@ def test_lime_ranks_the_patches_alike_whatever_the_seed(classifier):
 
 
 @pytest.mark.slow
-def test_shap_values_add_up_to_the_probability_the_cell_adds(classifier, cell):
-    # Owen values are efficient: together they account for the whole difference between
-    # the cell and the fully blurred image, whatever the evaluation budget.
-    import cv2
-
+def test_shap_values_add_up_to_what_the_cell_adds_to_the_log_odds(classifier, cell):
+    # Shapley values are efficient: together they account for the whole difference
+    # between the cell and the copy with every patch hidden (blurred), whatever the budget.
+    from hematovision.explainers.coalitions import hidden_copy, log_odds
     from hematovision.explainers.shap_map import shap_values
-    from hematovision.explainers.superpixels import segment_cell
 
     x = classifier.prepare(cell)
     index = classifier.classes.index(classifier.predict([cell])[0].label)
-    segmentation = segment_cell(x, 32)
-    values, blurred_probability = shap_values(x, classifier, index, segmentation, 120)
+    values, hidden_log_odds, segmentation = shap_values(x, classifier, index, 120, 32)
     assert values.shape == (segmentation.max() + 1,)
-    blurred = cv2.blur(x.astype(np.float32), (32, 32))
-    assert blurred_probability == pytest.approx(
-        classifier.predict_proba(blurred[None])[0, index], abs=1e-5)
-    whole = classifier.predict_proba(x[None])[0, index]
-    assert values.sum() == pytest.approx(whole - blurred_probability, abs=1e-4)
+    logits = classifier.forward(np.stack([x, hidden_copy(x)]))[0]
+    whole, hidden = log_odds(logits, classifier.card.temperature)[:, index]
+    assert hidden_log_odds == pytest.approx(hidden, abs=1e-3)
+    assert values.sum() == pytest.approx(whole - hidden, abs=1e-3)
+
+
+@pytest.mark.parametrize("count,samples,exhaustive,rows", [
+    (4, 250, True, 16),  # every coalition fits: both fits are exact
+    (24, 250, False, 250),  # whole, empty, 2·24 single-patch masks, 200 draws
+    (40, 60, False, 60),  # no room for the single-patch masks: draws only
+])
+def test_one_set_of_coalitions_serves_lime_and_shap(count, samples, exhaustive, rows):
+    from hematovision.explainers.coalitions import coalition_masks
+
+    masks, lime, shap, is_exhaustive = coalition_masks(count, samples, seed=3)
+    assert masks.shape == (rows, count) and is_exhaustive == exhaustive
+    assert masks[0].all() and (masks.sum(axis=1) == 0).any()  # the whole cell and empty
+    assert lime[0] == 1.0 and (lime >= 0).all() and (shap >= 0).all()
+    size = masks.sum(axis=1)
+    assert shap[(size == 0) | (size == count)].sum() == 0  # held by the constraint instead
+    if not exhaustive:
+        # LIME gives the single-patch masks no weight (they are not its draws), and the
+        # Shapley weights carry the whole kernel's mass over sizes 1 … count − 1.
+        assert lime[(size == 1) & (masks.shape[0] > 2 * count + 2)].sum() == 0
+        mass = sum((count - 1) / (s * (count - s)) for s in range(1, count))
+        assert shap.sum() == pytest.approx(mass, rel=1e-9)
+
+
+def test_exact_shapley_values_on_an_additive_score():
+    # On an additive score with one interaction, the exhaustive design gives the exact
+    # Shapley values (the interaction split in two), and a sampled design adds up.
+    from hematovision.explainers.coalitions import (
+        ScoredCoalitions,
+        coalition_masks,
+        kernel_shap_fit,
+        lime_fit,
+    )
+
+    weights = np.array([0.5, -0.2, 0.1, 0.0, 0.3, 0.05])
+    for count, samples in ((6, 64), (6, 40)):
+        masks, lime, shap, exhaustive = coalition_masks(count, samples, seed=1)
+        scores = masks @ weights + 0.4 * masks[:, 0] * masks[:, 1]
+        scored = ScoredCoalitions(masks, lime, shap, exhaustive, np.zeros((len(masks), 2)),
+                                  np.zeros((2, 2), int))
+        values, empty = kernel_shap_fit(scored, scores)
+        assert empty == 0.0 and values.sum() == pytest.approx(scores[0])
+        if exhaustive:
+            assert np.allclose(values, weights + [0.2, 0.2, 0, 0, 0, 0], atol=1e-9)
+        assert np.argmax(lime_fit(scored, masks @ weights)) == 0
+
+
+def test_lime_and_shap_score_the_cell_once_for_every_class(classifier, pbc_examples):
+    # The second method, and any other class, reuse the first one's network calls.
+    from hematovision.explainers import coalitions
+
+    coalitions._memo.clear()
+    x_image = read_image(pbc_examples[7][0])
+    calls = []
+    real = classifier.forward
+
+    def counting(batch, batch_size=32):
+        calls.append(len(batch))
+        return real(batch, batch_size)
+
+    classifier.forward = counting
+    try:
+        explain("lime", x_image, classifier, 2)
+        first = sum(calls)
+        explain("shap", x_image, classifier, 2)
+        explain("shap", x_image, classifier, 5)
+        explain("lime", x_image, classifier, 5)
+    finally:
+        del classifier.forward
+    assert first >= 250
+    assert sum(calls) - first == 3  # one probability each for the caption, no batches
 
 
 def test_superpixel_hierarchy_is_a_balanced_tree_over_the_patches(classifier, cell):
@@ -262,7 +382,54 @@ def test_a_first_map_s_time_leaves_out_loading_the_network(cell):
 
     fresh = Classifier(SHIPPED_MODEL)  # classifies on LiteRT; Keras loads on first use
     started = time.perf_counter()
-    result = explain("gradcam", cell, fresh)
+    result = explain("gradcam", cell, fresh, layer="top_conv")  # the slow, Keras path
     whole = time.perf_counter() - started
     # Loading and tracing take seconds, the map a tenth of one: "7.6 s" misled.
     assert result.seconds < whole / 4
+
+
+def test_a_class_the_model_rules_out_gets_a_greyed_map_with_its_reason(classifier, cell):
+    probabilities = classifier.predict_proba(classifier.prepare(cell)[None])[0]
+    unlikely, top = int(np.argmin(probabilities)), int(np.argmax(probabilities))
+    assert probabilities[unlikely] < 0.02
+    for method in ("gradcam", "gradcampp"):
+        ruled_out = explain(method, cell, classifier, unlikely)
+        assert ruled_out.probability == pytest.approx(probabilities[unlikely], abs=1e-6)
+        assert ruled_out.faint and classifier.classes[unlikely] in ruled_out.faint
+        assert explain(method, cell, classifier, top).faint == ""
+
+
+def test_padding_around_the_picture_is_never_evidence(classifier, pbc_examples):
+    # A cell cut at the picture's corner: the model's square reaches past two edges and
+    # is padded there; no map may colour that padding.
+    from hematovision.images import picture_mask
+
+    image = read_image(pbc_examples[10][0])
+    box = classifier.frame(image)
+    corner = image[int(box.top + box.side / 2):, int(box.left + box.side / 2):]
+    corner_box = classifier.frame(corner)
+    inside = picture_mask(corner.shape[:2], corner_box, classifier.input_size)
+    assert 0.2 < inside.mean() < 0.95, "the square should reach past the picture"
+    for method in available_methods():
+        result = explain(method.name, corner, classifier, 0, box=corner_box,
+                         **FAST.get(method.name, {}))
+        assert not result.square_heatmap[inside == 0].any(), method.name
+        if result.square_signed is not None:
+            assert not result.square_signed[inside == 0].any(), method.name
+
+
+def test_lime_and_shap_colours_stand_out_over_a_basophil_nucleus():
+    # Over the dark purple of a basophil's nucleus, full evidence for or against must
+    # change the colour clearly (PiYG and RdBu_r, used before, moved its brightness by
+    # −16 to +3 of 255; a reader could not tell the patches from the stain).
+    from hematovision.overlay import overlay_signed
+
+    image = read_image(next(iter(sorted((PBC / "basophil").iterdir()))))
+    luma = image.astype(np.float64) @ [0.299, 0.587, 0.114]
+    nucleus = luma <= np.percentile(luma, 8)
+    for method in ("lime", "shap"):
+        colormap = get_explainer(method).signed_colormap
+        for sign in (1.0, -1.0):
+            shown = overlay_signed(image, np.full(luma.shape, sign, np.float32), 0.5, colormap)
+            change = (shown.astype(np.float64) @ [0.299, 0.587, 0.114] - luma)[nucleus]
+            assert change.mean() > 30, (method, sign, change.mean())

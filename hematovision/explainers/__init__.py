@@ -16,11 +16,11 @@ import numpy as np
 
 from hematovision.cell_finder import CellBox
 from hematovision.classifier import Classifier
-from hematovision.images import to_image_grid
+from hematovision.images import picture_mask, to_image_grid
 
 __all__ = [
     "Explanation", "Explainer", "EXPLAINERS", "available_methods", "register", "get_explainer",
-    "explain", "signed_heatmap", "NO_EVIDENCE",
+    "explain", "signed_heatmap", "NO_EVIDENCE", "LOW_EVIDENCE", "faint_reason",
 ]
 
 Progress = Callable[[float], None]
@@ -39,6 +39,11 @@ class Explanation:
             they need no resampling back from the picture.
         seconds: wall time spent computing it.
         settings: the method's settings, with defaults filled in.
+        probability: the model's calibrated probability for the class.
+        faint: why the map must not be read as evidence for the class (the model gives
+            the class almost no probability), in a sentence for the map's caption;
+            empty otherwise. Shown greyed, such a map still says where the class's
+            features would be, never that they are there.
     """
 
     method: str
@@ -50,6 +55,23 @@ class Explanation:
     square_signed: np.ndarray | None
     seconds: float
     settings: dict = field(default_factory=dict)
+    probability: float = 1.0
+    faint: str = ""
+
+
+# Below this probability a class's map is shown greyed, its reason in the caption: every
+# map is scaled by its own largest value, so without it a class at 0.0 % lights up as
+# brightly as the predicted one (Grad-CAM++ keeps every feature with a positive weight).
+LOW_EVIDENCE = 0.02
+
+
+def faint_reason(class_name: str, probability: float) -> str:
+    """Why a map of a class with ``probability`` below :data:`LOW_EVIDENCE` is greyed."""
+    if probability >= LOW_EVIDENCE:
+        return ""
+    return (f"Greyed: the model gives {class_name} only {100 * probability:.1f} %, so there "
+            f"is no real evidence for it here; the map shows where {class_name}'s features "
+            "would count, scaled to its own maximum.")
 
 
 @dataclass(frozen=True)
@@ -68,9 +90,9 @@ class Explainer:
     reference: str = ""
     how: str = ""  # how the map is computed, for readers who ask
     signed_colormap: str = "RdBu_r"  # for signed maps: low = against, high = for
-    # One-time set-up for a classifier (loading the Keras graph), run before the clock
-    # starts: a first map's time should be the method's, not the model's loading.
-    set_up: Callable[[Classifier], object] | None = None
+    # One-time set-up for a classifier and settings (loading the Keras graph), run before
+    # the clock starts: a first map's time should be the method's, not the model's loading.
+    set_up: Callable[..., object] | None = None
 
 
 EXPLAINERS: dict[str, Explainer] = {}
@@ -117,25 +139,31 @@ def explain(method: str, image: np.ndarray, classifier: Classifier,
                          f"it takes {sorted(explainer.defaults)}")
     chosen = {**explainer.defaults, **settings}
     if explainer.set_up is not None:
-        explainer.set_up(classifier)
+        explainer.set_up(classifier, **chosen)
     started = time.perf_counter()
     box = box or classifier.frame(image)
     model_input = classifier.prepare(image, box)
+    probabilities = classifier.predict_proba(model_input[None])[0]
     if class_index is None:
-        class_index = int(np.argmax(classifier.predict_proba(model_input[None])[0]))
+        class_index = int(np.argmax(probabilities))
     if not 0 <= class_index < len(classifier.classes):
         raise ValueError(f"class index {class_index} is outside 0..{len(classifier.classes) - 1}")
     square_heatmap, square_signed = explainer.compute(model_input, classifier, class_index,
                                                       progress, **chosen)
-    square_heatmap = np.clip(square_heatmap, 0.0, 1.0).astype(np.float32)
+    # Padding added where the square leaves the picture is not part of it: no evidence
+    # is shown there, whatever the method made of it.
+    inside = picture_mask(image.shape[:2], box, model_input.shape[0])
+    square_heatmap = (np.clip(square_heatmap, 0.0, 1.0) * inside).astype(np.float32)
     shape = image.shape[:2]
     heatmap = np.clip(to_image_grid(square_heatmap, shape, box), 0.0, 1.0)
     signed = None
     if square_signed is not None:
-        square_signed = np.clip(square_signed, -1.0, 1.0).astype(np.float32)
+        square_signed = (np.clip(square_signed, -1.0, 1.0) * inside).astype(np.float32)
         signed = np.clip(to_image_grid(square_signed, shape, box), -1.0, 1.0)
+    probability = float(probabilities[class_index])
     return Explanation(method, classifier.classes[class_index], class_index, heatmap, signed,
-                       square_heatmap, square_signed, time.perf_counter() - started, chosen)
+                       square_heatmap, square_signed, time.perf_counter() - started, chosen,
+                       probability, faint_reason(classifier.classes[class_index], probability))
 
 
 # Evidence smaller than this, in the units of the explained score (a probability or

@@ -6,84 +6,86 @@ Gradient-based Localization"; Chattopadhyay et al. 2018, "Grad-CAM++: Improved V
 Explanations for Deep Convolutional Networks".
 
 The formulas are those of tf-keras-vis (``Gradcam``, ``GradcamPlusPlus``), which the
-tests use as the reference. tf-keras-vis rebuilds a model and runs it eagerly on every
-call (about 0.6 s here); this module compiles the forward and backward pass once per
-model, which gives the same maps in a fraction of the time.
+tests use as the reference. After the Grad-CAM layer the shipped network is linear:
+global average pooling, dropout (inactive at inference), a dense layer without
+activation, then the temperature. The gradient of logit *c* with respect to the
+``(h, w, k)`` feature map ``A`` is therefore the constant ``W[:, c] / (h·w)`` at every
+location, so both maps have a closed form (that of CAM, Zhou et al. 2016):
+
+- Grad-CAM: ``relu(Σ_k A_k · W[k, c])``, up to a positive factor;
+- Grad-CAM++: with constant gradients every alpha is ``1 / (h·w)``, and the map is
+  ``relu(Σ_k A_k · relu(W[k, c]))``, up to the factor ``exp(logit)``: it keeps every
+  feature with a positive weight, whatever the class's probability.
+
+The feature map comes from the fast runtime (:meth:`Classifier.feature_map`), so these
+maps need neither TensorFlow nor a gradient tape. For any other layer, or a model whose
+head is not linear, the gradients come from the Keras model
+(:mod:`hematovision.explainers.gradcam_keras`), which is slow to load.
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
-
-import keras
 import numpy as np
-import tensorflow as tf
 from scipy.ndimage import zoom
-from tf_keras_vis.utils import normalize
 
 from hematovision.classifier import Classifier
 from hematovision.explainers import Explainer, register
-from hematovision.network import LOGITS_LAYER
 
-__all__ = ["activations_and_gradients", "gradcam_map", "gradcam_plus_plus_map"]
+__all__ = ["gradcam_from", "gradcam_plus_plus_from", "activations_and_gradients",
+           "gradcam_map", "gradcam_plus_plus_map"]
 
-_compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
-
-
-def _gradient_function(classifier: Classifier):
-    """One compiled function per model: (image batch, class) → (activations, gradients, logit).
-
-    Built on a second view of the shared model (its layers, a new graph), so the cached
-    model that every user shares is never modified.
-    """
-    with _lock:
-        if classifier not in _compiled:
-            model = classifier.model
-            view = keras.Model(model.inputs, [model.get_layer(classifier.card.gradcam_layer).output,
-                                              model.get_layer(LOGITS_LAYER).output])
-            size = classifier.input_size
-
-            @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32),
-                                          tf.TensorSpec([], tf.int32)])
-            def function(images, class_index):
-                with tf.GradientTape() as tape:
-                    activations, logits = view(images, training=False)
-                    score = logits[:, class_index]
-                gradients = tape.gradient(score, activations)
-                return activations, gradients, score
-
-            # Traced now, so that the first map does not pay for it (explain's set-up).
-            function(tf.zeros([1, size, size, 3]), tf.constant(0, tf.int32))
-            _compiled[classifier] = function
-        return _compiled[classifier]
+_EPSILON = 1e-7  # keras.backend.epsilon(), which tf-keras-vis' normalize adds
 
 
-def activations_and_gradients(model_input: np.ndarray, classifier: Classifier, class_index: int):
-    """The Grad-CAM layer's activations ``(h, w, k)``, the gradients of the class logit
-    with respect to them, and the logit itself."""
-    function = _gradient_function(classifier)
-    activations, gradients, score = function(tf.constant(model_input[None], tf.float32),
-                                             tf.constant(class_index, tf.int32))
-    return activations.numpy()[0], gradients.numpy()[0], float(score.numpy()[0])
+def gradient_free(classifier: Classifier, layer: str | None) -> bool:
+    """Whether the map for ``layer`` (``None``: the card's) has the closed form."""
+    return classifier.head is not None and layer in (None, classifier.card.gradcam_layer)
+
+
+def activations_and_gradients(model_input: np.ndarray, classifier: Classifier,
+                              class_index: int, layer: str | None = None
+                              ) -> tuple[np.ndarray, np.ndarray, float]:
+    """The layer's activations ``(h, w, k)``, the gradients of the class logit with respect
+    to them (same shape), and the logit itself.
+
+    For the card's layer with a linear head the gradients are ``W[:, c] / (h·w)`` at every
+    location, from the runtime's feature map; otherwise TensorFlow computes them."""
+    if not gradient_free(classifier, layer):
+        from hematovision.explainers.gradcam_keras import keras_activations_and_gradients
+
+        return keras_activations_and_gradients(model_input, classifier, class_index,
+                                               layer or classifier.card.gradcam_layer)
+    activations, logits = classifier.feature_map(model_input)
+    weights, _ = classifier.head
+    height, width, _ = activations.shape
+    gradients = np.broadcast_to(weights[:, class_index] / (height * width), activations.shape)
+    return activations.astype(np.float64), gradients, float(logits[class_index])
+
+
+def _normalize(cam: np.ndarray) -> np.ndarray:
+    return (cam - cam.min()) / (cam.max() - cam.min() + _EPSILON)
 
 
 def _expand(cam: np.ndarray, size: int) -> np.ndarray:
-    cam = zoom(cam, (size / cam.shape[0], size / cam.shape[1]), order=1)
-    return normalize(cam[None])[0].astype(np.float32)
+    cam = zoom(np.asarray(cam, np.float32), (size / cam.shape[0], size / cam.shape[1]),
+               order=1)
+    return _normalize(cam).astype(np.float32)
 
 
-def gradcam_map(model_input, classifier, class_index, progress=None):
-    activations, gradients, _ = activations_and_gradients(model_input, classifier, class_index)
+def gradcam_from(activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
+    """Grad-CAM's ``(h, w)`` map before resizing: activations weighted by the mean gradient
+    of each channel, summed, then negative values cut."""
     weights = gradients.mean(axis=(0, 1))
-    cam = np.maximum((activations * weights).sum(axis=-1), 0.0)
-    return _expand(cam, model_input.shape[0]), None
+    return np.maximum((activations * weights).sum(axis=-1), 0.0)
 
 
-def gradcam_plus_plus_map(model_input, classifier, class_index, progress=None):
-    activations, gradients, score = activations_and_gradients(model_input, classifier, class_index)
-    first = np.exp(score) * gradients
+def gradcam_plus_plus_from(activations: np.ndarray, gradients: np.ndarray,
+                           score: float) -> np.ndarray:
+    """Grad-CAM++'s ``(h, w)`` map before resizing (tf-keras-vis' formula, on ``exp(score)``)."""
+    # exp(score) only scales the map before it is normalised; kept, as in the reference,
+    # because the normaliser's epsilon then weighs the same. Clipped: float64 overflows
+    # above 709.
+    first = np.exp(np.clip(score, -700.0, 700.0)) * gradients
     second = first * gradients
     third = second * gradients
     global_sum = activations.sum(axis=(0, 1), keepdims=True)
@@ -93,8 +95,29 @@ def gradcam_plus_plus_map(model_input, classifier, class_index, progress=None):
     normaliser = alphas.sum(axis=(0, 1), keepdims=True)
     alphas = alphas / (normaliser + (normaliser == 0.0))
     weights = (np.maximum(first, 0.0) * alphas).sum(axis=(0, 1), keepdims=True)
-    cam = np.maximum((weights * activations).sum(axis=-1), 0.0)
+    return np.maximum((weights * activations).sum(axis=-1), 0.0)
+
+
+def gradcam_map(model_input, classifier, class_index, progress=None, layer=None):
+    activations, gradients, _ = activations_and_gradients(model_input, classifier,
+                                                          class_index, layer)
+    return _expand(gradcam_from(activations, gradients), model_input.shape[0]), None
+
+
+def gradcam_plus_plus_map(model_input, classifier, class_index, progress=None, layer=None):
+    activations, gradients, score = activations_and_gradients(model_input, classifier,
+                                                              class_index, layer)
+    cam = gradcam_plus_plus_from(activations, gradients, score)
     return _expand(cam, model_input.shape[0]), None
+
+
+def _set_up(classifier: Classifier, layer: str | None = None) -> None:
+    """Load the Keras graph and trace its gradients, only where the closed form is not
+    available for ``layer``."""
+    if not gradient_free(classifier, layer):
+        from hematovision.explainers.gradcam_keras import gradient_function
+
+        gradient_function(classifier, layer or classifier.card.gradcam_layer)
 
 
 register(Explainer(
@@ -105,9 +128,9 @@ register(Explainer(
     how=("Where in the last layer of features the evidence for this class sits: the "
          "features are weighted by how much they raise the class score. Coarse (a 7×7 "
          "grid, smoothed), so it shows the region, not fine detail."),
-    defaults={},
+    defaults={"layer": None},
     compute=gradcam_map,
-    set_up=_gradient_function,
+    set_up=_set_up,
     reference="Selvaraju et al. 2017",
 ))
 register(Explainer(
@@ -116,9 +139,11 @@ register(Explainer(
     caption=("Like Grad-CAM, but several separate parts of the cell (e.g. nuclear lobes) "
              "can all light up."),
     how=("Like Grad-CAM, but weighting each location by its own positive gradient, so "
-         "several separate parts of the cell (e.g. nuclear lobes) can all light up."),
-    defaults={},
+         "several separate parts of the cell (e.g. nuclear lobes) can all light up. "
+         "Here that means every feature with a positive weight for the class counts, "
+         "whatever the class's probability."),
+    defaults={"layer": None},
     compute=gradcam_plus_plus_map,
-    set_up=_gradient_function,
+    set_up=_set_up,
     reference="Chattopadhyay et al. 2018",
 ))

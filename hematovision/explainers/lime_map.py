@@ -1,15 +1,18 @@
-"""LIME: which superpixels, when greyed out, change the model's confidence in the class.
+"""LIME: which superpixels, when hidden, change the model's confidence in the class.
 
 Ribeiro et al. 2016, "Why Should I Trust You?": Explaining the Predictions of Any
 Classifier. The image is cut into superpixels (SLIC, Achanta et al. 2012); random subsets
-are replaced by their mean colour, the model scores each variant, and a weighted ridge
+are hidden (blurred, see :mod:`hematovision.explainers.coalitions`; LIME's default is each
+patch's mean colour), the model scores each variant, and a weighted ridge
 regression (LIME's own ``LimeBase``) gives each superpixel a weight: positive where it
 supports the class, negative where it argues against it.
 
-``lime_image.LimeImageExplainer`` builds every perturbed image in a Python loop over
-superpixels (seconds per cell); here the perturbations are built with one numpy ``where``
-per batch and scored by the classifier seam in batches. The kernel and regression are
-LIME's, and with ``link="identity", antithetic=False`` so are the samples and the weights.
+The map scores the cell once for LIME and SHAP together
+(:mod:`hematovision.explainers.coalitions`): LIME's random masks, drawn in complementary
+pairs, and a few more that SHAP needs; LIME fits its own rows with its kernel and ridge
+regression. :func:`lime_weights` is LIME's own sampling and ``LimeBase`` fit, the
+reference the tests and benchmarks compare the map with: with ``link="identity",
+antithetic=False`` it gives the library's weights.
 
 The map's defaults differ in two ways, both for the same reason. A confident model's
 probability hardly moves until the decisive patch goes, so probability weights of every
@@ -25,27 +28,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from lime.lime_base import LimeBase
-from sklearn.metrics import pairwise_distances
 
 from hematovision.classifier import Classifier
 from hematovision.explainers import Explainer, register, signed_heatmap
-from hematovision.explainers.superpixels import mean_colours, segment_cell
+from hematovision.explainers.coalitions import (
+    KERNEL_WIDTH,
+    hidden_copy,
+    lime_fit,
+    log_odds,
+    probabilities_of,
+    scored_coalitions,
+)
+from hematovision.explainers.superpixels import mean_colours
 
 __all__ = ["LimeSamples", "lime_samples", "fit_lime", "lime_weights", "lime_map", "log_odds"]
-
-KERNEL_WIDTH = 0.25  # LIME's default for images
-
-
-def log_odds(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Each class's calibrated log-odds, log p / (1 − p), from the logits ``(n, classes)``;
-    computed from the logits it does not saturate where p rounds to 1."""
-    from scipy.special import logsumexp
-
-    scaled = np.asarray(logits, np.float64) / temperature
-    return np.stack([scaled[:, c] - logsumexp(np.delete(scaled, c, axis=1), axis=1)
-                     for c in range(scaled.shape[1])], axis=1)
-
 
 def _masks(rng: np.random.RandomState, samples: int, count: int, antithetic: bool) -> np.ndarray:
     if antithetic:
@@ -72,12 +68,14 @@ class LimeSamples:
 
 def lime_samples(model_input: np.ndarray, classifier: Classifier, segmentation: np.ndarray,
                  samples: int, seed: int = 0, antithetic: bool = False, batch_size: int = 32,
-                 progress=None) -> LimeSamples:
-    """Score ``samples`` copies of the cell with random patches greyed out."""
+                 progress=None, hide: str = "mean") -> LimeSamples:
+    """Score ``samples`` copies of the cell with random patches hidden: by LIME's default,
+    each patch's own mean colour (``hide="mean"``), or blurred as the map hides them
+    (``"blur"``)."""
     masks = _masks(np.random.RandomState(seed), samples, int(segmentation.max()) + 1,
                    antithetic)
-    # LIME's default hide colour: each superpixel replaced by its own mean colour.
-    hidden = mean_colours(model_input, segmentation)
+    hidden = (mean_colours(model_input, segmentation) if hide == "mean"
+              else hidden_copy(model_input))
     logits = np.zeros((samples, len(classifier.classes)), np.float32)
     probabilities = np.zeros_like(logits)
     # Boolean masks and float32 images: the batches are built at the size the model reads.
@@ -95,6 +93,9 @@ def lime_samples(model_input: np.ndarray, classifier: Classifier, segmentation: 
 def fit_lime(samples: LimeSamples, class_index: int, link: str = "identity",
              temperature: float = 1.0, seed: int = 0) -> np.ndarray:
     """LIME's kernel-weighted ridge fit: one weight per superpixel, ``(n_superpixels,)``."""
+    from lime.lime_base import LimeBase
+    from sklearn.metrics import pairwise_distances
+
     masks = samples.masks
     distances = pairwise_distances(masks, masks[0:1], metric="cosine").ravel()
 
@@ -115,7 +116,8 @@ def fit_lime(samples: LimeSamples, class_index: int, link: str = "identity",
 
 def lime_weights(model_input: np.ndarray, classifier: Classifier, class_index: int,
                  segmentation: np.ndarray, samples: int, seed: int = 0, batch_size: int = 32,
-                 progress=None, link: str = "identity", antithetic: bool = False) -> np.ndarray:
+                 progress=None, link: str = "identity", antithetic: bool = False,
+                 hide: str = "mean") -> np.ndarray:
     """LIME's weight for each superpixel, ``(n_superpixels,)``.
 
     ``link="logit"`` fits the class's calibrated log-odds instead of its probability;
@@ -123,30 +125,33 @@ def lime_weights(model_input: np.ndarray, classifier: Classifier, class_index: i
     the library; the map uses both options (see the module's note).
     """
     scored = lime_samples(model_input, classifier, segmentation, samples, seed, antithetic,
-                          batch_size, progress)
+                          batch_size, progress, hide)
     return fit_lime(scored, class_index, link, classifier.card.temperature, seed)
 
 
 def lime_map(model_input, classifier, class_index, progress=None, samples=250, segments=24,
-             compactness=10.0, seed=0, link="logit", antithetic=True):
-    segmentation = segment_cell(model_input, segments, compactness)
-    weights = lime_weights(model_input, classifier, class_index, segmentation, samples, seed,
-                           progress=progress, link=link, antithetic=antithetic)
-    return signed_heatmap(weights[segmentation])
+             compactness=10.0, seed=0, link="logit"):
+    scored = scored_coalitions(model_input, classifier, samples, segments, compactness, seed,
+                               progress)
+    temperature = classifier.card.temperature
+    scores = (log_odds(scored.logits, temperature) if link == "logit"
+              else probabilities_of(scored.logits, temperature))[:, class_index]
+    weights = lime_fit(scored, scores)
+    return signed_heatmap(weights[scored.segmentation])
 
 
 register(Explainer(
     name="lime",
     title="LIME",
     caption=("Green patches make the model surer of this class, pink ones less sure: it "
-             "was shown the cell with random patches greyed out."),
+             "was shown the cell with random patches blurred out."),
     how=("The stained parts of the image are cut into about 24 patches (the empty "
          "glass is one more); the model scores hundreds of copies with random patches "
-         "greyed out. Green patches raise the model's confidence in the class (its "
+         "blurred out. Green patches raise the model's confidence in the class (its "
          "log-odds) when present, pink ones lower it. Patch-shaped by design."),
     defaults={"samples": 250, "segments": 24, "compactness": 10.0, "seed": 0,
-              "link": "logit", "antithetic": True},
+              "link": "logit"},
     compute=lime_map,
     reference="Ribeiro et al. 2016",
-    signed_colormap="PiYG",
+    signed_colormap="pink-green",
 ))
