@@ -194,7 +194,15 @@ def test_the_value_in_the_answer_s_bar_is_readable(server, browser, pbc_examples
     # Plotly shrank "100.0 %" to fit inside the red bar: about 8 px in a small chart.
     from playwright.sync_api import expect
 
-    paths = [path for path, label in pbc_examples if label == "eosinophil"][:3]
+    from hematovision.classifier import UNFAMILIAR, Classifier
+    from hematovision.images import read_image
+    from hematovision.models import default_model_dir
+
+    # Cells the default model finds familiar: an Unfamiliar cell shows no chart.
+    candidates = [path for path, label in pbc_examples if label == "eosinophil"]
+    answers = Classifier(default_model_dir()).predict([read_image(p) for p in candidates])
+    paths = [p for p, a in zip(candidates, answers) if a.status != UNFAMILIAR][:3]
+    assert len(paths) == 3
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{server}/Classify")
     page.locator('input[type="file"]').set_input_files([str(path) for path in paths])
