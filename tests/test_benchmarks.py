@@ -40,3 +40,11 @@ def test_the_load_test_runs_with_the_protocol_client():
          "--rounds", "1"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "errors: 0" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_leave_one_source_out_benchmark_runs_quickly():
+    result = subprocess.run([sys.executable, "benchmarks/sources.py", "--quick"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "| zheng2018_d2 | never trained on | 100 |" in result.stdout
