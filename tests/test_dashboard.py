@@ -16,6 +16,15 @@ from .conftest import ROOT
 TIMEOUT = 300
 
 
+@pytest.fixture(autouse=True)
+def _checked_against_pbc_lite0(monkeypatch):
+    """These pages are checked against pbc-lite0's card and results; the default model,
+    multi-lite0, has its own tests (test_default_model, and the audit's source table)."""
+    from .conftest import SHIPPED_MODEL
+
+    monkeypatch.setenv("HEMATOVISION_MODEL", str(SHIPPED_MODEL))
+
+
 def _page(name: str) -> AppTest:
     """A page reached through the app's navigation, as a browser reaches it."""
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=TIMEOUT)
