@@ -21,7 +21,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from hematovision.torch_state_dict import load_legacy_state_dict
+from hematovision.torch_state_dict import (
+    batchnorm_weights,
+    conv_kernel,
+    depthwise_kernel,
+    load_legacy_state_dict,
+)
 
 __all__ = [
     "BlockSpec",
@@ -215,41 +220,30 @@ def lite_weights_path(name: str = "lite0") -> Path:
     return Path(getattr(module, variant.file_class).get_model_file_path())
 
 
-def _conv_kernel(weight: np.ndarray) -> np.ndarray:
-    return weight.transpose(2, 3, 1, 0)  # (out, in, kh, kw) -> (kh, kw, in, out)
-
-
-def _depthwise_kernel(weight: np.ndarray) -> np.ndarray:
-    return weight.transpose(2, 3, 0, 1)  # (channels, 1, kh, kw) -> (kh, kw, channels, 1)
-
-
-def _bn_weights(state: dict, prefix: str) -> list[np.ndarray]:
-    return [state[prefix + part] for part in ("weight", "bias", "running_mean", "running_var")]
-
 
 def _layer_sources(state: dict, blocks: int) -> dict[str, list[np.ndarray]]:
     """Map Keras layer names to their weights in the PyTorch state dict."""
     sources = {
-        "stem_conv": [_conv_kernel(state["_conv_stem.weight"])],
-        "stem_bn": _bn_weights(state, "_bn0."),
-        "top_conv": [_conv_kernel(state["_conv_head.weight"])],
-        "top_bn": _bn_weights(state, "_bn1."),
+        "stem_conv": [conv_kernel(state["_conv_stem.weight"])],
+        "stem_bn": batchnorm_weights(state, "_bn0."),
+        "top_conv": [conv_kernel(state["_conv_head.weight"])],
+        "top_bn": batchnorm_weights(state, "_bn1."),
     }
     for i in range(blocks):
         torch_prefix, keras_prefix = f"_blocks.{i}.", f"block{i}_"
         if torch_prefix + "_expand_conv.weight" in state:
             sources[keras_prefix + "expand_conv"] = [
-                _conv_kernel(state[torch_prefix + "_expand_conv.weight"])
+                conv_kernel(state[torch_prefix + "_expand_conv.weight"])
             ]
-            sources[keras_prefix + "expand_bn"] = _bn_weights(state, torch_prefix + "_bn0.")
+            sources[keras_prefix + "expand_bn"] = batchnorm_weights(state, torch_prefix + "_bn0.")
         sources[keras_prefix + "dwconv"] = [
-            _depthwise_kernel(state[torch_prefix + "_depthwise_conv.weight"])
+            depthwise_kernel(state[torch_prefix + "_depthwise_conv.weight"])
         ]
-        sources[keras_prefix + "dw_bn"] = _bn_weights(state, torch_prefix + "_bn1.")
+        sources[keras_prefix + "dw_bn"] = batchnorm_weights(state, torch_prefix + "_bn1.")
         sources[keras_prefix + "project_conv"] = [
-            _conv_kernel(state[torch_prefix + "_project_conv.weight"])
+            conv_kernel(state[torch_prefix + "_project_conv.weight"])
         ]
-        sources[keras_prefix + "project_bn"] = _bn_weights(state, torch_prefix + "_bn2.")
+        sources[keras_prefix + "project_bn"] = batchnorm_weights(state, torch_prefix + "_bn2.")
     return sources
 
 

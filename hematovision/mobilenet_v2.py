@@ -25,7 +25,12 @@ import keras
 import numpy as np
 
 from hematovision.efficientnet_lite import set_layer_weights
-from hematovision.torch_state_dict import load_legacy_state_dict
+from hematovision.torch_state_dict import (
+    batchnorm_weights,
+    conv_kernel,
+    depthwise_kernel,
+    load_legacy_state_dict,
+)
 
 __all__ = [
     "MOBILENET_V2_SHA256",
@@ -121,25 +126,14 @@ def mobilenet_v2_weights_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "weights" / MOBILENET_V2_FILE
 
 
-def _conv_kernel(weight: np.ndarray) -> np.ndarray:
-    return weight.transpose(2, 3, 1, 0)  # (out, in, kh, kw) -> (kh, kw, in, out)
-
-
-def _depthwise_kernel(weight: np.ndarray) -> np.ndarray:
-    return weight.transpose(2, 3, 0, 1)  # (channels, 1, kh, kw) -> (kh, kw, channels, 1)
-
-
-def _bn_weights(state: dict, prefix: str) -> list[np.ndarray]:
-    return [state[prefix + part] for part in ("weight", "bias", "running_mean", "running_var")]
-
 
 def _layer_sources(state: dict) -> dict[str, list[np.ndarray]]:
     """Map Keras layer names to torchvision's state-dict entries."""
     sources = {
-        "Conv1": [_conv_kernel(state["features.0.0.weight"])],
-        "bn_Conv1": _bn_weights(state, "features.0.1."),
-        "Conv_1": [_conv_kernel(state["features.18.0.weight"])],
-        "Conv_1_bn": _bn_weights(state, "features.18.1."),
+        "Conv1": [conv_kernel(state["features.0.0.weight"])],
+        "bn_Conv1": batchnorm_weights(state, "features.0.1."),
+        "Conv_1": [conv_kernel(state["features.18.0.weight"])],
+        "Conv_1_bn": batchnorm_weights(state, "features.18.1."),
     }
     for block, (expansion, _, _) in enumerate(_BLOCKS):
         torch, keras_prefix = f"features.{block + 1}.conv.", _prefix(block)
@@ -147,12 +141,12 @@ def _layer_sources(state: dict) -> dict[str, list[np.ndarray]]:
         steps = ["expand", "depthwise"] if expansion != 1 else ["depthwise"]
         for i, step in enumerate(steps):
             weight = state[f"{torch}{i}.0.weight"]
-            kernel = _depthwise_kernel(weight) if step == "depthwise" else _conv_kernel(weight)
+            kernel = depthwise_kernel(weight) if step == "depthwise" else conv_kernel(weight)
             sources[keras_prefix + step] = [kernel]
-            sources[keras_prefix + step + "_BN"] = _bn_weights(state, f"{torch}{i}.1.")
+            sources[keras_prefix + step + "_BN"] = batchnorm_weights(state, f"{torch}{i}.1.")
         n = len(steps)
-        sources[keras_prefix + "project"] = [_conv_kernel(state[f"{torch}{n}.weight"])]
-        sources[keras_prefix + "project_BN"] = _bn_weights(state, f"{torch}{n + 1}.")
+        sources[keras_prefix + "project"] = [conv_kernel(state[f"{torch}{n}.weight"])]
+        sources[keras_prefix + "project_BN"] = batchnorm_weights(state, f"{torch}{n + 1}.")
     return sources
 
 

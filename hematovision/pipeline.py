@@ -148,6 +148,20 @@ def augment(image: tf.Tensor, seed: tf.Tensor, settings: Augmentation = Augmenta
     return image * 255.0
 
 
+def _augmented_batches(data: tf.data.Dataset, seeds: tf.data.Dataset, num_classes: int,
+                       batch_size: int, settings: Augmentation) -> tf.data.Dataset:
+    """(image, label) pairs, each augmented with its own seed pair, as one-hot batches."""
+    data = tf.data.Dataset.zip((data, seeds))
+
+    def _prepare(pair, seed_pair):
+        image, label = pair
+        image = augment(tf.cast(image, tf.float32), tf.cast(seed_pair, tf.int64), settings)
+        return image, tf.one_hot(label, num_classes)
+
+    data = data.map(_prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
 def training_dataset(
     images: np.ndarray,
     labels: np.ndarray,
@@ -160,15 +174,7 @@ def training_dataset(
     data = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
     data = data.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    data = tf.data.Dataset.zip((data, seeds))
-
-    def _prepare(pair, seed_pair):
-        image, label = pair
-        image = augment(tf.cast(image, tf.float32), tf.cast(seed_pair, tf.int64), settings)
-        return image, tf.one_hot(label, num_classes)
-
-    data = data.map(_prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return _augmented_batches(data, seeds, num_classes, batch_size, settings)
 
 
 def balanced_training_dataset(
@@ -198,12 +204,4 @@ def balanced_training_dataset(
         tf.TensorSpec(images.shape[1:], tf.as_dtype(images.dtype)),
         tf.TensorSpec([], tf.int32)))
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
-    data = tf.data.Dataset.zip((data, seeds))
-
-    def _prepare(pair, seed_pair):
-        image, label = pair
-        image = augment(tf.cast(image, tf.float32), tf.cast(seed_pair, tf.int64), settings)
-        return image, tf.one_hot(label, num_classes)
-
-    data = data.map(_prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return _augmented_batches(data, seeds, num_classes, batch_size, settings)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["UnsafeCheckpointError", "load_legacy_state_dict", "sha256_of_file"]
+__all__ = ["UnsafeCheckpointError", "load_legacy_state_dict", "sha256_of_file",
+           "conv_kernel", "depthwise_kernel", "batchnorm_weights"]
 
 _MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 _PROTOCOL_VERSION = 1001
@@ -160,3 +161,18 @@ def load_legacy_state_dict(path: str | Path, expected_sha256: str | None = None)
         name: value.to_numpy() if isinstance(value, _TensorRef) else value
         for name, value in result.items()
     }
+
+
+def conv_kernel(weight: np.ndarray) -> np.ndarray:
+    """A PyTorch convolution's weight as a Keras kernel."""
+    return weight.transpose(2, 3, 1, 0)  # (out, in, kh, kw) -> (kh, kw, in, out)
+
+
+def depthwise_kernel(weight: np.ndarray) -> np.ndarray:
+    """A PyTorch depthwise convolution's weight as a Keras depthwise kernel."""
+    return weight.transpose(2, 3, 0, 1)  # (channels, 1, kh, kw) -> (kh, kw, channels, 1)
+
+
+def batchnorm_weights(state: dict, prefix: str) -> list[np.ndarray]:
+    """A PyTorch BatchNorm's tensors in Keras' order (gamma, beta, mean, variance)."""
+    return [state[prefix + part] for part in ("weight", "bias", "running_mean", "running_var")]
