@@ -76,14 +76,14 @@ def get_backbone(name: str) -> Backbone:
 
 
 def _lite_features(name: str) -> Callable:
-    def features(x, pretrained: bool):
+    def features(x, pretrained: bool, mix_style: bool = False):
         import keras
 
         from hematovision.efficientnet_lite import lite_features
 
         x = keras.layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0,
                                    name=f"{name}_preprocess")(x)
-        return lite_features(x, name)
+        return lite_features(x, name, mix_style)
 
     return features
 

@@ -67,7 +67,7 @@ def _train(args) -> int:
         head_epochs=args.head_epochs, fine_tune_epochs=args.epochs,
         batch_size=args.batch_size, seed=args.seed, limit_per_class=args.limit_per_class,
         hidden_units=args.hidden_units, fine_tune_from=args.fine_tune_from,
-        train_batchnorm=args.train_batchnorm,
+        train_batchnorm=args.train_batchnorm, mix_style=args.mix_style,
         fractions=SplitFractions(*args.split),
         classes=_class_list(args.classes) if args.classes else None,
         init_from=args.init_from,
@@ -527,6 +527,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--camera-augmentation", action="store_true",
                        help="also imitate other cameras in phase two: resolution loss, "
                             "white balance and vignetting")
+    train.add_argument("--mix-style", action="store_true",
+                       help="mix feature statistics between pictures of a batch after early "
+                            "stages while training (MixStyle, Zhou et al. 2021; Lite backbones)")
     train.add_argument("--out", required=True, help="model folder to create, e.g. models/mine")
     train.add_argument("--overwrite", action="store_true",
                        help="replace a model already in --out")

@@ -184,24 +184,31 @@ def _mbconv(x, spec: BlockSpec, filters_in: int, stride: int, index: int):
     return x
 
 
-def lite_features(x, name: str = "lite0"):
+def lite_features(x, name: str = "lite0", mix_style: bool = False):
     """Apply one variant's trunk to ``x`` (already scaled to about [-1, 1]).
 
     Returns the last feature map, ``(batch, side / 32, side / 32, 1280)``, after the layer
     named ``top_activation`` (the one Grad-CAM reads). Blocks are named ``block0_`` …
-    ``blockN_`` in order, as the checkpoint numbers them.
+    ``blockN_`` in order, as the checkpoint numbers them. With ``mix_style`` a
+    :class:`~hematovision.style_mixing.MixStyle` layer (active only while training) follows
+    the last block of stages 2, 3 and 4, where the paper puts it: early enough that the
+    statistics are style, late enough that the maps are not raw colour.
     """
     x = keras.layers.Conv2D(_STEM_FILTERS, 3, strides=2, padding="same", use_bias=False,
                             name="stem_conv")(x)
     x = _bn("stem_bn")(x)
     x = _relu6("stem_activation")(x)
     index = 0
-    for spec in lite_blocks(name):
+    for stage, spec in enumerate(lite_blocks(name), start=1):
         for repeat in range(spec.repeats):
             filters_in = spec.filters_in if repeat == 0 else spec.filters_out
             stride = spec.stride if repeat == 0 else 1
             x = _mbconv(x, spec, filters_in, stride, index)
             index += 1
+        if mix_style and stage in (2, 3, 4):
+            from hematovision.style_mixing import MixStyle
+
+            x = MixStyle(name=f"block{index - 1}_mixstyle")(x)
     x = keras.layers.Conv2D(_HEAD_FILTERS, 1, use_bias=False, name="top_conv")(x)
     x = _bn("top_bn")(x)
     return _relu6("top_activation")(x)

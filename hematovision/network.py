@@ -24,16 +24,24 @@ def build_classifier(
     dropout: float = 0.3,
     hidden_units: int = 0,
     pretrained: bool = True,
+    mix_style: bool = False,
 ) -> keras.Model:
     """A classifier taking ``(batch, input_size, input_size, 3)`` RGB 0–255.
 
     Head: global average pooling → dropout → [dense ReLU] → dense logits → temperature
     (1 until calibrated) → softmax. With ``pretrained`` the backbone gets its ImageNet
     weights; the keras.applications backbones download them, which needs internet.
+    ``mix_style`` adds MixStyle layers for training (EfficientNet-Lite backbones only).
     """
     spec = get_backbone(backbone)
     inputs = keras.Input((input_size, input_size, 3), name="image")
-    x = spec.features(inputs, pretrained)
+    if mix_style:
+        if not spec.name.startswith("lite"):
+            raise ValueError(f"MixStyle is built into the EfficientNet-Lite backbones only, "
+                             f"not {backbone!r}")
+        x = spec.features(inputs, pretrained, mix_style=True)
+    else:
+        x = spec.features(inputs, pretrained)
     x = keras.layers.GlobalAveragePooling2D(name=FEATURES_LAYER)(x)
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     if hidden_units:

@@ -82,6 +82,7 @@ class TrainingConfig:
     fine_tune_learning_rate: float = 3e-4
     fine_tune_from: str | None = None  # None: the backbone's default
     train_batchnorm: bool = False  # BatchNorm of the unfrozen blocks learns in phase two
+    mix_style: bool = False  # MixStyle after early stages while training (Lite backbones)
     batch_size: int = 32
     patience: int = 2
     seed: int = 1234
@@ -294,7 +295,7 @@ def train(data_dir, out_dir: str | Path, config: TrainingConfig = TrainingConfig
 
     model = build_classifier(config.backbone, len(classes), config.input_size,
                              config.dropout, config.hidden_units,
-                             config.pretrained and not config.init_from)
+                             config.pretrained and not config.init_from, config.mix_style)
     set_fine_tuning(model, config.fine_tune_from)  # a wrong layer name fails now, not later
     weights = _class_weights(labels["train"], len(classes))
     sampling = (origin["train"] if len(sources) > 1 else None)
@@ -319,6 +320,13 @@ def train(data_dir, out_dir: str | Path, config: TrainingConfig = TrainingConfig
                    sampling, origin["val"])
     fine_seconds = time.time() - phase_started if config.fine_tune_epochs > 0 else 0.0
 
+    if config.mix_style:
+        # MixStyle only acts while training; the shipped graph is the plain one, so loading
+        # a model never needs this package's custom layer.
+        model = _copy_into(build_classifier(config.backbone, len(classes), config.input_size,
+                                            config.dropout, config.hidden_units, False), model)
+        logits_fn = tf.function(keras.Model(model.inputs, model.get_layer(LOGITS_LAYER).output),
+                                reduce_retracing=True)
     val_logits = run_in_batches(lambda b: logits_fn(b, training=False), arrays["val"])
     temperature = fit_temperature(val_logits, labels["val"])
     review_threshold, review_rule = _review_threshold(val_logits / temperature, labels["val"],
@@ -510,9 +518,15 @@ def _start_from(model: keras.Model, model_dir: str, classes: list[str]) -> None:
         raise ValueError(f"{model_dir} has classes {list(card.classes)}, the data has {classes}")
     trained = keras.saving.load_model(Path(model_dir) / card.model_file, compile=False,
                                       safe_mode=True)
+    _copy_into(model, trained)
+
+
+def _copy_into(model: keras.Model, trained: keras.Model) -> keras.Model:
+    """Give ``model`` the weights of ``trained``'s layers of the same names; returns it."""
     for layer in model.layers:
         if layer.weights:
             layer.set_weights(trained.get_layer(layer.name).get_weights())
+    return model
 
 
 def _train_head(model, arrays, labels, weights, config, history_path, progress) -> None:
