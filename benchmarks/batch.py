@@ -37,11 +37,12 @@ from hematovision.batch import (  # noqa: E402
 )
 from hematovision.cell_finder import find_cell  # noqa: E402
 from hematovision.classifier import Classifier  # noqa: E402
+from hematovision.data_home import datasets_dir  # noqa: E402
 from hematovision.images import ImageError, read_image  # noqa: E402
 from hematovision.models import default_model_dir  # noqa: E402
 from tests.reference_framing import box_iou, reference_find_cell  # noqa: E402
 
-DATASETS = ROOT.parent / "shared" / "datasets"
+DATASETS = datasets_dir()
 FRAME_SETS = {"PBC": DATASETS / "pbc", "zheng2018_d2": DATASETS / "zheng2018_d2" / "images",
               "Kaggle sample": DATASETS / "kaggle_bloodcells_sample"}
 

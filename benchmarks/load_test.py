@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import sys
 import threading
@@ -40,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from dashboard.local_server import CHROMIUM, CHROMIUM_FLAGS, start_server, stop_server  # noqa: E402
 from hematovision.classifier import UNFAMILIAR  # noqa: E402
+from hematovision.data_home import datasets_dir  # noqa: E402
 from hematovision.dataset import test_split_files  # noqa: E402
 from hematovision.model_card import load_card  # noqa: E402
 from hematovision.models import default_model_dir  # noqa: E402
@@ -58,7 +58,7 @@ def answer_pattern(classes: tuple[str, ...]) -> re.Pattern:
 
 
 ANSWER = answer_pattern(load_card(default_model_dir()).classes)
-DATASETS = Path(os.environ.get("HEMATOVISION_DATASETS", ROOT.parent / "shared" / "datasets"))
+DATASETS = datasets_dir()
 
 
 def _rss_kib(pid: int) -> int:
