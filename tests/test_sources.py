@@ -45,7 +45,8 @@ def two_labs(tmp_path_factory) -> tuple[Path, Path]:
 def two_source_model(two_labs, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("models") / "two-labs"
     result = run_cli("train", "--data", *map(str, two_labs), "--out", str(out),
-                     "--head-epochs", "2", "--epochs", "1", "--camera-augmentation", "--quiet")
+                     "--head-epochs", "2", "--epochs", "1", "--camera-augmentation",
+                     "--mix-style", "--quiet")
     assert result.returncode == 0, result.stderr
     return out
 
@@ -127,3 +128,19 @@ def test_the_leave_one_source_out_table_goes_into_the_card(two_labs, two_source_
     card = json.loads((two_source_model / "card.json").read_text())
     assert card["source_benchmark"]["rows"] == json.loads(json.dumps(rows))
     assert "| zheng2018_d2 | never trained on |" in format_markdown(rows)
+
+
+def test_style_mixing_trains_but_is_not_in_the_saved_model(two_source_model):
+    """MixStyle acts only while training: the saved graph is the plain one, so loading it
+    needs no custom layer, and the card says the run used it."""
+    import keras
+
+    from hematovision.model_card import load_card
+
+    card = load_card(two_source_model)
+    assert card.training["config"]["mix_style"] is True
+    model = keras.saving.load_model(two_source_model / "model.keras", compile=False,
+                                    safe_mode=True)
+    assert not [layer.name for layer in model.layers if "mixstyle" in layer.name]
+    assert any(layer.name == "block7_add" or layer.name.startswith("block7_")
+               for layer in model.layers)
