@@ -6,7 +6,7 @@ path before issue 26, in one run; and how far the frames moved.
 Prints cells per second for the network alone (inputs framed beforehand: the ceiling on
 this machine as busy as it is), the earlier path (the float64 ``rgb2hed`` cell finder kept in
 ``tests/reference_framing.py``, reading and framing a batch, then classifying it, in turn)
-and for ``hematovision.batch.classify_sources`` (the fast finder, reading and framing the
+and for ``hematovision.report.batch.classify_sources`` (the fast finder, reading and framing the
 next batches while the network classifies this one), their ratio, and whether the two give
 the same answers. Then, for up to ``--frames`` pictures of PBC, zheng2018_d2 and the Kaggle
 sample, the intersection over union of the two frames (lowest, 1st percentile, median).
@@ -28,17 +28,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hematovision.batch import (  # noqa: E402
+from hematovision.io.cell_finder import find_cell  # noqa: E402
+from hematovision.io.images import ImageError, read_image  # noqa: E402
+from hematovision.model.classifier import Classifier  # noqa: E402
+from hematovision.model.store import default_model_dir  # noqa: E402
+from hematovision.report.batch import (  # noqa: E402
     CellResult,
     _Framed,
     _thumbnail,
     classify_sources,
     sources_from_paths,
 )
-from hematovision.cell_finder import find_cell  # noqa: E402
-from hematovision.classifier import Classifier  # noqa: E402
-from hematovision.images import ImageError, read_image  # noqa: E402
-from hematovision.models import default_model_dir  # noqa: E402
 from tests.reference_framing import box_iou, reference_find_cell  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"

@@ -39,19 +39,19 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from scipy.special import softmax  # noqa: E402
 
-from hematovision.adaptation import (  # noqa: E402
+from hematovision.adapt.adaptation import (  # noqa: E402
     REMEMBERED_PER_CLASS,
     _read_cells,
     choose_cells,
     fit_head,
 )
-from hematovision.calibration import expected_calibration_error  # noqa: E402
-from hematovision.classifier import Classifier  # noqa: E402
-from hematovision.dataset import split_files  # noqa: E402
-from hematovision.decoding import decode_images  # noqa: E402
-from hematovision.metrics import balanced_accuracy  # noqa: E402
-from hematovision.models import default_model_dir  # noqa: E402
-from hematovision.network import LOGITS_LAYER, feature_model  # noqa: E402
+from hematovision.io.dataset import split_files  # noqa: E402
+from hematovision.io.decoding import decode_images  # noqa: E402
+from hematovision.measure.metrics import balanced_accuracy  # noqa: E402
+from hematovision.model.calibration import expected_calibration_error  # noqa: E402
+from hematovision.model.classifier import Classifier  # noqa: E402
+from hematovision.model.network import LOGITS_LAYER, feature_model  # noqa: E402
+from hematovision.model.store import default_model_dir  # noqa: E402
 
 
 class BatchNormStatistics:

@@ -32,10 +32,10 @@ from sklearn.model_selection import LeaveOneOut, cross_val_predict  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from hematovision.adaptation import _read_cells, choose_cells  # noqa: E402
-from hematovision.classifier import Classifier  # noqa: E402
-from hematovision.metrics import balanced_accuracy  # noqa: E402
-from hematovision.models import default_model_dir  # noqa: E402
+from hematovision.adapt.adaptation import _read_cells, choose_cells  # noqa: E402
+from hematovision.measure.metrics import balanced_accuracy  # noqa: E402
+from hematovision.model.classifier import Classifier  # noqa: E402
+from hematovision.model.store import default_model_dir  # noqa: E402
 
 
 def _probe(strength: float):

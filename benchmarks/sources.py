@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hematovision.source_benchmark import (  # noqa: E402
+from hematovision.measure.source_benchmark import (  # noqa: E402
     benchmark_rows,
     format_markdown,
     save_benchmark,

@@ -14,11 +14,11 @@ import numpy as np
 import streamlit as st
 
 from dashboard.styles import show_every_upload_chip
-from hematovision.classifier import Classifier
 from hematovision.errors import HematoVisionError
-from hematovision.folders import FolderLimits
-from hematovision.images import IMAGE_SUFFIXES, ImageError, ImageLimits, read_image
-from hematovision.models import available_models, default_model_dir
+from hematovision.io.folders import FolderLimits
+from hematovision.io.images import IMAGE_SUFFIXES, ImageError, ImageLimits, read_image
+from hematovision.model.classifier import Classifier
+from hematovision.model.store import available_models, default_model_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EXAMPLES = (ROOT.parent / "shared" / "datasets" / "pbc",
@@ -64,7 +64,7 @@ def warm_up_explanations(model_dir: str, _classifier: Classifier) -> threading.T
 
 
 def _warm_up(classifier: Classifier) -> None:
-    from hematovision.explainers import explain
+    from hematovision.explain import explain
 
     blank = np.full((64, 64, 3), 200, np.uint8)
     explain("gradcam", blank, classifier, 0)

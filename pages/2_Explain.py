@@ -5,10 +5,8 @@ import streamlit as st
 from dashboard.results import explanation, model_key, model_view, predict
 from dashboard.sidebar import review_threshold, show_sidebar
 from dashboard.state import try_decode
-from hematovision.classifier import UNFAMILIAR
-from hematovision.explainers import available_methods, get_explainer
-from hematovision.model_report import check_cautions, load_explanation_checks
-from hematovision.overlay import (
+from hematovision.explain import available_methods, get_explainer
+from hematovision.explain.overlay import (
     COLORMAPS,
     colour_scale,
     compose_panel,
@@ -17,6 +15,8 @@ from hematovision.overlay import (
     overlay_signed,
     to_png,
 )
+from hematovision.model.classifier import UNFAMILIAR
+from hematovision.report.model_report import check_cautions, load_explanation_checks
 
 st.set_page_config(page_title="Explain · HematoVision", page_icon="🗺️", layout="wide")
 classifier = show_sidebar()

@@ -7,11 +7,11 @@ import streamlit as st
 
 from dashboard.sidebar import show_sidebar
 from dashboard.state import keep_own_model, local_mode, new_own_model_folder, own_models
-from hematovision.adaptation import adapt_from_zip
-from hematovision.archive import zip_folder
-from hematovision.card_markdown import adaptation_text
+from hematovision.adapt.adaptation import adapt_from_zip
 from hematovision.errors import HematoVisionError
-from hematovision.models import models_root
+from hematovision.io.archive import zip_folder
+from hematovision.model.card_markdown import adaptation_text
+from hematovision.model.store import models_root
 
 st.set_page_config(page_title="Adapt · HematoVision", page_icon="🧪", layout="wide")
 classifier = show_sidebar()

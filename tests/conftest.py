@@ -43,7 +43,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def classifier():
-    from hematovision.classifier import Classifier
+    from hematovision.model.classifier import Classifier
 
     return Classifier(SHIPPED_MODEL)
 
@@ -51,7 +51,7 @@ def classifier():
 @pytest.fixture(scope="session")
 def pbc_examples() -> list[tuple[Path, str]]:
     """Five test-split images per class of the shipped model's recorded split."""
-    from hematovision.dataset import test_split_files
+    from hematovision.io.dataset import test_split_files
 
     files = test_split_files(SHIPPED_MODEL, PBC)
     assert files, "the shipped model's test split is not under the PBC folder"
@@ -73,7 +73,7 @@ def strict_json(path: Path):
 def training_folder_with_a_class_of_its_own(folder: Path, copied_from: str = "train") -> Path:
     """PBC's class folders linked into ``folder`` beside a class the shipped model lacks,
     ``smudge``, holding one lymphocyte of the model's ``copied_from`` split."""
-    from hematovision.dataset import split_files
+    from hematovision.io.dataset import split_files
 
     for source in PBC.iterdir():
         if source.is_dir():
