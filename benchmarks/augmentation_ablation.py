@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATASETS = Path(os.environ.get("HEMATOVISION_DATASETS", ROOT.parent / "shared" / "datasets"))
 
-from hematovision.io.dataset import _rank, scan_folder, split_files  # noqa: E402
+from hematovision.io.dataset import rank, scan_folder, split_files  # noqa: E402
 from hematovision.io.decoding import decode_images  # noqa: E402
 from hematovision.measure.metrics import balanced_accuracy  # noqa: E402
 from hematovision.model.card import load_card, save_card  # noqa: E402
@@ -68,7 +68,7 @@ FAMILIES = {
 
 def _limit(files, per_class: int):
     chosen, counts = [], {}
-    for path, label in sorted(files, key=lambda f: _rank(str(f[0].name))):
+    for path, label in sorted(files, key=lambda f: rank(str(f[0].name))):
         if counts.get(label, 0) < per_class:
             chosen.append((path, label))
             counts[label] = counts.get(label, 0) + 1

@@ -34,10 +34,10 @@ from hematovision.model.classifier import Classifier  # noqa: E402
 from hematovision.model.store import default_model_dir  # noqa: E402
 from hematovision.report.batch import (  # noqa: E402
     CellResult,
-    _Framed,
-    _thumbnail,
+    Framed,
     classify_sources,
     sources_from_paths,
+    table_thumbnail,
 )
 from tests.reference_framing import box_iou, reference_find_cell  # noqa: E402
 
@@ -59,17 +59,17 @@ def earlier_path(classifier: Classifier, sources, batch_size: int = 32) -> list[
         except ImageError as failure:
             return CellResult(name, digest, error=str(failure))
         box = reference_find_cell(image)
-        return _Framed(name, digest, classifier.prepare(image, box), box, _thumbnail(image))
+        return Framed(name, digest, classifier.prepare(image, box), box, table_thumbnail(image))
 
     results = []
     with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
         for start in range(0, len(sources), batch_size):
             rows = list(pool.map(prepare, sources[start : start + batch_size]))
-            framed = [row for row in rows if isinstance(row, _Framed)]
+            framed = [row for row in rows if isinstance(row, Framed)]
             answers = iter(classifier.predict_inputs(
                 np.stack([row.model_input for row in framed]), [row.box for row in framed]))
             results += [CellResult(row.name, row.digest, next(answers), row.thumbnail)
-                        if isinstance(row, _Framed) else row for row in rows]
+                        if isinstance(row, Framed) else row for row in rows]
     return results
 
 

@@ -41,9 +41,9 @@ from scipy.special import softmax  # noqa: E402
 
 from hematovision.adapt.adaptation import (  # noqa: E402
     REMEMBERED_PER_CLASS,
-    _read_cells,
     choose_cells,
     fit_head,
+    read_cells,
 )
 from hematovision.io.dataset import split_files  # noqa: E402
 from hematovision.io.decoding import decode_images  # noqa: E402
@@ -157,7 +157,7 @@ def main() -> None:
               f"accuracy {np.mean(p.argmax(1) == y):.3f}  "
               f"ECE {expected_calibration_error(p, y):.3f}", flush=True)
 
-    items, labels, _, _, images = _read_cells(classifier, args.data)
+    items, labels, _, _, images = read_cells(classifier, args.data)
     train_x, train_y = _read(classifier, split_files(args.model, args.home, "train"), 60)
     val_x, val_y = _read(classifier, split_files(args.model, args.home, "val"), 30)
     test_x, test_y = _read(classifier, split_files(args.model, args.home, "test"), 40)

@@ -32,7 +32,7 @@ from sklearn.model_selection import LeaveOneOut, cross_val_predict  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from hematovision.adapt.adaptation import _read_cells, choose_cells  # noqa: E402
+from hematovision.adapt.adaptation import choose_cells, read_cells  # noqa: E402
 from hematovision.measure.metrics import balanced_accuracy  # noqa: E402
 from hematovision.model.classifier import Classifier  # noqa: E402
 from hematovision.model.store import default_model_dir  # noqa: E402
@@ -56,7 +56,7 @@ def main() -> None:
     classifier = Classifier(args.model)
     classes = list(classifier.classes)
     # Read as adapt reads them, so that choose_cells draws the same splits.
-    items, labels, logits, features, _ = _read_cells(classifier, args.data)
+    items, labels, logits, features, _ = read_cells(classifier, args.data)
     names = [item.label for item in items]
     print(f"{args.data}: {len(labels)} cells; the model unadapted: balanced accuracy "
           f"{balanced_accuracy(labels, logits.argmax(1)):.3f} (strict)")

@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from hematovision.io.images import read_image
+from hematovision.io.images import read_image, sharpness
 from hematovision.measure.foreign import KINDS, foreign_images
 from hematovision.model.classifier import CONFIDENT, UNFAMILIAR, Classifier, ModelFileError
-from hematovision.model.familiarity import fit_familiarity, load_familiarity, sharpness
+from hematovision.model.familiarity import fit_familiarity, load_familiarity
 from tests.conftest import PBC, SHIPPED_MODEL
 
 

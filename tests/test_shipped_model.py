@@ -84,7 +84,7 @@ def test_missing_or_damaged_model_is_a_clear_error(tmp_path, damage, message):
 
 
 def test_card_sha256_matches_the_file():
-    from hematovision.model.torch_state_dict import sha256_of_file
+    from hematovision.io.files import sha256_of_file
 
     card = json.loads((SHIPPED_MODEL / "card.json").read_text())
     assert sha256_of_file(SHIPPED_MODEL / "model.keras") == card["model_sha256"]

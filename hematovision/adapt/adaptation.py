@@ -35,18 +35,17 @@ from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
 
 from hematovision.errors import InputError
-from hematovision.io.dataset import ADAPTATION_FILE, _rank, scan_folder
+from hematovision.io.dataset import ADAPTATION_FILE, rank, scan_folder
 from hematovision.io.decoding import decode_images
-from hematovision.io.files import write_json_atomic
+from hematovision.io.files import sha256_of_file, write_json_atomic
 from hematovision.measure.metrics import balanced_accuracy
 from hematovision.model.calibration import expected_calibration_error
 from hematovision.model.card import load_card, save_card
 from hematovision.model.classifier import Classifier
 from hematovision.model.familiarity import FAMILIARITY_FILE, Familiarity
-from hematovision.model.torch_state_dict import sha256_of_file
 
 __all__ = ["AdaptationResult", "BlockTuning", "TUNINGS", "adapt", "adaptation_study",
-           "choose_cells", "fit_head", "score"]
+           "choose_cells", "fit_head", "score", "read_cells"]
 
 # hematovision.model.network.LOGITS_LAYER, spelled out: importing network would load Keras when
 # the Adapt page merely opens.
@@ -255,7 +254,7 @@ def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
     classifier = Classifier(model_dir)
     classes = list(classifier.classes)
     report(0.05, "reading the cells")
-    items, labels, logits, features, images = _read_cells(classifier, data_dir)
+    items, labels, logits, features, images = read_cells(classifier, data_dir)
     used, held = choose_cells([item.label for item in items], per_class, seed)
     if not used or not held:
         raise InputError(f"{data_dir}: too few labelled cells (need at least 2 per class)")
@@ -318,12 +317,12 @@ def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
     return AdaptationResult(out_dir, used_counts, held_counts, before, after)
 
 
-def _read_cells(classifier: Classifier, data_dir: str | Path):
+def read_cells(classifier: Classifier, data_dir: str | Path):
     """The user's labelled cells (in a fixed, content-hashed order), their labels as class
     indices, the model's logits and pooled features for them, and the framed images."""
     classes = list(classifier.classes)
     items = sorted(scan_folder(data_dir, tuple(classes)).items,
-                   key=lambda item: _rank(item.sha256))
+                   key=lambda item: rank(item.sha256))
     images, kept, _, _ = decode_images([item.path for item in items], classifier.input_size,
                                        framing=classifier.card.framing)
     items = [items[i] for i in kept]
@@ -357,7 +356,7 @@ def adaptation_study(classifier: Classifier, data_dir: str | Path,
     report = progress or (lambda fraction, message: None)
     _check_tuning(tuning)
     classes = list(classifier.classes)
-    items, labels, logits, features, images = _read_cells(classifier, data_dir)
+    items, labels, logits, features, images = read_cells(classifier, data_dir)
     names = [item.label for item in items]
     temperature = classifier.card.temperature
     tuner = _Tuner(classifier, images, features, tuning, settings)

@@ -25,6 +25,7 @@ from hematovision.model.card import CARD_FILE, load_card
 
 __all__ = [
     "SPLIT_FILE",
+    "rank",
     "ADAPTATION_FILE",
     "learned_from",
     "test_split_files",
@@ -190,8 +191,9 @@ def scan_folder(root: str | Path, classes: tuple[str, ...] | None = None) -> Dat
     return Dataset(root, found, items, skipped, removed, conflicting)
 
 
-def _rank(key: str) -> str:
-    # A salted hash spreads groups evenly and does not depend on file order or machine.
+def rank(key: str) -> str:
+    """A key's place in the deterministic order that splits and limits follow: a salted
+    hash spreads groups evenly and does not depend on file order or machine."""
     return hashlib.sha256(("hematovision-split:" + key).encode()).hexdigest()
 
 
@@ -217,7 +219,7 @@ def split_dataset(dataset: Dataset, fractions: SplitFractions = SplitFractions()
     bounds = [("train", shares["train"] / total),
               ("val", (shares["train"] + shares["val"]) / total), ("test", 1.0)]
     for groups in by_class.values():
-        ordered = sorted(groups.items(), key=lambda kv: _rank(kv[0]))
+        ordered = sorted(groups.items(), key=lambda kv: rank(kv[0]))
         n_items = sum(len(members) for _, members in ordered)
         seen = 0
         for _, members in ordered:

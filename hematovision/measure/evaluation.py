@@ -18,12 +18,12 @@ from hematovision.io.dataset import (
 )
 from hematovision.io.decoding import decode_images
 from hematovision.io.files import write_json_atomic
+from hematovision.io.images import sharpness
 from hematovision.measure.metrics import balanced_accuracy, classification_report
 from hematovision.model.calibration import expected_calibration_error, reliability_bins
 from hematovision.model.card import load_card, save_card
 from hematovision.model.card_markdown import auc_text, percent_text
 from hematovision.model.classifier import CONFIDENT, REVIEW, UNFAMILIAR, Classifier
-from hematovision.model.familiarity import sharpness
 
 __all__ = ["evaluate", "format_report", "format_table"]
 

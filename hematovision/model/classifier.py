@@ -17,11 +17,11 @@ from scipy.special import softmax
 
 from hematovision.errors import HematoVisionError
 from hematovision.io.cell_finder import CellBox
-from hematovision.io.images import frame_image, missing_cell, to_model_input
+from hematovision.io.files import sha256_of_file
+from hematovision.io.images import frame_image, missing_cell, sharpness, to_model_input
 from hematovision.model.card import ModelCard, load_card
-from hematovision.model.familiarity import load_familiarity, sharpness
+from hematovision.model.familiarity import load_familiarity
 from hematovision.model.runtime import LiteRTRunner, load_head
-from hematovision.model.torch_state_dict import sha256_of_file
 
 __all__ = ["ModelFileError", "Prediction", "Classifier", "check_model_file", "CONFIDENT", "REVIEW",
            "UNFAMILIAR"]
@@ -49,7 +49,7 @@ class Prediction:
             :mod:`hematovision.model.familiarity`); ``None`` when the model has no statistics.
         distance_threshold: above this distance the image is "Unfamiliar".
         no_cell: why no white cell was found, when the model frames cells and found none.
-        sharpness: focus of the model input (see :func:`hematovision.model.familiarity.sharpness`).
+        sharpness: focus of the model input (see :func:`hematovision.io.images.sharpness`).
         min_sharpness: below this the image is out of focus, hence "Unfamiliar".
     """
 

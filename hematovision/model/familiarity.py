@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FAMILIARITY_FILE", "Familiarity", "fit_familiarity", "load_familiarity",
-           "sharpness"]
+__all__ = ["FAMILIARITY_FILE", "Familiarity", "fit_familiarity", "load_familiarity"]
 
 FAMILIARITY_FILE = "familiarity.npz"
 
@@ -38,7 +37,8 @@ class Familiarity:
         quantile: the validation quantile the threshold was set at (with few validation
             cells the share above it differs: ``np.quantile`` interpolates).
         min_sharpness: model inputs less sharp than this are out of focus (see
-            :func:`sharpness`); half the sharpness of the blurriest 0.1 % of training cells.
+            :func:`hematovision.io.images.sharpness`); half the sharpness of the blurriest
+            0.1 % of training cells.
     """
 
     means: np.ndarray
@@ -94,16 +94,6 @@ class Familiarity:
                  threshold=np.float64(self.threshold), quantile=np.float64(self.quantile),
                  min_sharpness=np.float64(self.min_sharpness))
         return Path(path)
-
-
-def sharpness(batch: np.ndarray) -> np.ndarray:
-    """Focus of each ``(n, size, size, 3)`` model input: the variance of the Laplacian of
-    its grey levels (Pech-Pacheco et al. 2000). A cell blurred beyond recognition scores
-    near 0, a focused PBC cell 5–120."""
-    from scipy import ndimage
-
-    grey = np.asarray(batch, dtype=np.float32).mean(axis=-1)
-    return np.array([ndimage.laplace(image).var() for image in grey])
 
 
 def fit_familiarity(train_features: np.ndarray, train_labels: np.ndarray,

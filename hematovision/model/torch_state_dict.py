@@ -9,7 +9,6 @@ numpy stand-in; anything else raises :class:`UnsafeCheckpointError`.
 from __future__ import annotations
 
 import collections
-import hashlib
 import io
 import pickle
 import struct
@@ -17,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["UnsafeCheckpointError", "load_legacy_state_dict", "sha256_of_file",
+from hematovision.io.files import sha256_of_file
+
+__all__ = ["UnsafeCheckpointError", "load_legacy_state_dict",
            "conv_kernel", "depthwise_kernel", "batchnorm_weights"]
 
 _MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
@@ -103,14 +104,6 @@ class _PlainUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):
         raise UnsafeCheckpointError(f"checkpoint header refers to {module}.{name}")
-
-
-def sha256_of_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_legacy_state_dict(path: str | Path, expected_sha256: str | None = None) -> dict:

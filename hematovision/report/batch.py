@@ -25,7 +25,8 @@ from hematovision.model.classifier import REVIEW, UNFAMILIAR, Classifier, Predic
 
 __all__ = ["CellResult", "Differential", "sources_from_paths", "sources_from_upload",
            "classify_sources", "copies", "copies_warning", "differential", "results_csv",
-           "read_results_csv", "CSV_ENCODING", "NOT_WHITE_CELLS"]
+           "read_results_csv", "CSV_ENCODING", "NOT_WHITE_CELLS", "Framed",
+           "table_thumbnail"]
 
 log = logging.getLogger(__name__)
 # With its byte-order mark, Excel reads UTF-8 as UTF-8 ("Zelle ä" instead of "Zelle Ã¤");
@@ -167,7 +168,7 @@ def sources_from_upload(name: str, data: bytes) -> list[tuple[str, bytes | None,
         return [(name, None, f"{name}: {error}")]
 
 
-def _thumbnail(image: np.ndarray, size: int = 96) -> np.ndarray:
+def table_thumbnail(image: np.ndarray, size: int = 96) -> np.ndarray:
     """A copy at most ``size`` pixels a side for the table: box-reduced, then bilinear
     (Pillow's bicubic default took a millisecond a cell, a tenth of a batch's time)."""
     from PIL import Image
@@ -177,7 +178,7 @@ def _thumbnail(image: np.ndarray, size: int = 96) -> np.ndarray:
     return np.asarray(picture)
 
 
-class _Framed(NamedTuple):
+class Framed(NamedTuple):
     """A readable input, framed and ready for the network."""
 
     name: str
@@ -212,7 +213,7 @@ def classify_sources(classifier: Classifier, sources: list[tuple[str, bytes | No
         except ImageError as failure:
             return CellResult(name, digest, error=str(failure))
         box = classifier.frame(image)
-        return _Framed(name, digest, classifier.prepare(image, box), box, _thumbnail(image))
+        return Framed(name, digest, classifier.prepare(image, box), box, table_thumbnail(image))
 
     results: list[CellResult] = []
     with ThreadPoolExecutor(workers) as pool:
@@ -239,13 +240,13 @@ def _in_order(pool: ThreadPoolExecutor, function: Callable, items: list, ahead: 
 def _classified(classifier: Classifier, rows: list, threshold: float | None
                 ) -> list[CellResult]:
     """Rows with their answers: one network call for every framed row."""
-    framed = [row for row in rows if isinstance(row, _Framed)]
+    framed = [row for row in rows if isinstance(row, Framed)]
     if not framed:
         return rows
     answers = iter(classifier.predict_inputs(
         np.stack([row.model_input for row in framed]), [row.box for row in framed], threshold))
     return [CellResult(row.name, row.digest, next(answers), row.thumbnail)
-            if isinstance(row, _Framed) else row for row in rows]
+            if isinstance(row, Framed) else row for row in rows]
 
 
 def copies(results: list[CellResult]) -> int:

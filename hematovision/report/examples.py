@@ -8,9 +8,9 @@ from pathlib import Path
 
 from hematovision.errors import InputError
 from hematovision.io.dataset import learned_from, test_split_files
+from hematovision.io.files import sha256_of_file
 from hematovision.io.images import IMAGE_SUFFIXES
 from hematovision.model.classifier import Classifier
-from hematovision.model.torch_state_dict import sha256_of_file
 
 __all__ = ["example_classes", "example_cells", "held_out"]
 

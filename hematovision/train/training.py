@@ -27,7 +27,7 @@ from scipy.special import log_softmax, softmax
 from hematovision.io.dataset import (
     SPLIT_FILE,
     SplitFractions,
-    _rank,
+    rank,
     recorded_sources,
     scan_folder,
     source_name,
@@ -36,6 +36,8 @@ from hematovision.io.dataset import (
     split_fingerprint,
 )
 from hematovision.io.decoding import decode_images, run_in_batches
+from hematovision.io.files import sha256_of_file
+from hematovision.io.images import sharpness
 from hematovision.measure.metrics import balanced_accuracy
 from hematovision.model.backbones import get_backbone
 from hematovision.model.calibration import (
@@ -46,7 +48,7 @@ from hematovision.model.calibration import (
 )
 from hematovision.model.card import MODEL_FILE, ModelCard, load_card, save_card
 from hematovision.model.classifier import check_model_file
-from hematovision.model.familiarity import FAMILIARITY_FILE, fit_familiarity, sharpness
+from hematovision.model.familiarity import FAMILIARITY_FILE, fit_familiarity
 from hematovision.model.network import (
     FEATURES_LAYER,
     LOGITS_LAYER,
@@ -56,7 +58,6 @@ from hematovision.model.network import (
     with_temperature,
 )
 from hematovision.model.runtime import HEAD_WEIGHTS_FILE, RUNTIME_FILE, export_litert
-from hematovision.model.torch_state_dict import sha256_of_file
 from hematovision.train.pipeline import Augmentation, balanced_training_dataset, training_dataset
 
 __all__ = ["TrainingConfig", "train", "add_fast_runtime", "add_familiarity", "HISTORY_FILE"]
@@ -151,7 +152,7 @@ def _limit(items, limit: int | None):
     if not limit:
         return items
     kept, per_class = [], Counter()
-    for item in sorted(items, key=lambda it: _rank(it.sha256)):
+    for item in sorted(items, key=lambda it: rank(it.sha256)):
         if per_class[item.label] < limit:
             kept.append(item)
             per_class[item.label] += 1
