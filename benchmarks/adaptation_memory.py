@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from hematovision.adapt.adaptation import REMEMBERED_PER_CLASS, choose_cells, fit_head  # noqa: E402
+from hematovision.adapt.head import REMEMBERED_PER_CLASS, choose_cells, fit_head  # noqa: E402
 from hematovision.io.dataset import scan_folder, test_split_files  # noqa: E402
 from hematovision.io.decoding import decode_images  # noqa: E402
 from hematovision.measure.metrics import balanced_accuracy  # noqa: E402

@@ -39,12 +39,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from scipy.special import softmax  # noqa: E402
 
-from hematovision.adapt.adaptation import (  # noqa: E402
-    REMEMBERED_PER_CLASS,
-    choose_cells,
-    fit_head,
-    read_cells,
-)
+from hematovision.adapt.adaptation import read_cells
+from hematovision.adapt.head import REMEMBERED_PER_CLASS, choose_cells, fit_head
 from hematovision.io.dataset import split_files  # noqa: E402
 from hematovision.io.decoding import decode_images  # noqa: E402
 from hematovision.measure.metrics import balanced_accuracy  # noqa: E402

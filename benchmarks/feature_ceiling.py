@@ -32,7 +32,8 @@ from sklearn.model_selection import LeaveOneOut, cross_val_predict  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from hematovision.adapt.adaptation import choose_cells, read_cells  # noqa: E402
+from hematovision.adapt.adaptation import read_cells  # noqa: E402
+from hematovision.adapt.head import choose_cells
 from hematovision.measure.metrics import balanced_accuracy  # noqa: E402
 from hematovision.model.classifier import Classifier  # noqa: E402
 from hematovision.model.store import default_model_dir  # noqa: E402

@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from dashboard.local_server import CHROMIUM, CHROMIUM_FLAGS, start_server, stop_server  # noqa: E402
 from hematovision.io.dataset import test_split_files  # noqa: E402
 from hematovision.model.card import load_card  # noqa: E402
-from hematovision.model.classifier import UNFAMILIAR  # noqa: E402
+from hematovision.model.prediction import UNFAMILIAR  # noqa: E402
 from hematovision.model.store import default_model_dir  # noqa: E402
 
 

@@ -12,7 +12,8 @@ import streamlit as st
 from hematovision.explain import Explanation, explain
 from hematovision.explain.overlay import overlay
 from hematovision.io.cell_finder import CellBox
-from hematovision.model.classifier import Classifier, Prediction
+from hematovision.model.classifier import Classifier
+from hematovision.model.prediction import Prediction
 
 
 def model_key(classifier: Classifier) -> str:

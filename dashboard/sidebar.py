@@ -7,7 +7,8 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard.state import current_classifier, model_choices, own_models
-from hematovision.model.classifier import Classifier, Prediction
+from hematovision.model.classifier import Classifier
+from hematovision.model.prediction import Prediction
 from hematovision.report.audit import audit_csv, audit_entry
 from hematovision.report.batch import CSV_ENCODING
 

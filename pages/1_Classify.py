@@ -15,7 +15,7 @@ from dashboard.state import (
 )
 from dashboard.tables import COLUMN_CONFIG, answer_columns
 from hematovision.errors import HematoVisionError
-from hematovision.model.classifier import REVIEW, UNFAMILIAR
+from hematovision.model.prediction import REVIEW, UNFAMILIAR
 from hematovision.report.charts import probability_bars
 from hematovision.report.examples import example_cells, example_classes
 

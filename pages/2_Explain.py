@@ -15,7 +15,7 @@ from hematovision.explain.overlay import (
     overlay_signed,
     to_png,
 )
-from hematovision.model.classifier import UNFAMILIAR
+from hematovision.model.prediction import UNFAMILIAR
 from hematovision.report.model_report import check_cautions, load_explanation_checks
 
 st.set_page_config(page_title="Explain · HematoVision", page_icon="🗺️", layout="wide")

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from hematovision.io.images import read_image
-from hematovision.model.classifier import CONFIDENT
+from hematovision.model.prediction import CONFIDENT
 from hematovision.report.audit import audit_csv, audit_entry
 from hematovision.report.batch import (
     CellResult,

@@ -195,7 +195,8 @@ def test_the_value_in_the_answer_s_bar_is_readable(server, browser, pbc_examples
     from playwright.sync_api import expect
 
     from hematovision.io.images import read_image
-    from hematovision.model.classifier import UNFAMILIAR, Classifier
+    from hematovision.model.classifier import Classifier
+    from hematovision.model.prediction import UNFAMILIAR
     from hematovision.model.store import default_model_dir
 
     # Cells the default model finds familiar: an Unfamiliar cell shows no chart.

@@ -3,7 +3,7 @@ highlighted, exact values on hover, the Review threshold drawn where the user se
 
 from __future__ import annotations
 
-from hematovision.model.classifier import Prediction
+from hematovision.model.prediction import Prediction
 from hematovision.report.charts import HIGHLIGHT, OTHER, probability_bars
 
 CLASSES = ("basophil", "eosinophil", "lymphocyte", "monocyte")

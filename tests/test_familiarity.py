@@ -12,8 +12,9 @@ import pytest
 
 from hematovision.io.images import read_image, sharpness
 from hematovision.measure.foreign import KINDS, foreign_images
-from hematovision.model.classifier import CONFIDENT, UNFAMILIAR, Classifier, ModelFileError
+from hematovision.model.classifier import Classifier, ModelFileError
 from hematovision.model.familiarity import fit_familiarity, load_familiarity
+from hematovision.model.prediction import CONFIDENT, UNFAMILIAR
 from tests.conftest import PBC, SHIPPED_MODEL
 
 

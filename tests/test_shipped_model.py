@@ -11,7 +11,8 @@ import pytest
 
 from hematovision.io.decoding import decode_images
 from hematovision.io.images import load_model_input, read_image
-from hematovision.model.classifier import REVIEW, Classifier, ModelFileError
+from hematovision.model.classifier import Classifier, ModelFileError
+from hematovision.model.prediction import REVIEW
 
 from .conftest import SHIPPED_MODEL, strict_json
 

@@ -27,54 +27,28 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import log_softmax, softmax
 
+from hematovision.adapt.head import choose_cells, score
+from hematovision.adapt.tuner import BlockTuning, Tuner, check_tuning
 from hematovision.errors import InputError
 from hematovision.io.dataset import ADAPTATION_FILE, rank, scan_folder
 from hematovision.io.decoding import decode_images
 from hematovision.io.files import sha256_of_file, write_json_atomic
-from hematovision.measure.metrics import balanced_accuracy
-from hematovision.model.calibration import expected_calibration_error
 from hematovision.model.card import load_card, save_card
 from hematovision.model.classifier import Classifier
 from hematovision.model.familiarity import FAMILIARITY_FILE, Familiarity
 
-__all__ = ["AdaptationResult", "BlockTuning", "TUNINGS", "adapt", "adaptation_study",
-           "choose_cells", "fit_head", "score", "read_cells"]
+__all__ = ["AdaptationResult", "adapt", "adaptation_study", "adapt_from_zip", "read_cells"]
 
-# hematovision.model.network.LOGITS_LAYER, spelled out: importing network would load Keras when
-# the Adapt page merely opens.
-_LOGITS_LAYER = "logits"
 _NO_DISTANCE_CHECK = (
     "Adapted by fine-tuning the last block: its features no longer match the statistics "
     "fitted on the training cells, so images are not checked for being far from every "
     "class (the no-cell and focus checks still run). Refitting only the last layer keeps "
     "that check.")
-
-
-# Features drawn per training class while adapting. Adapting to zheng2018_d2 (10 cells per
-# class, 5 splits), the PBC test cells kept balanced accuracy 0.964 with 32 per class,
-# 0.967 with 64 and 0.971 with 256; the draw costs milliseconds.
-REMEMBERED_PER_CLASS = 256
-
-
-@dataclass(frozen=True)
-class BlockTuning:
-    """How the last block is tuned.
-
-    The defaults were chosen on zheng2018_d2 (docs/other-laboratories.md)."""
-
-    copies: int = 16  # augmented copies of each cell (flips, turns, stain, focus …)
-    epochs: int = 20
-    learning_rate: float = 3e-4
-    pull: float = 1e-3  # weight of the L2 pull towards the trained weights
-    batch_size: int = 32
-    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -86,151 +60,6 @@ class AdaptationResult:
     held_out: dict[str, int]
     before: dict
     after: dict
-
-
-def choose_cells(labels: list[str], per_class: int, seed: int = 0
-                 ) -> tuple[list[int], list[int]]:
-    """Pick up to ``per_class`` cells of each class for adapting, never more than half of
-    a class, so that every class keeps cells to score the result on."""
-    rng = np.random.default_rng(seed)
-    used, held = [], []
-    for name in sorted(set(labels)):
-        members = [i for i, label in enumerate(labels) if label == name]
-        rng.shuffle(members)
-        take = min(per_class, len(members) // 2)
-        used += members[:take]
-        held += members[take:]
-    return sorted(used), sorted(held)
-
-
-def fit_head(features: np.ndarray, labels: np.ndarray, weights: np.ndarray, bias: np.ndarray,
-             pull: float = 1.0, remembered: tuple[np.ndarray, np.ndarray] | None = None
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """Refit the logits layer on ``features`` with an L2 pull to the original ``weights``.
-
-    ``remembered`` are features and labels standing in for the training cells (see
-    :meth:`Familiarity.draw`); each remembered class weighs as much as one of the user's
-    classes. Without them a laboratory that shows no immature granulocytes teaches the
-    model that there are none: the absent classes are pushed down until the model never
-    names them again. Classes with neither kind of example are left out of the softmax.
-    User's classes weigh equally whatever their counts; ``pull`` sets how far the layer may
-    move (larger: closer to the original model).
-    """
-    classes = weights.shape[1]
-    sample_weight = _class_weights(labels, classes)
-    if remembered is not None:
-        features = np.concatenate([features, remembered[0]])
-        labels = np.concatenate([labels, remembered[1]])
-        sample_weight = np.concatenate([sample_weight,
-                                        _class_weights(remembered[1], classes)])
-    absent = np.where(np.bincount(labels, minlength=classes) > 0, 0.0, -np.inf)
-    sample_weight = sample_weight / sample_weight.sum()
-    onehot = np.eye(classes)[labels]
-    start = np.concatenate([weights.ravel(), bias])
-    scale = pull / weights.size
-
-    def loss(theta):
-        w = theta[: weights.size].reshape(weights.shape)
-        b = theta[weights.size :]
-        logp = log_softmax(features @ w + b + absent, axis=1)
-        value = -np.sum(sample_weight * logp[np.arange(len(labels)), labels])
-        delta = theta - start
-        value += scale * np.sum(delta**2)
-        error = (np.exp(logp) - onehot) * sample_weight[:, None]
-        grad = np.concatenate([(features.T @ error).ravel(), error.sum(axis=0)])
-        return value, grad + 2 * scale * delta
-
-    result = minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": 300})
-    theta = result.x
-    return theta[: weights.size].reshape(weights.shape), theta[weights.size :]
-
-
-def _class_weights(labels: np.ndarray, classes: int) -> np.ndarray:
-    """Per-cell weights under which every class present counts as one."""
-    counts = np.bincount(labels, minlength=classes)
-    return 1.0 / counts[labels]
-
-
-def score(logits: np.ndarray, labels: np.ndarray, temperature: float) -> dict:
-    """Accuracy, balanced accuracy and ECE of logits on labelled cells."""
-    probabilities = softmax(logits / temperature, axis=1)
-    predicted = probabilities.argmax(axis=1)
-    return {"n": int(len(labels)), "accuracy": float(np.mean(predicted == labels)),
-            "balanced_accuracy": balanced_accuracy(labels, predicted),
-            "ece": expected_calibration_error(probabilities, labels)}
-
-
-TUNINGS = ("last-layer", "last-block")
-
-
-def _check_tuning(tuning: str) -> None:
-    if tuning not in TUNINGS:
-        raise InputError(f"unknown tuning {tuning!r}; use one of: {', '.join(TUNINGS)}")
-
-
-class _Tuner:
-    """Tunes a copy of one model on some of the user's cells and scores the others.
-
-    The classifier's own Keras model is never changed: it may be the one every page of a
-    running dashboard predicts with.
-
-    Both depths share this surface so that :func:`adapt` and :func:`adaptation_study` do
-    not care which one runs; :meth:`fit` always starts again from the trained model.
-    """
-
-    def __init__(self, classifier: Classifier, images: np.ndarray, features: np.ndarray,
-                 tuning: str, settings: BlockTuning):
-        self.settings = settings
-        self.images, self.features = images, features
-        self.familiarity, self.classes = classifier.familiarity, len(classifier.classes)
-        self.block = None
-        if tuning == "last-block":
-            from hematovision.adapt.last_block import LastBlock
-            from hematovision.model.backbones import get_backbone
-
-            # LastBlock tunes a copy of its own; the classifier's model stays as it was.
-            self.block = LastBlock(classifier.model,
-                                   get_backbone(classifier.card.backbone).last_block,
-                                   _LOGITS_LAYER)
-            self.inputs = self.block.trunk_outputs(images)
-        self.source = classifier.model  # read, never written
-        self.weights, self.bias = (np.asarray(v, dtype=np.float64) for v in
-                                   self.source.get_layer(_LOGITS_LAYER).get_weights())
-        self.fitted = (self.weights, self.bias)
-
-    def fit(self, used: list[int], labels: np.ndarray, pull: float = 1.0, seed: int = 0,
-            progress: Callable[[float], None] | None = None) -> None:
-        if self.block is None:
-            remembered = (self.familiarity.draw(REMEMBERED_PER_CLASS, self.classes, seed)
-                          if self.familiarity is not None else None)
-            self.fitted = fit_head(self.features[used].astype(np.float64), labels[used],
-                                   self.weights, self.bias, pull, remembered)
-            return
-        copies = self.block.trunk_outputs(self.images[used], self.settings.copies, seed)
-        self.block.tune(copies, labels[used], replace(self.settings, seed=seed), progress)
-
-    def settings_used(self) -> dict:
-        """What the card records about how this depth was fitted."""
-        if self.block is not None:
-            return {"block": asdict(self.settings)}
-        return {"remembered_per_class":
-                REMEMBERED_PER_CLASS if self.familiarity is not None else 0}
-
-    def logits(self, cells: list[int]) -> np.ndarray:
-        if self.block is None:
-            weights, bias = self.fitted
-            return self.features[cells] @ weights + bias
-        return self.block.logits(self.inputs[cells])
-
-    def tuned_model(self):
-        """A copy of the model with the fitted weights, ready to save."""
-        if self.block is not None:
-            return self.block.model
-        from hematovision.adapt.last_block import copy_model
-
-        model = copy_model(self.source)
-        model.get_layer(_LOGITS_LAYER).set_weights([w.astype(np.float32) for w in self.fitted])
-        return model
 
 
 def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
@@ -250,7 +79,7 @@ def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if out_dir.resolve() == model_dir.resolve():
         raise InputError("write the adapted model to a new folder, not over the original")
-    _check_tuning(tuning)
+    check_tuning(tuning)
     classifier = Classifier(model_dir)
     classes = list(classifier.classes)
     report(0.05, "reading the cells")
@@ -260,7 +89,7 @@ def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
         raise InputError(f"{data_dir}: too few labelled cells (need at least 2 per class)")
 
     report(0.2, f"tuning the {tuning.replace('-', ' ')}")
-    tuner = _Tuner(classifier, images, features, tuning, settings)
+    tuner = Tuner(classifier, images, features, tuning, settings)
     tuner.fit(used, labels, pull, seed,
               lambda done: report(0.2 + 0.5 * done, f"tuning the {tuning.replace('-', ' ')}"))
     temperature = classifier.card.temperature
@@ -310,7 +139,7 @@ def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
         "held_out": [str(items[i].path) for i in held],
         "tuning": tuning, "before": before, "after": after})
     report(0.85, "converting to the fast runtime")
-    from hematovision.train.training import add_fast_runtime
+    from hematovision.model.export import add_fast_runtime
 
     add_fast_runtime(out_dir)
     report(1.0, "done")
@@ -354,12 +183,12 @@ def adaptation_study(classifier: Classifier, data_dir: str | Path,
     Nothing is saved, and the classifier's model is not changed (a copy is tuned).
     """
     report = progress or (lambda fraction, message: None)
-    _check_tuning(tuning)
+    check_tuning(tuning)
     classes = list(classifier.classes)
     items, labels, logits, features, images = read_cells(classifier, data_dir)
     names = [item.label for item in items]
     temperature = classifier.card.temperature
-    tuner = _Tuner(classifier, images, features, tuning, settings)
+    tuner = Tuner(classifier, images, features, tuning, settings)
     rows = []
     for number, shot in enumerate(shots):
         runs = []

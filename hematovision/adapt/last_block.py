@@ -21,7 +21,7 @@ import tensorflow as tf
 from hematovision.train.pipeline import augment
 
 if TYPE_CHECKING:
-    from hematovision.adapt.adaptation import BlockTuning
+    from hematovision.adapt.tuner import BlockTuning
 
 __all__ = ["LastBlock", "copy_model"]
 
@@ -86,7 +86,7 @@ class LastBlock:
 
         Classes count equally whatever their numbers of cells, and the softmax runs over
         the classes present only, so that classes the user did not show keep their place.
-        (Remembered training features, as :func:`hematovision.adapt.adaptation.fit_head` uses,
+        (Remembered training features, as :func:`hematovision.adapt.head.fit_head` uses,
         cannot help here: they describe the block's output, and the block moves. Measured
         on zheng2018_d2 with them at the head: PBC immature granulocytes were no longer
         recognised at all.)

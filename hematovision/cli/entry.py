@@ -142,7 +142,7 @@ def _explanation_checks(classifier, args) -> int:
 
 
 def _export(args) -> int:
-    from hematovision.train.training import add_fast_runtime
+    from hematovision.model.export import add_fast_runtime
 
     card = add_fast_runtime(args.model)
     print(f"wrote {args.model}/{card.runtime_file} (sha256 {card.runtime_sha256[:12]}…)")
@@ -150,7 +150,7 @@ def _export(args) -> int:
 
 
 def _familiarity(args) -> int:
-    from hematovision.train.training import add_familiarity
+    from hematovision.train.finish import add_familiarity
 
     card = add_familiarity(args.model, args.data, progress=not args.quiet)
     print(f"wrote {args.model}/{card.familiarity_file} "
@@ -159,7 +159,7 @@ def _familiarity(args) -> int:
 
 
 def _review_threshold(args) -> int:
-    from hematovision.train.training import fit_review
+    from hematovision.train.finish import fit_review
 
     rule = fit_review(args.model, args.data, args.catch, progress=not args.quiet)
     print(f"review threshold {rule.threshold:.3f}: {rule.describe()}")

@@ -23,7 +23,8 @@ from hematovision.measure.metrics import balanced_accuracy, classification_repor
 from hematovision.model.calibration import expected_calibration_error, reliability_bins
 from hematovision.model.card import load_card, save_card
 from hematovision.model.card_markdown import auc_text, percent_text
-from hematovision.model.classifier import CONFIDENT, REVIEW, UNFAMILIAR, Classifier
+from hematovision.model.classifier import Classifier
+from hematovision.model.prediction import CONFIDENT, REVIEW, UNFAMILIAR
 
 __all__ = ["evaluate", "format_report", "format_table"]
 

@@ -120,7 +120,7 @@ def measure_foreign(classifier, cell_files: list[Path], seed: int = 0, cells: in
         cell_files: held-out cells of the model's own data (its test split), never
             training cells, for the blurred-cell and red-cell kinds.
     """
-    from hematovision.model.classifier import UNFAMILIAR
+    from hematovision.model.prediction import UNFAMILIAR
 
     rows = []
     for item in foreign_images(cell_files, seed=seed, cells=cells):

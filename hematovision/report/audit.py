@@ -7,7 +7,8 @@ import io
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from hematovision.model.classifier import Classifier, Prediction
+from hematovision.model.classifier import Classifier
+from hematovision.model.prediction import Prediction
 
 __all__ = ["AuditEntry", "audit_entry", "audit_csv"]
 

@@ -21,7 +21,8 @@ from hematovision.io.archive import ArchiveError, read_zip
 from hematovision.io.cell_finder import CellBox
 from hematovision.io.folders import FolderLimits, files_under
 from hematovision.io.images import IMAGE_SUFFIXES, ImageError, ImageLimits, read_image
-from hematovision.model.classifier import REVIEW, UNFAMILIAR, Classifier, Prediction
+from hematovision.model.classifier import Classifier
+from hematovision.model.prediction import REVIEW, UNFAMILIAR, Prediction
 
 __all__ = ["CellResult", "Differential", "sources_from_paths", "sources_from_upload",
            "classify_sources", "copies", "copies_warning", "differential", "results_csv",

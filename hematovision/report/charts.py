@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from hematovision.model.classifier import Prediction
+from hematovision.model.prediction import Prediction
 
 __all__ = ["differential_bars", "probability_bars"]
 

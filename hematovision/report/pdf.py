@@ -9,7 +9,7 @@ from PIL import Image
 
 from hematovision.explain.overlay import fitted_size
 from hematovision.model.card import ModelCard
-from hematovision.model.classifier import REVIEW, UNFAMILIAR
+from hematovision.model.prediction import REVIEW, UNFAMILIAR
 from hematovision.report.batch import CellResult, Differential, copies_warning
 
 __all__ = ["DISCLAIMER", "build_report", "gradcam_thumbnails"]
