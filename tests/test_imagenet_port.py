@@ -149,12 +149,12 @@ def test_train_offers_every_registered_backbone_without_loading_tensorflow():
     script = (
         "import sys\n"
         "from hematovision.model.backbones import list_backbones\n"
-        "from hematovision.cli.entry import _parser\n"
+        "from hematovision.cli.parser import build_parser\n"
         "base = ['train', '--data', 'cells', '--out', 'model', '--backbone']\n"
         "for name in list_backbones():\n"
-        "    assert _parser().parse_args(base + [name]).backbone == name\n"
+        "    assert build_parser().parse_args(base + [name]).backbone == name\n"
         "print(','.join(list_backbones()), 'tensorflow' in sys.modules or 'keras' in sys.modules)\n"
-        "_parser().parse_args(base + ['resnet'])\n"
+        "build_parser().parse_args(base + ['resnet'])\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     choices, heavy = result.stdout.split()
