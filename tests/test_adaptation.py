@@ -41,7 +41,7 @@ def test_augmented_copies_repeat_with_their_seed(block_and_cells):
 
 
 def test_tuning_changes_a_copy_and_leaves_the_caller_s_model_as_it_was(block_and_cells):
-    from hematovision.adapt.tuner import BlockTuning
+    from hematovision.adapt.tunings import BlockTuning
 
     classifier, block, cells = block_and_cells
     before = [np.array(w) for w in classifier.model.weights]
@@ -60,7 +60,7 @@ def test_tuning_changes_a_copy_and_leaves_the_caller_s_model_as_it_was(block_and
 
 
 def test_tuning_moves_only_the_last_block_and_reset_restores_it(block_and_cells):
-    from hematovision.adapt.tuner import BlockTuning
+    from hematovision.adapt.tunings import BlockTuning
 
     classifier, block, cells = block_and_cells
     trunk_before = [np.array(w) for w in block.trunk.weights]

@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from hematovision.adapt.head import choose_cells, score
-from hematovision.adapt.tuner import BlockTuning, Tuner, check_tuning
+from hematovision.adapt.tuner import Tuner
+from hematovision.adapt.tunings import BlockTuning, check_tuning
 from hematovision.errors import InputError
 from hematovision.io.dataset import ADAPTATION_FILE, rank, scan_folder
 from hematovision.io.decoding import decode_images

@@ -21,7 +21,7 @@ import tensorflow as tf
 from hematovision.train.pipeline import augment
 
 if TYPE_CHECKING:
-    from hematovision.adapt.tuner import BlockTuning
+    from hematovision.adapt.tunings import BlockTuning
 
 __all__ = ["LastBlock", "copy_model"]
 

@@ -8,41 +8,19 @@ others; :func:`hematovision.adapt.adaptation.adapt` and
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 
 import numpy as np
 
 from hematovision.adapt.head import REMEMBERED_PER_CLASS, fit_head
-from hematovision.errors import InputError
+from hematovision.adapt.tunings import BlockTuning
 from hematovision.model.classifier import Classifier
 
-__all__ = ["BlockTuning", "TUNINGS", "check_tuning", "Tuner"]
+__all__ = ["Tuner"]
 
 # hematovision.model.network.LOGITS_LAYER, spelled out: importing network would load Keras when
 # the Adapt page merely opens.
 _LOGITS_LAYER = "logits"
-
-
-@dataclass(frozen=True)
-class BlockTuning:
-    """How the last block is tuned.
-
-    The defaults were chosen on zheng2018_d2 (docs/other-laboratories.md)."""
-
-    copies: int = 16  # augmented copies of each cell (flips, turns, stain, focus …)
-    epochs: int = 20
-    learning_rate: float = 3e-4
-    pull: float = 1e-3  # weight of the L2 pull towards the trained weights
-    batch_size: int = 32
-    seed: int = 0
-
-
-TUNINGS = ("last-layer", "last-block")
-
-
-def check_tuning(tuning: str) -> None:
-    if tuning not in TUNINGS:
-        raise InputError(f"unknown tuning {tuning!r}; use one of: {', '.join(TUNINGS)}")
 
 
 class Tuner:

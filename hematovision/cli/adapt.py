@@ -70,6 +70,8 @@ def run(args) -> int:
 
 def add(command) -> None:
     """Add the command and its options; ``command`` makes the sub-parser."""
+    from hematovision.adapt.tunings import TUNINGS  # metadata only
+
     adapt = command("adapt", "adapt a model to your laboratory's cells with a few labelled "
                     "examples",
                     "Adapt a model to your laboratory's microscope with a few labelled cells "
@@ -84,7 +86,7 @@ def add(command) -> None:
                        help="cells per class to adapt on (at most half of each class; the "
                             "rest score the result)")
     adapt.add_argument("--seed", type=int, default=0, help="which cells are drawn")
-    adapt.add_argument("--tuning", default="last-layer", choices=["last-layer", "last-block"],
+    adapt.add_argument("--tuning", default="last-layer", choices=list(TUNINGS),
                        help="refit only the last layer (seconds) or also fine-tune the last "
                             "block (a few minutes; switches off the distance check)")
     adapt.add_argument("--study", action="store_true",

@@ -11,7 +11,7 @@ __all__ = ["add", "run"]
 
 
 def run(args) -> int:
-    from hematovision.explain import explain, get_explainer
+    from hematovision.explain.explanation import explain
     from hematovision.explain.overlay import (
         colour_scale,
         compose_panel,
@@ -20,6 +20,7 @@ def run(args) -> int:
         overlay_signed,
         to_png,
     )
+    from hematovision.explain.registry import get_explainer
     from hematovision.io.images import read_image
     from hematovision.model.classifier import Classifier
 
@@ -76,6 +77,7 @@ def run(args) -> int:
 def add(command) -> None:
     """Add the command and its options; ``command`` makes the sub-parser."""
     from hematovision.explain.overlay import COLORMAPS
+    from hematovision.explain.registry import available_methods  # metadata only
 
     explain = command("explain", "save a map of why the model chose a class",
                       "Save a picture of the cell beside a map of what made the model lean "
@@ -84,7 +86,7 @@ def add(command) -> None:
                       "hide patches of the cell and take seconds.")
     explain.add_argument("image", help="one image file")
     explain.add_argument("--method", default="gradcam",
-                         choices=["gradcam", "gradcampp", "lime", "shap"],
+                         choices=[method.name for method in available_methods()],
                          help="explanation method")
     explain.add_argument("--class", dest="class_name", help="class to explain (default: predicted)")
     explain.add_argument("--out", required=True, help="PNG file to write")

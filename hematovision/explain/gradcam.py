@@ -28,10 +28,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import zoom
 
-from hematovision.explain import Explainer, register
 from hematovision.model.classifier import Classifier
 
-__all__ = ["gradcam_from", "gradcam_plus_plus_from", "activations_and_gradients",
+__all__ = ["gradcam_from", "gradcam_plus_plus_from", "activations_and_gradients", "set_up",
+           "gradient_free",
            "gradcam_map", "gradcam_plus_plus_map"]
 
 _EPSILON = 1e-7  # keras.backend.epsilon(), which tf-keras-vis' normalize adds
@@ -111,39 +111,10 @@ def gradcam_plus_plus_map(model_input, classifier, class_index, progress=None, l
     return _expand(cam, model_input.shape[0]), None
 
 
-def _set_up(classifier: Classifier, layer: str | None = None) -> None:
+def set_up(classifier: Classifier, layer: str | None = None) -> None:
     """Load the Keras graph and trace its gradients, only where the closed form is not
     available for ``layer``."""
     if not gradient_free(classifier, layer):
         from hematovision.explain.gradcam_keras import gradient_function
 
         gradient_function(classifier, layer or classifier.card.gradcam_layer)
-
-
-register(Explainer(
-    name="gradcam",
-    title="Grad-CAM",
-    caption=("Colours at the key's \"strong evidence\" end: the region whose features "
-             "raise this class's score. Coarse: read it as a region, not fine detail."),
-    how=("Where in the last layer of features the evidence for this class sits: the "
-         "features are weighted by how much they raise the class score. Coarse (a 7×7 "
-         "grid, smoothed), so it shows the region, not fine detail."),
-    defaults={"layer": None},
-    compute=gradcam_map,
-    set_up=_set_up,
-    reference="Selvaraju et al. 2017",
-))
-register(Explainer(
-    name="gradcampp",
-    title="Grad-CAM++",
-    caption=("Like Grad-CAM, but several separate parts of the cell (e.g. nuclear lobes) "
-             "can all light up."),
-    how=("Like Grad-CAM, but weighting each location by its own positive gradient, so "
-         "several separate parts of the cell (e.g. nuclear lobes) can all light up. "
-         "Here that means every feature with a positive weight for the class counts, "
-         "whatever the class's probability."),
-    defaults={"layer": None},
-    compute=gradcam_plus_plus_map,
-    set_up=_set_up,
-    reference="Chattopadhyay et al. 2018",
-))

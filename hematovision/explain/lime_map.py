@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hematovision.explain import Explainer, register, signed_heatmap
 from hematovision.explain.coalitions import (
     KERNEL_WIDTH,
     hidden_copy,
@@ -38,6 +37,7 @@ from hematovision.explain.coalitions import (
     probabilities_of,
     scored_coalitions,
 )
+from hematovision.explain.explanation import signed_heatmap
 from hematovision.explain.superpixels import mean_colours
 from hematovision.model.classifier import Classifier
 
@@ -138,20 +138,3 @@ def lime_map(model_input, classifier, class_index, progress=None, samples=250, s
               else probabilities_of(scored.logits, temperature))[:, class_index]
     weights = lime_fit(scored, scores)
     return signed_heatmap(weights[scored.segmentation])
-
-
-register(Explainer(
-    name="lime",
-    title="LIME",
-    caption=("Green patches make the model surer of this class, pink ones less sure: it "
-             "was shown the cell with random patches blurred out."),
-    how=("The stained parts of the image are cut into about 24 patches (the empty "
-         "glass is one more); the model scores hundreds of copies with random patches "
-         "blurred out. Green patches raise the model's confidence in the class (its "
-         "log-odds) when present, pink ones lower it. Patch-shaped by design."),
-    defaults={"samples": 250, "segments": 24, "compactness": 10.0, "seed": 0,
-              "link": "logit"},
-    compute=lime_map,
-    reference="Ribeiro et al. 2016",
-    signed_colormap="pink-green",
-))

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from hematovision.explain import Explainer, register, signed_heatmap
 from hematovision.explain.coalitions import (
     hidden_copy,
     kernel_shap_fit,
     log_odds,
     scored_coalitions,
 )
+from hematovision.explain.explanation import signed_heatmap
 from hematovision.model.classifier import Classifier
 
 __all__ = ["shap_values", "kernel_shap_reference", "shap_map"]
@@ -74,21 +74,3 @@ def shap_map(model_input, classifier, class_index, progress=None, evaluations=25
     values, _, segmentation = shap_values(model_input, classifier, class_index, evaluations,
                                           segments, compactness, seed, progress)
     return signed_heatmap(values[segmentation])
-
-
-register(Explainer(
-    name="shap",
-    title="SHAP",
-    caption=("Orange patches carry the model's confidence in this class, blue ones count "
-             "against it; together they add up to what the cell adds to it."),
-    how=("The stained parts of the image are cut into the same 24 or so patches as for "
-         "LIME (the empty glass is one more). Each patch's Shapley value is its share of "
-         "the model's confidence in the class (its log-odds), estimated by Kernel SHAP "
-         "from the same copies as LIME (patches blurred out), weighted by the Shapley "
-         "kernel. Orange: evidence for the class; blue: against. Patch-shaped by "
-         "design."),
-    defaults={"evaluations": 250, "segments": 24, "compactness": 10.0, "seed": 0},
-    compute=shap_map,
-    reference="Lundberg & Lee 2017",
-    signed_colormap="blue-orange",
-))

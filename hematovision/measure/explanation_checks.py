@@ -24,7 +24,8 @@ import numpy as np
 from PIL import Image, ImageFilter
 from scipy.stats import spearmanr
 
-from hematovision.explain import available_methods, explain, get_explainer
+from hematovision.explain.explanation import explain
+from hematovision.explain.registry import available_methods, get_explainer
 from hematovision.io.files import write_json_atomic
 from hematovision.io.images import read_image
 from hematovision.model.classifier import Classifier

@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from hematovision.io.images import read_image
 
-__all__ = ["ForeignImage", "foreign_images", "KINDS"]
+__all__ = ["ForeignImage", "foreign_images", "measure_foreign", "KINDS"]
 
 KINDS = ("photo", "blank", "noise", "text", "blurred cell", "red cells only")
 

@@ -172,7 +172,7 @@ def build_report(results: list[CellResult], diff: Differential, card: ModelCard,
 def gradcam_thumbnails(classifier, sources: list[tuple[str, bytes | None, str]],
                        results: list[CellResult], size: int = 96) -> dict[int, np.ndarray]:
     """Grad-CAM overlays for the predicted class of every classified cell, as thumbnails."""
-    from hematovision.explain import explain
+    from hematovision.explain.explanation import explain
     from hematovision.explain.overlay import overlay
     from hematovision.io.images import read_image
 
