@@ -1,9 +1,11 @@
-"""Sub-packages name their public functions without importing them.
+"""Names that stand for code not yet imported.
 
 A sub-package's ``__init__`` maps each public name to the module that holds it; the module
 is imported on first use (PEP 562), so ``from hematovision.explain import available_methods``
 costs what the registry costs, not what TensorFlow does, and no ``__init__`` adds an
-import cycle.
+import cycle. A registry names the function behind each entry as
+``"package.module:function"`` (:func:`resolve`), so listing the entries imports nothing
+heavy.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-__all__ = ["lazy_exports"]
+__all__ = ["lazy_exports", "resolve"]
 
 
 def lazy_exports(package: str, public: dict[str, tuple[str, ...]]
@@ -29,3 +31,11 @@ def lazy_exports(package: str, public: dict[str, tuple[str, ...]]
         return sorted(where)
 
     return list(where), __getattr__, __dir__
+
+
+def resolve(target: str) -> Callable:
+    """The function a ``"package.module:function"`` string names, imported now."""
+    module, _, name = target.partition(":")
+    if not module or not name:
+        raise ValueError(f"{target!r} is not of the form 'package.module:function'")
+    return getattr(importlib.import_module(module), name)

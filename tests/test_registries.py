@@ -17,7 +17,8 @@ import pytest
 from hematovision.adapt.tunings import TUNINGS, check_tuning
 from hematovision.cli.parser import build_parser
 from hematovision.errors import InputError
-from hematovision.explain.registry import EXPLAINERS, available_methods, get_explainer, resolve
+from hematovision.explain.registry import EXPLAINERS, available_methods, get_explainer
+from hematovision.lazy import resolve
 from hematovision.model.backbones import BACKBONES, get_backbone
 
 from .conftest import ROOT
@@ -77,8 +78,11 @@ def test_every_backbone_entry_is_complete(name):
     backbone = get_backbone(name)
     assert backbone.name == name and backbone.title and backbone.resolution >= 224
     assert backbone.gradcam_layer and backbone.fine_tune_from and backbone.last_block
-    assert backbone.preprocessing and backbone.weight_source and callable(backbone.features)
-    assert backbone.offline == (backbone.load_pretrained is not None)
+    assert backbone.preprocessing and backbone.weight_source
+    assert callable(resolve(backbone.builder))
+    assert backbone.offline == bool(backbone.weights)
+    if backbone.weights:
+        assert callable(resolve(backbone.weights))
 
 
 def test_the_command_line_offers_exactly_what_the_registries_hold():

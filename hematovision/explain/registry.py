@@ -10,20 +10,12 @@ the contract test runs over every entry.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from hematovision.lazy import resolve
+
 __all__ = ["Explainer", "Setting", "EXPLAINERS", "available_methods", "register",
-           "get_explainer", "resolve"]
-
-
-def resolve(target: str) -> Callable:
-    """The function a ``"package.module:function"`` string names, imported now."""
-    module, _, name = target.partition(":")
-    if not module or not name:
-        raise ValueError(f"{target!r} is not of the form 'package.module:function'")
-    return getattr(importlib.import_module(module), name)
+           "get_explainer"]
 
 
 @dataclass(frozen=True)

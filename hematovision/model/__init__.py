@@ -1,6 +1,7 @@
 """The model: its backbones, its network, its card, and the one seam that loads and runs it.
 
-- ``backbones``: the feature extractors, a registry of light metadata;
+- ``backbones``: the feature extractors, a registry of light metadata whose entries name
+  their builders in ``backbone_builders``;
   ``efficientnet_lite``, ``mobilenet_v2`` (with ``lite0``, Lite0's old names) and
   ``torch_state_dict`` rebuild them and read their ImageNet weights; ``style_mixing`` is
   MixStyle, a layer used while training;

