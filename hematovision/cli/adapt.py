@@ -17,6 +17,7 @@ __all__ = ["add", "run"]
 
 
 def run(args) -> int:
+    """Adapt a model into a new folder, or with ``--study`` measure how well it adapts."""
     from hematovision.adapt.adaptation import adapt, adaptation_study
 
     if args.study:

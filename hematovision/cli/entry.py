@@ -11,6 +11,7 @@ __all__ = ["main", "USER_ERROR", "BUG"]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``hematovision`` with ``argv`` (default: the command line); returns the exit status."""
     from hematovision.cli.parser import build_parser
 
     args = build_parser().parse_args(argv)

@@ -10,6 +10,7 @@ __all__ = ["add", "run"]
 
 
 def run(args) -> int:
+    """Evaluate the model on each data folder (and, if asked, check its explainers)."""
     from hematovision.measure.evaluation import evaluate, format_report, format_table
     from hematovision.model.classifier import Classifier
 

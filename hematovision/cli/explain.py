@@ -11,6 +11,7 @@ __all__ = ["add", "run"]
 
 
 def run(args) -> int:
+    """Save the cell beside one method's map, with a colour key."""
     from hematovision.explain.explanation import explain
     from hematovision.explain.overlay import (
         colour_scale,

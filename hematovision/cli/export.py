@@ -8,6 +8,7 @@ __all__ = ["add", "run"]
 
 
 def run(args) -> int:
+    """Write the LiteRT runtime beside the model."""
     from hematovision.model.export import add_fast_runtime
 
     card = add_fast_runtime(args.model)

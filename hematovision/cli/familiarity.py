@@ -8,6 +8,7 @@ __all__ = ["add", "run"]
 
 
 def run(args) -> int:
+    """Fit the familiarity statistics on the model's own splits."""
     from hematovision.train.finish import add_familiarity
 
     card = add_familiarity(args.model, args.data, progress=not args.quiet)

@@ -10,6 +10,7 @@ __all__ = ["add", "run"]
 
 
 def run(args) -> int:
+    """Measure the share of foreign images flagged Unfamiliar; record it in the card."""
     from dataclasses import replace
 
     from hematovision.io.dataset import test_split_files

@@ -58,6 +58,7 @@ def writable(out: str) -> None:
 
 
 def show_progress(fraction: float, message: str) -> None:
+    """Progress as one line per step, for commands without a bar."""
     print(f"[{100 * fraction:3.0f} %] {message}", flush=True)
 
 
@@ -100,6 +101,7 @@ class Help(argparse.HelpFormatter):
 
 
 def default_model_dir() -> Path:
+    """The default model folder (imported on use: ``--help`` stays light)."""
     from hematovision.model.store import default_model_dir as find
 
     return find()

@@ -25,6 +25,7 @@ def classifier_and_sources(args):
 
 
 def warn_copies(results) -> None:
+    """Say on stderr when some files are byte-identical copies of others."""
     from hematovision.report.batch import copies_warning
 
     warning = copies_warning(results)
@@ -33,6 +34,7 @@ def warn_copies(results) -> None:
 
 
 def run(args) -> int:
+    """Classify every input into a CSV file; exit status 1 when a file failed."""
     from hematovision.report.batch import CSV_ENCODING, classify_sources, results_csv
 
     loaded = classifier_and_sources(args)

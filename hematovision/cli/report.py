@@ -11,6 +11,7 @@ __all__ = ["add", "run"]
 
 
 def run(args) -> int:
+    """Classify every input into a PDF differential report."""
     from hematovision.report.batch import classify_sources, differential
     from hematovision.report.pdf import build_report, gradcam_thumbnails
 

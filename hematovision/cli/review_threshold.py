@@ -8,6 +8,7 @@ __all__ = ["add", "run"]
 
 
 def run(args) -> int:
+    """Refit the Review threshold on the model's validation split."""
     from hematovision.train.finish import fit_review
 
     rule = fit_review(args.model, args.data, args.catch, progress=not args.quiet)

@@ -12,6 +12,7 @@ __all__ = ["add", "run"]
 
 
 def run(args) -> int:
+    """Train a model into ``--out``, then evaluate it on its test split."""
     from hematovision.io.dataset import SplitFractions
     from hematovision.train.pipeline import CAMERA_AUGMENTATION
     from hematovision.train.training import TrainingConfig, train

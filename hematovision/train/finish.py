@@ -80,6 +80,8 @@ def _split_images(model_dir: Path, data_dir, which: str, card: ModelCard,
 
 
 def save_familiarity(model_dir: Path, arrays, train_labels, progress) -> ModelCard:
+    """Fit and save the familiarity statistics from the training and validation inputs; record
+    them in the card."""
     from hematovision.model.classifier import Classifier
 
     classifier = Classifier(model_dir, with_familiarity=False)

@@ -78,6 +78,7 @@ class EpochLog(keras.callbacks.Callback):
 
 
 def class_weights(labels: np.ndarray, classes: int) -> dict[int, float]:
+    """Loss weights under which every class counts as much as the others."""
     counts = np.bincount(labels, minlength=classes).astype(float)
     counts[counts == 0] = 1.0
     return {i: float(len(labels) / (classes * counts[i])) for i in range(classes)}

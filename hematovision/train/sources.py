@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 
 def limit_per_class(items, limit: int | None):
+    """At most ``limit`` items per class, the same ones on every run (``None``: all)."""
     if not limit:
         return items
     kept, per_class = [], Counter()
@@ -48,6 +49,7 @@ def limit_per_class(items, limit: int | None):
 
 
 def write_split(out_dir: Path, sources, config, fingerprint: str) -> None:
+    """Record which file of which source went into which split (``split.json``)."""
     files = []
     for source in sources:
         files += [{"path": item.path.relative_to(source.dataset.root).as_posix(),
@@ -98,6 +100,7 @@ def scan_sources(data_dirs, config: TrainingConfig) -> list[Source]:
 
 
 def combined_fingerprint(sources: list[Source]) -> str:
+    """One fingerprint for the splits of all sources."""
     if len(sources) == 1:  # as before sources: a one-folder model's fingerprint is its own
         return sources[0].fingerprint
     text = "\n".join(f"{source.name} {source.fingerprint}" for source in sources)
