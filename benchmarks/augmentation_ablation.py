@@ -15,7 +15,6 @@ model card (``training.augmentation_ablation``).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from dataclasses import replace
@@ -25,7 +24,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DATASETS = Path(os.environ.get("HEMATOVISION_DATASETS", ROOT.parent / "shared" / "datasets"))
+
+from hematovision.io.data_home import datasets_dir  # noqa: E402
+
+DATASETS = datasets_dir()
 
 from hematovision.io.dataset import rank, scan_folder, split_files  # noqa: E402
 from hematovision.io.decoding import decode_images  # noqa: E402

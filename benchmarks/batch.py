@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hematovision.io.cell_finder import find_cell  # noqa: E402
+from hematovision.io.data_home import datasets_dir  # noqa: E402
 from hematovision.io.images import ImageError, read_image  # noqa: E402
 from hematovision.model.classifier import Classifier  # noqa: E402
 from hematovision.model.store import default_model_dir  # noqa: E402
@@ -41,7 +42,7 @@ from hematovision.report.batch import (  # noqa: E402
 )
 from tests.reference_framing import box_iou, reference_find_cell  # noqa: E402
 
-DATASETS = ROOT.parent / "shared" / "datasets"
+DATASETS = datasets_dir()
 FRAME_SETS = {"PBC": DATASETS / "pbc", "zheng2018_d2": DATASETS / "zheng2018_d2" / "images",
               "Kaggle sample": DATASETS / "kaggle_bloodcells_sample"}
 

@@ -28,6 +28,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from hematovision.io.data_home import datasets_dir  # noqa: E402
+
 logging.getLogger("streamlit").setLevel(logging.ERROR)
 
 import numpy as np  # noqa: E402
@@ -256,7 +259,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(default_model_dir()))
     parser.add_argument("--image", help="a cell image (default: a held-out PBC test cell)")
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "pbc"))
+    parser.add_argument("--data", default=str(datasets_dir() / "pbc"))
     parser.add_argument("--fidelity-cells", type=int, default=0,
                         help="also check LIME and SHAP fidelity on this many more cells")
     parser.add_argument("--cold", type=int, default=0,

@@ -30,6 +30,7 @@ from scipy.stats import spearmanr  # noqa: E402
 from hematovision.explain import get_explainer  # noqa: E402
 from hematovision.explain.lime_map import fit_lime, lime_samples  # noqa: E402
 from hematovision.explain.superpixels import segment_cell  # noqa: E402
+from hematovision.io.data_home import datasets_dir  # noqa: E402
 from hematovision.io.dataset import test_split_files  # noqa: E402
 from hematovision.io.images import read_image  # noqa: E402
 from hematovision.model.classifier import Classifier  # noqa: E402
@@ -43,7 +44,7 @@ VARIANTS = {"probability, random masks": ("identity", False),
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(default_model_dir()))
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "pbc"))
+    parser.add_argument("--data", default=str(datasets_dir() / "pbc"))
     parser.add_argument("--cells", type=int, default=8)
     parser.add_argument("--seeds", type=int, default=6)
     args = parser.parse_args()

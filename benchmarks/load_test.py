@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import sys
 import threading
@@ -39,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dashboard.local_server import CHROMIUM, CHROMIUM_FLAGS, start_server, stop_server  # noqa: E402
+from hematovision.io.data_home import datasets_dir  # noqa: E402
 from hematovision.io.dataset import test_split_files  # noqa: E402
 from hematovision.model.card import load_card  # noqa: E402
 from hematovision.model.prediction import UNFAMILIAR  # noqa: E402
@@ -58,7 +58,7 @@ def answer_pattern(classes: tuple[str, ...]) -> re.Pattern:
 
 
 ANSWER = answer_pattern(load_card(default_model_dir()).classes)
-DATASETS = Path(os.environ.get("HEMATOVISION_DATASETS", ROOT.parent / "shared" / "datasets"))
+DATASETS = datasets_dir()
 
 
 def _rss_kib(pid: int) -> int:

@@ -21,13 +21,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from hematovision.io.data_home import datasets_dir  # noqa: E402
 from hematovision.measure.source_benchmark import (  # noqa: E402
     benchmark_rows,
     format_markdown,
     save_benchmark,
 )
 
-DATASETS = Path(os.environ.get("HEMATOVISION_DATASETS", ROOT.parent / "shared" / "datasets"))
+DATASETS = datasets_dir()
 SETS = ("pbc", "raabin_wbc", "zheng2018_d2", "kaggle_bloodcells_sample")
 MODELS = (ROOT / "models" / "pbc-lite0", ROOT / "models" / "multi-lite0")
 

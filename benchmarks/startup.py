@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dashboard.local_server import CHROMIUM, CHROMIUM_FLAGS, start_server, stop_server  # noqa: E402
+from hematovision.io.data_home import datasets_dir  # noqa: E402
 from hematovision.io.dataset import test_split_files  # noqa: E402
 from hematovision.model.store import default_model_dir  # noqa: E402
 
@@ -46,7 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--model", default=str(default_model_dir()))
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "pbc"))
+    parser.add_argument("--data", default=str(datasets_dir() / "pbc"))
     args = parser.parse_args()
     image = test_split_files(args.model, args.data)[0][0]
     env = dict(os.environ, HEMATOVISION_MODEL=str(Path(args.model).resolve()),

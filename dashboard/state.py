@@ -15,14 +15,14 @@ import streamlit as st
 
 from dashboard.styles import show_every_upload_chip
 from hematovision.errors import HematoVisionError
+from hematovision.io.data_home import datasets_dir
 from hematovision.io.folders import FolderLimits
 from hematovision.io.images import IMAGE_SUFFIXES, ImageError, ImageLimits, read_image
 from hematovision.model.classifier import Classifier
 from hematovision.model.store import available_models, default_model_dir
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_EXAMPLES = (ROOT.parent / "shared" / "datasets" / "pbc",
-                    ROOT.parent / "shared" / "datasets" / "raabin_wbc")
+EXAMPLE_SETS = ("pbc", "raabin_wbc")
 LIMITS = ImageLimits(
     max_bytes=int(float(os.environ.get("HEMATOVISION_MAX_UPLOAD_MB", "20")) * 1024 * 1024),
     max_pixels=int(os.environ.get("HEMATOVISION_MAX_PIXELS", "40000000")),
@@ -134,10 +134,11 @@ def current_classifier() -> Classifier:
 
 def examples_folders() -> list[Path]:
     """The dataset folders example cells come from: ``$HEMATOVISION_EXAMPLES`` (folders
-    separated by ``os.pathsep``), else PBC and Raabin-WBC beside the project."""
+    separated by ``os.pathsep``), else PBC and Raabin-WBC in the datasets folder
+    (:func:`hematovision.io.data_home.datasets_dir`)."""
     setting = os.environ.get("HEMATOVISION_EXAMPLES")
     folders = ([Path(part) for part in setting.split(os.pathsep) if part] if setting
-               else list(DEFAULT_EXAMPLES))
+               else [datasets_dir() / name for name in EXAMPLE_SETS])
     return [folder for folder in folders if folder.is_dir()]
 
 

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from hematovision.io.data_home import datasets_dir
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parent.parent
-DATASETS = Path(os.environ.get("HEMATOVISION_DATASETS", ROOT.parent / "shared" / "datasets"))
+DATASETS = datasets_dir()
 PBC = DATASETS / "pbc"
 ZHENG = DATASETS / "zheng2018_d2"
 KAGGLE = DATASETS / "kaggle_bloodcells_sample"

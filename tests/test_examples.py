@@ -92,3 +92,21 @@ def test_examples_from_several_laboratories_take_turns(classifier):
     platelets = example_cells(classifier, [PBC, raabin], "platelet", count=3, seed=0)
     assert len(platelets) == 3 and all(path.parents[1] == PBC for path in platelets)
     assert "platelet" in example_classes([PBC, raabin])
+
+
+def test_one_variable_moves_every_dataset(monkeypatch, tmp_path):
+    """A copy of the project placed elsewhere needs only HEMATOVISION_DATASETS: the
+    dashboard's example cells follow it (they once stayed behind, beside the project)."""
+    from dashboard.state import examples_folders
+
+    from .conftest import DATASETS
+
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    for name in ("pbc", "raabin_wbc"):
+        (moved / name).symlink_to(DATASETS / name, target_is_directory=True)
+    monkeypatch.delenv("HEMATOVISION_EXAMPLES", raising=False)
+    monkeypatch.setenv("HEMATOVISION_DATASETS", str(moved))
+    assert examples_folders() == [moved / "pbc", moved / "raabin_wbc"]
+    monkeypatch.setenv("HEMATOVISION_DATASETS", str(tmp_path / "nowhere"))
+    assert examples_folders() == []

@@ -5,6 +5,7 @@
 - ``decoding``: many files at once, in parallel;
 - ``archive``: safe zip reading; ``folders``: walking a folder, within limits;
 - ``dataset``: scanning a folder of class folders, de-duplicating, splitting;
+- ``data_home``: where the datasets live (``$HEMATOVISION_DATASETS``);
 - ``files``: files written whole or not at all, and their sha256.
 """
 
@@ -19,5 +20,6 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "folders": ("files_under", "FolderLimits"),
     "dataset": ("scan_folder", "split_dataset", "split_files", "test_split_files",
                 "SplitFractions"),
+    "data_home": ("datasets_dir",),
     "files": ("write_json_atomic", "write_text_atomic", "sha256_of_file"),
 })
