@@ -2,6 +2,7 @@
 
     python benchmarks/augmentation_ablation.py [--per-class 150] [--copies 2]
                                                [--model models/pbc-lite0] [--save]
+    python benchmarks/augmentation_ablation.py --quick   # 2 families, a few cells: a smoke test
 
 A full training run per family takes an hour here, so this measures a cheaper proxy
 honestly: the frozen ImageNet EfficientNet-Lite0 gives features of PBC training cells
@@ -9,7 +10,8 @@ honestly: the frozen ImageNet EfficientNet-Lite0 gives features of PBC training 
 only (flips and quarter turns always on); a logistic-regression head is fitted on them
 and scored on held-out PBC test cells and on all of zheng2018_d2 (strict labels, all 8
 classes). Same cells, same seed for every family. With ``--save`` the table goes into the
-model card (``training.augmentation_ablation``).
+model card (``training.augmentation_ablation``). ``--quick`` runs two families (none and
+all + camera) on 4 cells per class of every set with one copy, and never saves.
 """
 
 from __future__ import annotations
@@ -84,7 +86,15 @@ def main() -> int:
     parser.add_argument("--per-class", type=int, default=150)
     parser.add_argument("--copies", type=int, default=2)
     parser.add_argument("--save", action="store_true")
+    parser.add_argument("--quick", action="store_true",
+                        help="2 families, 4 cells per class of every set, 1 copy, nothing "
+                             "saved: a smoke test")
     args = parser.parse_args()
+    families, external_per_class = FAMILIES, None
+    if args.quick:
+        args.per_class, args.copies, args.save, external_per_class = 4, 1, False, 4
+        families = {name: FAMILIES[name] for name in ("flips and turns only",
+                                                     "all + camera (--camera-augmentation)")}
 
     import tensorflow as tf
     from sklearn.linear_model import LogisticRegression
@@ -100,6 +110,8 @@ def main() -> int:
     for name in ("zheng2018_d2", "raabin_wbc", "kaggle_bloodcells_sample"):
         found = scan_folder(DATASETS / name, tuple(classes))
         externals[name] = [(item.path, item.label) for item in found.items]
+        if external_per_class:
+            externals[name] = _limit(externals[name], external_per_class)
 
     def decode(files):
         images, kept, _, _ = decode_images([p for p, _ in files], card.input_size,
@@ -120,7 +132,7 @@ def main() -> int:
     f_ext = {name: embed(x) for name, (x, _) in ext.items()}
     f_plain = embed(x_train)
     rows = []
-    for family, changes in FAMILIES.items():
+    for family, changes in families.items():
         started = time.time()
         settings = replace(ONLY_TURNS, **changes)
         copies = []

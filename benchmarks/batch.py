@@ -2,6 +2,7 @@
 path before issue 26, in one run; and how far the frames moved.
 
     python benchmarks/batch.py [--data ../shared/datasets/pbc/basophil] [--limit 400]
+    python benchmarks/batch.py --quick     # 32 files, 5 frames per set: a smoke test
 
 Prints cells per second for the network alone (inputs framed beforehand: the ceiling on
 this machine as busy as it is), the earlier path (the float64 ``rgb2hed`` cell finder kept in
@@ -119,7 +120,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=400)
     parser.add_argument("--frames", type=int, default=300,
                         help="pictures per data set for the frame comparison (0: none)")
+    parser.add_argument("--quick", action="store_true",
+                        help="32 files and 5 pictures per data set: a smoke test")
     args = parser.parse_args()
+    if args.quick:
+        args.limit, args.frames = 32, 5
     classifier = Classifier(args.model)
     sources = [source for source in sources_from_paths([args.data])
                if source[1] is not None][: args.limit]

@@ -2,6 +2,7 @@
 
     python benchmarks/batchnorm_statistics.py --data ../shared/datasets/zheng2018_d2 \\
         --home ../shared/datasets/pbc [--model models/pbc-lite0] [--splits 20]
+    python benchmarks/batchnorm_statistics.py --quick   # a few cells, 1 split: a smoke test
 
 Re-estimating BatchNorm statistics on the target domain's images (AdaBN, Li et al. 2016)
 is the usual cheap answer to a shift between laboratories: no labels, no training. Our
@@ -41,6 +42,7 @@ from scipy.special import softmax  # noqa: E402
 
 from hematovision.adapt.adaptation import read_cells
 from hematovision.adapt.head import REMEMBERED_PER_CLASS, choose_cells, fit_head
+from hematovision.io.data_home import datasets_dir  # noqa: E402
 from hematovision.io.dataset import split_files  # noqa: E402
 from hematovision.io.decoding import decode_images  # noqa: E402
 from hematovision.measure.metrics import balanced_accuracy  # noqa: E402
@@ -132,11 +134,22 @@ def _read(classifier: Classifier, files: list, per_class: int, seed: int = 0):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(default_model_dir()))
-    parser.add_argument("--data", required=True, help="the other laboratory's class folders")
-    parser.add_argument("--home", required=True, help="the training data (for its split)")
+    parser.add_argument("--data", help="the other laboratory's class folders")
+    parser.add_argument("--home", help="the training data (for its split)")
     parser.add_argument("--per-class", type=int, default=10)
     parser.add_argument("--splits", type=int, default=20)
+    parser.add_argument("--quick", action="store_true",
+                        help="zheng2018_d2 and pbc unless given, 4 cells per class of the "
+                             "other lab, 3/2/2 training/validation/test cells per class of "
+                             "home, 2 per class in 1 split: a smoke test")
     args = parser.parse_args()
+    home_per_class = (60, 30, 40)  # training, validation, test cells per class
+    if args.quick:
+        args.data = args.data or str(datasets_dir() / "zheng2018_d2")
+        args.home = args.home or str(datasets_dir() / "pbc")
+        args.per_class, args.splits, home_per_class = 2, 1, (3, 2, 2)
+    if args.data is None or args.home is None:
+        parser.error("--data and --home are required (or --quick)")
 
     classifier = Classifier(args.model)
     model, temperature = classifier.model, classifier.card.temperature
@@ -154,9 +167,12 @@ def main() -> None:
               f"ECE {expected_calibration_error(p, y):.3f}", flush=True)
 
     items, labels, _, _, images = read_cells(classifier, args.data)
-    train_x, train_y = _read(classifier, split_files(args.model, args.home, "train"), 60)
-    val_x, val_y = _read(classifier, split_files(args.model, args.home, "val"), 30)
-    test_x, test_y = _read(classifier, split_files(args.model, args.home, "test"), 40)
+    if args.quick:  # the first 4 cells of each class, in the order adapt reads them
+        keep = [i for i, label in enumerate(labels) if np.sum(labels[:i] == label) < 4]
+        items, labels, images = [items[i] for i in keep], labels[keep], images[keep]
+    train_x, train_y, val_x, val_y, test_x, test_y = (
+        part for split, count in zip(("train", "val", "test"), home_per_class)
+        for part in _read(classifier, split_files(args.model, args.home, split), count))
     source = (statistics.per_cell(train_x), train_y)
     mix = {int(c): float(np.mean(labels == c)) for c in np.unique(labels)}
 

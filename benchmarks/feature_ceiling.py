@@ -2,6 +2,7 @@
 
     python benchmarks/feature_ceiling.py --data ../shared/datasets/zheng2018_d2 \\
         [--model models/pbc-lite0] [--per-class 10] [--splits 5]
+    python benchmarks/feature_ceiling.py --quick   # 10 cells per class, one C: a smoke test
 
 Adapting the last layer can only redraw boundaries in the model's pooled features. This
 fits a logistic regression on those features of the laboratory's cells alone, restricted
@@ -34,6 +35,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from hematovision.adapt.adaptation import read_cells  # noqa: E402
 from hematovision.adapt.head import choose_cells
+from hematovision.io.data_home import datasets_dir  # noqa: E402
 from hematovision.measure.metrics import balanced_accuracy  # noqa: E402
 from hematovision.model.classifier import Classifier  # noqa: E402
 from hematovision.model.store import default_model_dir  # noqa: E402
@@ -47,17 +49,29 @@ def _probe(strength: float):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(default_model_dir()))
-    parser.add_argument("--data", required=True, help="the other laboratory's class folders")
+    parser.add_argument("--data", help="the other laboratory's class folders")
     parser.add_argument("--per-class", type=int, default=10)
     parser.add_argument("--splits", type=int, default=5)
     parser.add_argument("--strength", type=float, nargs="+", default=[0.01, 0.1, 1.0],
                         help="inverse L2 strengths of the logistic regression to try")
+    parser.add_argument("--quick", action="store_true",
+                        help="zheng2018_d2 unless --data, 10 cells of each class, C=0.1 only, "
+                             "5 per class over 2 splits: a smoke test")
     args = parser.parse_args()
+    if args.quick:
+        args.data = args.data or str(datasets_dir() / "zheng2018_d2")
+        args.strength, args.per_class, args.splits = [0.1], 5, 2
+    if args.data is None:
+        parser.error("--data is required (or --quick)")
 
     classifier = Classifier(args.model)
     classes = list(classifier.classes)
     # Read as adapt reads them, so that choose_cells draws the same splits.
     items, labels, logits, features, _ = read_cells(classifier, args.data)
+    if args.quick:  # the first 10 cells of each class, in the order adapt reads them
+        keep = [i for i, label in enumerate(labels) if np.sum(labels[:i] == label) < 10]
+        items, labels, logits, features = ([items[i] for i in keep], labels[keep],
+                                           logits[keep], features[keep])
     names = [item.label for item in items]
     print(f"{args.data}: {len(labels)} cells; the model unadapted: balanced accuracy "
           f"{balanced_accuracy(labels, logits.argmax(1)):.3f} (strict)")

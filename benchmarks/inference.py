@@ -1,6 +1,7 @@
 """Inference speed of the Classifier seam against plain ``model.predict``, in one run.
 
     python benchmarks/inference.py [--model models/pbc-lite0] [--repeats 30]
+    python benchmarks/inference.py --quick       # 3 repeats, 1 round: a smoke test
 
 Prints single-cell latency (median of warm calls) and batch-32 throughput for:
 plain Keras ``model.predict``, a ``tf.function`` call, and the seam (LiteRT + XNNPACK),
@@ -50,7 +51,11 @@ def main() -> None:
     parser.add_argument("--model", default=str(default_model_dir()))
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--quick", action="store_true",
+                        help="3 warm calls and 1 batch round per path: a smoke test")
     args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.rounds = 3, 1
 
     classifier = Classifier(args.model)
     model = classifier.model

@@ -48,3 +48,22 @@ def test_the_leave_one_source_out_benchmark_runs_quickly():
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "| zheng2018_d2 | never trained on | 100 |" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script, measured", [
+    ("adaptation_memory", "with remembered features"),
+    ("augmentation_ablation", "PBC test"),
+    ("batch", "same answers:"),
+    ("batchnorm_statistics", "alignment + last layer against the last layer"),
+    ("feature_ceiling", "leave-one-out errors at C=0.1"),
+    ("inference", "largest probability difference"),
+])
+def test_every_benchmark_runs_in_its_quick_mode(script, measured):
+    # A benchmark nobody runs breaks unnoticed when the package under it changes; --quick
+    # runs the same path on a few cells and never saves. The line looked for is printed
+    # only once the measurement has run.
+    result = subprocess.run([sys.executable, f"benchmarks/{script}.py", "--quick"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert measured in result.stdout, result.stdout
