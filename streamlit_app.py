@@ -5,7 +5,7 @@
 import streamlit as st
 
 from dashboard.sidebar import review_threshold, show_sidebar
-from hematovision.backbones import BACKBONES
+from hematovision.model.backbones import BACKBONES
 
 st.set_page_config(page_title="HematoVision", page_icon="🩸", layout="wide")
 classifier = show_sidebar()

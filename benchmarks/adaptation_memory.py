@@ -24,14 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from hematovision.adaptation import REMEMBERED_PER_CLASS, choose_cells, fit_head  # noqa: E402
-from hematovision.classifier import Classifier  # noqa: E402
-from hematovision.data_home import datasets_dir  # noqa: E402
-from hematovision.dataset import scan_folder, test_split_files  # noqa: E402
-from hematovision.decoding import decode_images  # noqa: E402
-from hematovision.metrics import balanced_accuracy  # noqa: E402
-from hematovision.models import default_model_dir  # noqa: E402
-from hematovision.network import LOGITS_LAYER  # noqa: E402
+from hematovision.adapt.head import REMEMBERED_PER_CLASS, choose_cells, fit_head  # noqa: E402
+from hematovision.io.data_home import datasets_dir  # noqa: E402
+from hematovision.io.dataset import scan_folder, test_split_files  # noqa: E402
+from hematovision.io.decoding import decode_images  # noqa: E402
+from hematovision.measure.metrics import balanced_accuracy  # noqa: E402
+from hematovision.model.classifier import Classifier  # noqa: E402
+from hematovision.model.network import LOGITS_LAYER  # noqa: E402
+from hematovision.model.store import default_model_dir  # noqa: E402
 
 
 def _features(classifier: Classifier, paths: list) -> tuple[list[int], np.ndarray]:

@@ -27,16 +27,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hematovision.data_home import datasets_dir  # noqa: E402
+from hematovision.io.data_home import datasets_dir  # noqa: E402
 
 DATASETS = datasets_dir()
 
-from hematovision.dataset import _rank, scan_folder, split_files  # noqa: E402
-from hematovision.decoding import decode_images  # noqa: E402
-from hematovision.metrics import balanced_accuracy  # noqa: E402
-from hematovision.model_card import load_card, save_card  # noqa: E402
-from hematovision.pipeline import CAMERA_AUGMENTATION as CAMERA  # noqa: E402
-from hematovision.pipeline import Augmentation  # noqa: E402
+from hematovision.io.dataset import rank, scan_folder, split_files  # noqa: E402
+from hematovision.io.decoding import decode_images  # noqa: E402
+from hematovision.measure.metrics import balanced_accuracy  # noqa: E402
+from hematovision.model.card import load_card, save_card  # noqa: E402
+from hematovision.train.pipeline import CAMERA_AUGMENTATION as CAMERA  # noqa: E402
+from hematovision.train.pipeline import Augmentation  # noqa: E402
 
 ONLY_TURNS = Augmentation(min_zoom=1.0, max_zoom=1.0, max_shift=0.0, brightness=0.0,
                           contrast=0.0, saturation=0.0, hue=0.0, stain=0.0, gamma=0.0,
@@ -72,7 +72,7 @@ FAMILIES = {
 
 def _limit(files, per_class: int):
     chosen, counts = [], {}
-    for path, label in sorted(files, key=lambda f: _rank(str(f[0].name))):
+    for path, label in sorted(files, key=lambda f: rank(str(f[0].name))):
         if counts.get(label, 0) < per_class:
             chosen.append((path, label))
             counts[label] = counts.get(label, 0) + 1
@@ -99,8 +99,8 @@ def main() -> int:
     import tensorflow as tf
     from sklearn.linear_model import LogisticRegression
 
-    from hematovision.network import build_classifier, feature_model
-    from hematovision.pipeline import augment
+    from hematovision.model.network import build_classifier, feature_model
+    from hematovision.train.pipeline import augment
 
     card = load_card(args.model)
     classes = list(card.classes)

@@ -7,7 +7,7 @@ path before issue 26, in one run; and how far the frames moved.
 Prints cells per second for the network alone (inputs framed beforehand: the ceiling on
 this machine as busy as it is), the earlier path (the float64 ``rgb2hed`` cell finder kept in
 ``tests/reference_framing.py``, reading and framing a batch, then classifying it, in turn)
-and for ``hematovision.batch.classify_sources`` (the fast finder, reading and framing the
+and for ``hematovision.report.batch.classify_sources`` (the fast finder, reading and framing the
 next batches while the network classifies this one), their ratio, and whether the two give
 the same answers. Then, for up to ``--frames`` pictures of PBC, zheng2018_d2 and the Kaggle
 sample, the intersection over union of the two frames (lowest, 1st percentile, median).
@@ -29,18 +29,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hematovision.batch import (  # noqa: E402
+from hematovision.io.cell_finder import find_cell  # noqa: E402
+from hematovision.io.data_home import datasets_dir  # noqa: E402
+from hematovision.io.images import ImageError, read_image  # noqa: E402
+from hematovision.model.classifier import Classifier  # noqa: E402
+from hematovision.model.store import default_model_dir  # noqa: E402
+from hematovision.report.batch import (  # noqa: E402
     CellResult,
-    _Framed,
-    _thumbnail,
+    Framed,
     classify_sources,
     sources_from_paths,
+    table_thumbnail,
 )
-from hematovision.cell_finder import find_cell  # noqa: E402
-from hematovision.classifier import Classifier  # noqa: E402
-from hematovision.data_home import datasets_dir  # noqa: E402
-from hematovision.images import ImageError, read_image  # noqa: E402
-from hematovision.models import default_model_dir  # noqa: E402
 from tests.reference_framing import box_iou, reference_find_cell  # noqa: E402
 
 DATASETS = datasets_dir()
@@ -61,17 +61,17 @@ def earlier_path(classifier: Classifier, sources, batch_size: int = 32) -> list[
         except ImageError as failure:
             return CellResult(name, digest, error=str(failure))
         box = reference_find_cell(image)
-        return _Framed(name, digest, classifier.prepare(image, box), box, _thumbnail(image))
+        return Framed(name, digest, classifier.prepare(image, box), box, table_thumbnail(image))
 
     results = []
     with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
         for start in range(0, len(sources), batch_size):
             rows = list(pool.map(prepare, sources[start : start + batch_size]))
-            framed = [row for row in rows if isinstance(row, _Framed)]
+            framed = [row for row in rows if isinstance(row, Framed)]
             answers = iter(classifier.predict_inputs(
                 np.stack([row.model_input for row in framed]), [row.box for row in framed]))
             results += [CellResult(row.name, row.digest, next(answers), row.thumbnail)
-                        if isinstance(row, _Framed) else row for row in rows]
+                        if isinstance(row, Framed) else row for row in rows]
     return results
 
 

@@ -40,20 +40,16 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from scipy.special import softmax  # noqa: E402
 
-from hematovision.adaptation import (  # noqa: E402
-    REMEMBERED_PER_CLASS,
-    _read_cells,
-    choose_cells,
-    fit_head,
-)
-from hematovision.calibration import expected_calibration_error  # noqa: E402
-from hematovision.classifier import Classifier  # noqa: E402
-from hematovision.data_home import datasets_dir  # noqa: E402
-from hematovision.dataset import split_files  # noqa: E402
-from hematovision.decoding import decode_images  # noqa: E402
-from hematovision.metrics import balanced_accuracy  # noqa: E402
-from hematovision.models import default_model_dir  # noqa: E402
-from hematovision.network import LOGITS_LAYER, feature_model  # noqa: E402
+from hematovision.adapt.adaptation import read_cells
+from hematovision.adapt.head import REMEMBERED_PER_CLASS, choose_cells, fit_head
+from hematovision.io.data_home import datasets_dir  # noqa: E402
+from hematovision.io.dataset import split_files  # noqa: E402
+from hematovision.io.decoding import decode_images  # noqa: E402
+from hematovision.measure.metrics import balanced_accuracy  # noqa: E402
+from hematovision.model.calibration import expected_calibration_error  # noqa: E402
+from hematovision.model.classifier import Classifier  # noqa: E402
+from hematovision.model.network import LOGITS_LAYER, feature_model  # noqa: E402
+from hematovision.model.store import default_model_dir  # noqa: E402
 
 
 class BatchNormStatistics:
@@ -170,7 +166,7 @@ def main() -> None:
               f"accuracy {np.mean(p.argmax(1) == y):.3f}  "
               f"ECE {expected_calibration_error(p, y):.3f}", flush=True)
 
-    items, labels, _, _, images = _read_cells(classifier, args.data)
+    items, labels, _, _, images = read_cells(classifier, args.data)
     if args.quick:  # the first 4 cells of each class, in the order adapt reads them
         keep = [i for i, label in enumerate(labels) if np.sum(labels[:i] == label) < 4]
         items, labels, images = [items[i] for i in keep], labels[keep], images[keep]

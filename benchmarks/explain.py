@@ -29,23 +29,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hematovision.data_home import datasets_dir  # noqa: E402
+from hematovision.io.data_home import datasets_dir  # noqa: E402
 
 logging.getLogger("streamlit").setLevel(logging.ERROR)
 
 import numpy as np  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
-from hematovision.classifier import Classifier  # noqa: E402
-from hematovision.dataset import test_split_files  # noqa: E402
-from hematovision.explainers import (  # noqa: E402
+from hematovision.explain import (  # noqa: E402
     available_methods,
     coalitions,
     explain,
     get_explainer,
 )
-from hematovision.images import read_image  # noqa: E402
-from hematovision.models import default_model_dir  # noqa: E402
+from hematovision.io.dataset import test_split_files  # noqa: E402
+from hematovision.io.images import read_image  # noqa: E402
+from hematovision.model.classifier import Classifier  # noqa: E402
+from hematovision.model.store import default_model_dir  # noqa: E402
 
 
 def timed(function, repeats: int = 1):
@@ -63,8 +63,8 @@ def row(name: str, naive: float, ours: float, extra: str = "") -> None:
 
 def old_gradcam(classifier: Classifier, x: np.ndarray, index: int, plus: bool):
     """The path before: the Keras model's gradients, traced once, then the same formulas."""
-    from hematovision.explainers.gradcam import gradcam_from, gradcam_plus_plus_from
-    from hematovision.explainers.gradcam_keras import keras_activations_and_gradients
+    from hematovision.explain.gradcam import gradcam_from, gradcam_plus_plus_from
+    from hematovision.explain.gradcam_keras import keras_activations_and_gradients
 
     activations, gradients, score = keras_activations_and_gradients(
         x, classifier, index, classifier.card.gradcam_layer)
@@ -88,8 +88,8 @@ def old_lime_and_shap(classifier: Classifier, x: np.ndarray, index: int) -> None
     import cv2
     import shap
 
-    from hematovision.explainers.lime_map import lime_weights
-    from hematovision.explainers.superpixels import segment_cell, segment_hierarchy
+    from hematovision.explain.lime_map import lime_weights
+    from hematovision.explain.superpixels import segment_cell, segment_hierarchy
 
     segmentation = segment_cell(x, 24, 10.0)
     lime_weights(x, classifier, index, segmentation, 250, link="logit", antithetic=True)
@@ -158,9 +158,9 @@ def fidelity(method: str, classifier: Classifier, x: np.ndarray, index: int,
     """Spearman of the default LIME or SHAP map (``ours``, computed when not given) with
     its 5,000-sample library reference on the same superpixels and hiding, and how many
     superpixels there are."""
-    from hematovision.explainers.lime_map import lime_weights
-    from hematovision.explainers.shap_map import kernel_shap_reference
-    from hematovision.explainers.superpixels import segment_cell
+    from hematovision.explain.lime_map import lime_weights
+    from hematovision.explain.shap_map import kernel_shap_reference
+    from hematovision.explain.superpixels import segment_cell
 
     defaults = get_explainer(method).defaults
     segmentation = segment_cell(x, defaults["segments"], defaults["compactness"])

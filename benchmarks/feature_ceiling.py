@@ -33,11 +33,12 @@ from sklearn.model_selection import LeaveOneOut, cross_val_predict  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from hematovision.adaptation import _read_cells, choose_cells  # noqa: E402
-from hematovision.classifier import Classifier  # noqa: E402
-from hematovision.data_home import datasets_dir  # noqa: E402
-from hematovision.metrics import balanced_accuracy  # noqa: E402
-from hematovision.models import default_model_dir  # noqa: E402
+from hematovision.adapt.adaptation import read_cells  # noqa: E402
+from hematovision.adapt.head import choose_cells
+from hematovision.io.data_home import datasets_dir  # noqa: E402
+from hematovision.measure.metrics import balanced_accuracy  # noqa: E402
+from hematovision.model.classifier import Classifier  # noqa: E402
+from hematovision.model.store import default_model_dir  # noqa: E402
 
 
 def _probe(strength: float):
@@ -66,7 +67,7 @@ def main() -> None:
     classifier = Classifier(args.model)
     classes = list(classifier.classes)
     # Read as adapt reads them, so that choose_cells draws the same splits.
-    items, labels, logits, features, _ = _read_cells(classifier, args.data)
+    items, labels, logits, features, _ = read_cells(classifier, args.data)
     if args.quick:  # the first 10 cells of each class, in the order adapt reads them
         keep = [i for i, label in enumerate(labels) if np.sum(labels[:i] == label) < 10]
         items, labels, logits, features = ([items[i] for i in keep], labels[keep],

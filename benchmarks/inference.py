@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from hematovision.classifier import Classifier  # noqa: E402
-from hematovision.models import default_model_dir  # noqa: E402
+from hematovision.model.classifier import Classifier  # noqa: E402
+from hematovision.model.store import default_model_dir  # noqa: E402
 
 
 def _median_ms(function, repeats: int) -> float:

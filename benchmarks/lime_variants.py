@@ -27,14 +27,14 @@ import numpy as np  # noqa: E402
 from explain import middle_cells  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
-from hematovision.classifier import Classifier  # noqa: E402
-from hematovision.data_home import datasets_dir  # noqa: E402
-from hematovision.dataset import test_split_files  # noqa: E402
-from hematovision.explainers import get_explainer  # noqa: E402
-from hematovision.explainers.lime_map import fit_lime, lime_samples  # noqa: E402
-from hematovision.explainers.superpixels import segment_cell  # noqa: E402
-from hematovision.images import read_image  # noqa: E402
-from hematovision.models import default_model_dir  # noqa: E402
+from hematovision.explain import get_explainer  # noqa: E402
+from hematovision.explain.lime_map import fit_lime, lime_samples  # noqa: E402
+from hematovision.explain.superpixels import segment_cell  # noqa: E402
+from hematovision.io.data_home import datasets_dir  # noqa: E402
+from hematovision.io.dataset import test_split_files  # noqa: E402
+from hematovision.io.images import read_image  # noqa: E402
+from hematovision.model.classifier import Classifier  # noqa: E402
+from hematovision.model.store import default_model_dir  # noqa: E402
 
 VARIANTS = {"probability, random masks": ("identity", False),
             "log-odds, random masks": ("logit", False),

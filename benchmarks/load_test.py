@@ -38,11 +38,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dashboard.local_server import CHROMIUM, CHROMIUM_FLAGS, start_server, stop_server  # noqa: E402
-from hematovision.classifier import UNFAMILIAR  # noqa: E402
-from hematovision.data_home import datasets_dir  # noqa: E402
-from hematovision.dataset import test_split_files  # noqa: E402
-from hematovision.model_card import load_card  # noqa: E402
-from hematovision.models import default_model_dir  # noqa: E402
+from hematovision.io.data_home import datasets_dir  # noqa: E402
+from hematovision.io.dataset import test_split_files  # noqa: E402
+from hematovision.model.card import load_card  # noqa: E402
+from hematovision.model.prediction import UNFAMILIAR  # noqa: E402
+from hematovision.model.store import default_model_dir  # noqa: E402
 
 
 def answer_pattern(classes: tuple[str, ...]) -> re.Pattern:

@@ -15,7 +15,7 @@ st.title("Classify cells")
 def load():
     import keras
 
-    from hematovision.model_card import load_card
+    from hematovision.model.card import load_card
 
     folder = os.environ["HEMATOVISION_MODEL"]
     return keras.saving.load_model(os.path.join(folder, "model.keras")), load_card(folder)

@@ -21,8 +21,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hematovision.data_home import datasets_dir  # noqa: E402
-from hematovision.source_benchmark import (  # noqa: E402
+from hematovision.io.data_home import datasets_dir  # noqa: E402
+from hematovision.measure.source_benchmark import (  # noqa: E402
     benchmark_rows,
     format_markdown,
     save_benchmark,

@@ -9,10 +9,11 @@ from dataclasses import replace
 import numpy as np
 import streamlit as st
 
-from hematovision.cell_finder import CellBox
-from hematovision.classifier import Classifier, Prediction
-from hematovision.explainers import Explanation, explain
-from hematovision.overlay import overlay
+from hematovision.explain import Explanation, explain
+from hematovision.explain.overlay import overlay
+from hematovision.io.cell_finder import CellBox
+from hematovision.model.classifier import Classifier
+from hematovision.model.prediction import Prediction
 
 
 def model_key(classifier: Classifier) -> str:

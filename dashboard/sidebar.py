@@ -7,9 +7,10 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard.state import current_classifier, model_choices, own_models
-from hematovision.audit import audit_csv, audit_entry
-from hematovision.batch import CSV_ENCODING
-from hematovision.classifier import Classifier, Prediction
+from hematovision.model.classifier import Classifier
+from hematovision.model.prediction import Prediction
+from hematovision.report.audit import audit_csv, audit_entry
+from hematovision.report.batch import CSV_ENCODING
 
 # Every page in the order and under the name the sidebar shows. st.navigation could name
 # them too, but with a pages/ folder Streamlit skips it when a visitor opens a page's own

@@ -14,12 +14,12 @@ import numpy as np
 import streamlit as st
 
 from dashboard.styles import show_every_upload_chip
-from hematovision.classifier import Classifier
-from hematovision.data_home import datasets_dir
 from hematovision.errors import HematoVisionError
-from hematovision.folders import FolderLimits
-from hematovision.images import IMAGE_SUFFIXES, ImageError, ImageLimits, read_image
-from hematovision.models import available_models, default_model_dir
+from hematovision.io.data_home import datasets_dir
+from hematovision.io.folders import FolderLimits
+from hematovision.io.images import IMAGE_SUFFIXES, ImageError, ImageLimits, read_image
+from hematovision.model.classifier import Classifier
+from hematovision.model.store import available_models, default_model_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_SETS = ("pbc", "raabin_wbc")
@@ -64,7 +64,7 @@ def warm_up_explanations(model_dir: str, _classifier: Classifier) -> threading.T
 
 
 def _warm_up(classifier: Classifier) -> None:
-    from hematovision.explainers import explain
+    from hematovision.explain import explain
 
     blank = np.full((64, 64, 3), 200, np.uint8)
     explain("gradcam", blank, classifier, 0)
@@ -135,7 +135,7 @@ def current_classifier() -> Classifier:
 def examples_folders() -> list[Path]:
     """The dataset folders example cells come from: ``$HEMATOVISION_EXAMPLES`` (folders
     separated by ``os.pathsep``), else PBC and Raabin-WBC in the datasets folder
-    (:func:`hematovision.data_home.datasets_dir`)."""
+    (:func:`hematovision.io.data_home.datasets_dir`)."""
     setting = os.environ.get("HEMATOVISION_EXAMPLES")
     folders = ([Path(part) for part in setting.split(os.pathsep) if part] if setting
                else [datasets_dir() / name for name in EXAMPLE_SETS])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from hematovision.classifier import UNFAMILIAR, Prediction
+from hematovision.model.prediction import UNFAMILIAR, Prediction
 
 # A bar per row reads faster than a column of fractions, and shows "99.9 %" as the
 # cards and charts do.

@@ -14,10 +14,10 @@ from dashboard.state import (
     warm_up_explanations,
 )
 from dashboard.tables import COLUMN_CONFIG, answer_columns
-from hematovision.charts import probability_bars
-from hematovision.classifier import REVIEW, UNFAMILIAR
 from hematovision.errors import HematoVisionError
-from hematovision.examples import example_cells, example_classes
+from hematovision.model.prediction import REVIEW, UNFAMILIAR
+from hematovision.report.charts import probability_bars
+from hematovision.report.examples import example_cells, example_classes
 
 st.set_page_config(page_title="Classify · HematoVision", page_icon="🔬", layout="wide")
 classifier = show_sidebar()

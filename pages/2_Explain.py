@@ -5,10 +5,8 @@ import streamlit as st
 from dashboard.results import explanation, model_key, model_view, predict
 from dashboard.sidebar import review_threshold, show_sidebar
 from dashboard.state import try_decode
-from hematovision.classifier import UNFAMILIAR
-from hematovision.explainers import available_methods, get_explainer
-from hematovision.model_report import check_cautions, load_explanation_checks
-from hematovision.overlay import (
+from hematovision.explain import available_methods
+from hematovision.explain.overlay import (
     COLORMAPS,
     colour_scale,
     compose_panel,
@@ -17,6 +15,8 @@ from hematovision.overlay import (
     overlay_signed,
     to_png,
 )
+from hematovision.model.prediction import UNFAMILIAR
+from hematovision.report.model_report import check_cautions, load_explanation_checks
 
 st.set_page_config(page_title="Explain · HematoVision", page_icon="🗺️", layout="wide")
 classifier = show_sidebar()
@@ -52,20 +52,16 @@ colormap = controls[2].selectbox(
     "Colormap of Grad-CAM and Grad-CAM++", COLORMAPS, key="colormap",
     help="LIME (green for, pink against the class) and SHAP (orange for, blue against) "
          "keep their own colours: their maps have two signs.")
-lime, shap = get_explainer("lime").defaults, get_explainer("shap").defaults
+methods = available_methods()
+tunable = [method for method in methods if method.settings]
+settings = {}
 with st.expander("Method settings"):
-    lime_column, shap_column = st.columns(2)
-    lime_samples = lime_column.number_input("LIME samples", 50, 5000, lime["samples"], 50,
-                                            key="lime_samples")
-    lime_segments = lime_column.number_input("LIME superpixels", 8, 150, lime["segments"], 4,
-                                             key="lime_segments")
-    shap_evaluations = shap_column.number_input("SHAP evaluations", 50, 5000,
-                                                shap["evaluations"], 50, key="shap_evaluations")
-    shap_segments = shap_column.number_input(
-        "SHAP superpixels", 8, 150, shap["segments"], 4, key="shap_segments",
-        help="More patches give a finer map but need more evaluations to settle.")
-settings = {"lime": {"samples": int(lime_samples), "segments": int(lime_segments)},
-            "shap": {"evaluations": int(shap_evaluations), "segments": int(shap_segments)}}
+    for column, method in zip(st.columns(len(tunable)), tunable):
+        settings[method.name] = {
+            setting.name: int(column.number_input(
+                setting.label, setting.minimum, setting.maximum, method.defaults[setting.name],
+                setting.step, key=f"{method.name}_{setting.name}", help=setting.help or None))
+            for setting in method.settings}
 
 class_index = classifier.classes.index(class_name)
 probability = prediction.probabilities[class_index]
@@ -84,7 +80,6 @@ view = st.radio("Show the maps on", list(VIEWS), format_func=VIEWS.get, horizont
 on_model = view == "model"
 base = model_view(classifier, sha, image)[0] if on_model else image
 
-methods = available_methods()
 cautions = check_cautions(load_explanation_checks(classifier.model_dir))
 columns = st.columns(len(methods) + 1)
 columns[0].image(base, caption=VIEWS[view], width="stretch", alt=f"{cells[sha].name}, "

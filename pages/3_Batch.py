@@ -9,7 +9,9 @@ from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
 from dashboard.state import FOLDER_LIMITS, LIMITS, local_mode, remembered_uploads
 from dashboard.styles import THUMBNAIL_COLUMNS, thumbnail_captions
 from dashboard.tables import COLUMN_CONFIG, answer_columns
-from hematovision.batch import (
+from hematovision.errors import HematoVisionError
+from hematovision.explain.overlay import thumbnail_uri
+from hematovision.report.batch import (
     CSV_ENCODING,
     classify_sources,
     copies_warning,
@@ -18,10 +20,8 @@ from hematovision.batch import (
     sources_from_paths,
     sources_from_upload,
 )
-from hematovision.charts import differential_bars
-from hematovision.errors import HematoVisionError
-from hematovision.overlay import thumbnail_uri
-from hematovision.report import build_report, gradcam_thumbnails
+from hematovision.report.charts import differential_bars
+from hematovision.report.pdf import build_report, gradcam_thumbnails
 
 st.set_page_config(page_title="Batch · HematoVision", page_icon="🧮", layout="wide")
 classifier = show_sidebar()

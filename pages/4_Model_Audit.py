@@ -6,16 +6,16 @@ import streamlit as st
 from dashboard.sidebar import review_threshold, show_sidebar
 from dashboard.state import examples_folder, make_cell, try_decode
 from dashboard.tables import estimate
-from hematovision.card_markdown import data_markdown, training_markdown
-from hematovision.explainers import available_methods
-from hematovision.model_charts import (
+from hematovision.explain import available_methods
+from hematovision.model.card_markdown import data_markdown, training_markdown
+from hematovision.report.model_charts import (
     confusion_heatmap,
     coverage_curve,
     deletion_curves,
     reliability_diagram,
     training_curves,
 )
-from hematovision.model_report import (
+from hematovision.report.model_report import (
     GLOSSARY,
     audit_answers,
     check_verdicts,

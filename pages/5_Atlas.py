@@ -7,11 +7,11 @@ import streamlit as st
 from dashboard.results import gradcam_view, model_key, predict
 from dashboard.sidebar import log_prediction, review_threshold, show_sidebar
 from dashboard.state import examples_folders, make_cell, try_decode
-from hematovision.atlas import REFERENCE, common_name, confusions, notes_for
-from hematovision.classifier import UNFAMILIAR
 from hematovision.errors import HematoVisionError
-from hematovision.examples import example_cells, held_out
-from hematovision.model_report import load_evaluation
+from hematovision.model.prediction import UNFAMILIAR
+from hematovision.report.atlas import REFERENCE, common_name, confusions, notes_for
+from hematovision.report.examples import example_cells, held_out
+from hematovision.report.model_report import load_evaluation
 
 st.set_page_config(page_title="Atlas · HematoVision", page_icon="📖", layout="wide")
 classifier = show_sidebar()

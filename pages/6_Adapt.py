@@ -7,11 +7,12 @@ import streamlit as st
 
 from dashboard.sidebar import show_sidebar
 from dashboard.state import keep_own_model, local_mode, new_own_model_folder, own_models
-from hematovision.adaptation import adapt_from_zip
-from hematovision.archive import zip_folder
-from hematovision.card_markdown import adaptation_text
+from hematovision.adapt.adaptation import adapt_from_zip
+from hematovision.adapt.tunings import TUNINGS
 from hematovision.errors import HematoVisionError
-from hematovision.models import models_root
+from hematovision.io.archive import zip_folder
+from hematovision.model.card_markdown import adaptation_text
+from hematovision.model.store import models_root
 
 st.set_page_config(page_title="Adapt · HematoVision", page_icon="🧪", layout="wide")
 classifier = show_sidebar()
@@ -31,8 +32,6 @@ archive = st.file_uploader("Labelled cells (.zip of class folders)", type=["zip"
                            key="adapt_zip")
 left, middle, right = st.columns(3)
 per_class = left.number_input("Cells per class to adapt on", 2, 50, 10, key="adapt_per_class")
-TUNINGS = {"last-layer": "Last layer only (seconds)",
-           "last-block": "Last block and layer (a few minutes)"}
 tuning = middle.radio("What to tune", list(TUNINGS), format_func=TUNINGS.get,
                       key="adapt_tuning",
                       help="The last layer moves the boundaries between classes; on the "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hematovision.data_home import datasets_dir
+from hematovision.io.data_home import datasets_dir
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -45,7 +45,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def classifier():
-    from hematovision.classifier import Classifier
+    from hematovision.model.classifier import Classifier
 
     return Classifier(SHIPPED_MODEL)
 
@@ -53,7 +53,7 @@ def classifier():
 @pytest.fixture(scope="session")
 def pbc_examples() -> list[tuple[Path, str]]:
     """Five test-split images per class of the shipped model's recorded split."""
-    from hematovision.dataset import test_split_files
+    from hematovision.io.dataset import test_split_files
 
     files = test_split_files(SHIPPED_MODEL, PBC)
     assert files, "the shipped model's test split is not under the PBC folder"
@@ -75,7 +75,7 @@ def strict_json(path: Path):
 def training_folder_with_a_class_of_its_own(folder: Path, copied_from: str = "train") -> Path:
     """PBC's class folders linked into ``folder`` beside a class the shipped model lacks,
     ``smudge``, holding one lymphocyte of the model's ``copied_from`` split."""
-    from hematovision.dataset import split_files
+    from hematovision.io.dataset import split_files
 
     for source in PBC.iterdir():
         if source.is_dir():

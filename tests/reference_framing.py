@@ -3,7 +3,7 @@ reference the fast one is measured against: float64 ``skimage.color.rgb2hed`` an
 binary morphology on the 256-pixel working copy.
 
 Only tests and ``benchmarks/batch.py`` import it; the package uses
-:func:`hematovision.cell_finder.find_cell`.
+:func:`hematovision.io.cell_finder.find_cell`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from skimage.color import rgb2hed
 from skimage.filters import threshold_otsu
 from skimage.morphology import disk
 
-from hematovision import cell_finder as _finder
-from hematovision.cell_finder import CellBox, whole_image_box
+from hematovision.io import cell_finder as _finder
+from hematovision.io.cell_finder import CellBox, whole_image_box
 
 __all__ = ["reference_find_cell", "box_iou"]
 
@@ -32,7 +32,7 @@ def box_iou(first: CellBox, second: CellBox) -> float:
 
 
 def reference_find_cell(image: np.ndarray) -> CellBox:
-    """:func:`hematovision.cell_finder.find_cell` as of commit 9557a01."""
+    """:func:`hematovision.io.cell_finder.find_cell` as of commit 9557a01."""
     height, width = image.shape[:2]
     scale = min(1.0, _finder._WORKING_SIDE / max(height, width))
     small = image

@@ -11,10 +11,10 @@ from .conftest import SHIPPED_MODEL, ZHENG
 
 @pytest.fixture(scope="module")
 def block_and_cells():
-    from hematovision.backbones import get_backbone
-    from hematovision.classifier import Classifier
-    from hematovision.images import load_model_input
-    from hematovision.last_block import LastBlock
+    from hematovision.adapt.last_block import LastBlock
+    from hematovision.io.images import load_model_input
+    from hematovision.model.backbones import get_backbone
+    from hematovision.model.classifier import Classifier
 
     classifier = Classifier(SHIPPED_MODEL)
     paths = [sorted((ZHENG / "images" / label).glob("*.png"))[0]
@@ -41,7 +41,7 @@ def test_augmented_copies_repeat_with_their_seed(block_and_cells):
 
 
 def test_tuning_changes_a_copy_and_leaves_the_caller_s_model_as_it_was(block_and_cells):
-    from hematovision.adaptation import BlockTuning
+    from hematovision.adapt.tunings import BlockTuning
 
     classifier, block, cells = block_and_cells
     before = [np.array(w) for w in classifier.model.weights]
@@ -60,7 +60,7 @@ def test_tuning_changes_a_copy_and_leaves_the_caller_s_model_as_it_was(block_and
 
 
 def test_tuning_moves_only_the_last_block_and_reset_restores_it(block_and_cells):
-    from hematovision.adaptation import BlockTuning
+    from hematovision.adapt.tunings import BlockTuning
 
     classifier, block, cells = block_and_cells
     trunk_before = [np.array(w) for w in block.trunk.weights]
@@ -93,8 +93,8 @@ def test_classes_the_lab_did_not_show_keep_their_place_and_its_cells_gain_theirs
     every held-out PBC ig cell was called something else afterwards)."""
     import json
 
-    from hematovision.adaptation import fit_head
-    from hematovision.images import load_model_input
+    from hematovision.adapt.head import fit_head
+    from hematovision.io.images import load_model_input
 
     from .conftest import PBC
 

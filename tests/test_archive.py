@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from hematovision.archive import ArchiveError, ArchiveLimits, read_zip
+from hematovision.io.archive import ArchiveError, ArchiveLimits, read_zip
 
 from .conftest import PBC
 

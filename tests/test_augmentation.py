@@ -7,8 +7,8 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from hematovision.images import load_model_input  # noqa: E402
-from hematovision.pipeline import (  # noqa: E402
+from hematovision.io.images import load_model_input  # noqa: E402
+from hematovision.train.pipeline import (  # noqa: E402
     CAMERA_AUGMENTATION,
     Augmentation,
     augment,

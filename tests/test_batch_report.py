@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hematovision.audit import audit_csv, audit_entry
-from hematovision.batch import (
+from hematovision.io.images import read_image
+from hematovision.model.prediction import CONFIDENT
+from hematovision.report.audit import audit_csv, audit_entry
+from hematovision.report.batch import (
     CellResult,
     classify_sources,
     differential,
@@ -21,9 +23,7 @@ from hematovision.batch import (
     sources_from_paths,
     sources_from_upload,
 )
-from hematovision.classifier import CONFIDENT
-from hematovision.images import read_image
-from hematovision.report import build_report, gradcam_thumbnails
+from hematovision.report.pdf import build_report, gradcam_thumbnails
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_the_differential_counts_confident_white_cells_only(batch, classifier):
 
 
 def test_the_differential_interval_narrows_as_more_cells_are_counted():
-    from hematovision.batch import Differential
+    from hematovision.report.batch import Differential
 
     def share_of_ten_percent(counted: int) -> tuple[float, float]:
         counts = {"lymphocyte": counted // 10, "neutrophil": counted - counted // 10}

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from hematovision.images import read_image
+from hematovision.io.images import read_image
 
 from .conftest import ROOT
 

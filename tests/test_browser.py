@@ -194,9 +194,10 @@ def test_the_value_in_the_answer_s_bar_is_readable(server, browser, pbc_examples
     # Plotly shrank "100.0 %" to fit inside the red bar: about 8 px in a small chart.
     from playwright.sync_api import expect
 
-    from hematovision.classifier import UNFAMILIAR, Classifier
-    from hematovision.images import read_image
-    from hematovision.models import default_model_dir
+    from hematovision.io.images import read_image
+    from hematovision.model.classifier import Classifier
+    from hematovision.model.prediction import UNFAMILIAR
+    from hematovision.model.store import default_model_dir
 
     # Cells the default model finds familiar: an Unfamiliar cell shows no chart.
     candidates = [path for path, label in pbc_examples if label == "eosinophil"]

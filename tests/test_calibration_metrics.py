@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 
-from hematovision.calibration import (
+from hematovision.measure.metrics import balanced_accuracy, classification_report
+from hematovision.model.calibration import (
     FALLBACK_REVIEW_THRESHOLD,
     expected_calibration_error,
     fit_review_threshold,
     fit_temperature,
     reliability_bins,
 )
-from hematovision.metrics import balanced_accuracy, classification_report
 
 
 def _sampled(temperature: float, n: int = 20000, classes: int = 5, seed: int = 0):
@@ -134,7 +134,7 @@ def test_a_rarely_predicted_class_keeps_a_precision_interval_from_its_prediction
 
 
 def test_a_class_never_predicted_has_no_precision_and_the_table_says_so():
-    from hematovision.evaluation import format_report
+    from hematovision.measure.evaluation import format_report
 
     labels = np.repeat([0, 1], 10)
     probabilities = np.tile([0.8, 0.1, 0.1], (20, 1))  # everything called a
@@ -156,7 +156,7 @@ def test_no_resamples_is_refused():
 def test_the_vectorised_bootstrap_gives_scikit_learn_s_metrics_for_every_resample():
     from sklearn.metrics import balanced_accuracy_score, precision_recall_fscore_support
 
-    from hematovision.metrics import bootstrap_metrics
+    from hematovision.measure.metrics import bootstrap_metrics
 
     rng = np.random.default_rng(3)
     labels = rng.integers(0, 3, 60)  # class 3 of 4 never occurs; some resamples lack more

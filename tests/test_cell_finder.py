@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hematovision.cell_finder import crop_square, find_cell, whole_image_box
-from hematovision.foreign import foreign_images
-from hematovision.images import (
+from hematovision.io.cell_finder import crop_square, find_cell, whole_image_box
+from hematovision.io.images import (
     IMAGE_SUFFIXES,
     frame_image,
     read_image,
     to_image_grid,
     to_model_input,
 )
+from hematovision.measure.foreign import foreign_images
 from tests.conftest import KAGGLE, PBC, ZHENG
 from tests.reference_framing import box_iou, reference_find_cell
 

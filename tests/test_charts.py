@@ -3,8 +3,8 @@ highlighted, exact values on hover, the Review threshold drawn where the user se
 
 from __future__ import annotations
 
-from hematovision.charts import HIGHLIGHT, OTHER, probability_bars
-from hematovision.classifier import Prediction
+from hematovision.model.prediction import Prediction
+from hematovision.report.charts import HIGHLIGHT, OTHER, probability_bars
 
 CLASSES = ("basophil", "eosinophil", "lymphocyte", "monocyte")
 
@@ -38,7 +38,7 @@ def test_the_review_line_follows_the_threshold():
 def test_the_colour_key_runs_from_no_evidence_to_strong_evidence():
     import numpy as np
 
-    from hematovision.overlay import colorize, colour_scale
+    from hematovision.explain.overlay import colorize, colour_scale
 
     plain = colour_scale("jet", width=100, height=5)
     assert plain.shape == (5, 100, 3) and plain.dtype == np.uint8
@@ -62,7 +62,7 @@ def test_a_cards_headline_names_the_answer_and_its_flag():
 
 
 def test_the_coverage_point_is_computed_at_the_threshold_itself():
-    from hematovision.model_charts import coverage_curve
+    from hematovision.report.model_charts import coverage_curve
 
     # A third of the answers at exactly 1.0, as on the shipped model's test split.
     predictions = ([{"confidence": 1.0, "predicted": "a", "label": "a"}] * 4
@@ -72,7 +72,7 @@ def test_the_coverage_point_is_computed_at_the_threshold_itself():
 
 
 def test_the_atlas_says_what_the_cells_called_a_class_truly_were():
-    from hematovision.atlas import confusions
+    from hematovision.report.atlas import confusions
 
     # rows: true a, b; columns: called a, b
     called_as, taken_for = confusions([[8, 2], [6, 4]], ["a", "b"], "a")
@@ -81,7 +81,7 @@ def test_the_atlas_says_what_the_cells_called_a_class_truly_were():
 
 
 def test_the_training_curves_name_the_phases_the_history_holds():
-    from hematovision.model_charts import training_curves
+    from hematovision.report.model_charts import training_curves
 
     def row(phase, epoch):
         return {"phase": phase, "epoch": epoch, "loss": 0.5, "val_loss": 0.6}

@@ -73,8 +73,8 @@ def test_saved_model_reloads_and_predicts_like_the_seam(tiny_model):
     import keras
     import numpy as np
 
-    from hematovision.classifier import Classifier
-    from hematovision.images import load_model_input
+    from hematovision.io.images import load_model_input
+    from hematovision.model.classifier import Classifier
 
     classifier = Classifier(tiny_model)
     path = next((PBC / "platelet").iterdir())
@@ -85,9 +85,9 @@ def test_saved_model_reloads_and_predicts_like_the_seam(tiny_model):
 
 def test_review_threshold_is_refitted_on_the_validation_cells_and_the_model_kept(
         tiny_model, tmp_path):
-    from hematovision.classifier import Classifier
-    from hematovision.dataset import split_files
-    from hematovision.images import load_model_input
+    from hematovision.io.dataset import split_files
+    from hematovision.io.images import load_model_input
+    from hematovision.model.classifier import Classifier
 
     model = tmp_path / "tiny"
     shutil.copytree(tiny_model, model)
@@ -192,8 +192,8 @@ def my_lab(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("tuning", ["last-block", "last-layer"])
 def test_adapt_end_to_end_on_a_few_external_cells(tiny_model, my_lab, tmp_path, tuning):
-    from hematovision.classifier import Classifier
-    from hematovision.images import read_image
+    from hematovision.io.images import read_image
+    from hematovision.model.classifier import Classifier
 
     before_sha = json.loads((tiny_model / "card.json").read_text())["model_sha256"]
     out = tmp_path / "adapted"
@@ -513,7 +513,7 @@ def test_the_package_carries_every_module(tmp_path):
 def test_explain_saves_the_cell_beside_its_map_with_a_colour_key(tmp_path, pbc_examples):
     from PIL import Image
 
-    from hematovision.images import read_image
+    from hematovision.io.images import read_image
 
     cell = pbc_examples[0][0]
     out, heatmap = tmp_path / "why.png", tmp_path / "map.npy"
@@ -566,10 +566,10 @@ def test_export_keeps_the_converter_s_native_log_lines_out_of_sight(tiny_model, 
         assert line not in quiet.stderr
     # Any model folder gets the feature map and its head's weights: Grad-CAM in closed
     # form equals the Keras model's gradients on this tiny model too.
-    from hematovision.classifier import Classifier
-    from hematovision.explainers.gradcam import activations_and_gradients, gradcam_from
-    from hematovision.explainers.gradcam_keras import keras_activations_and_gradients
-    from hematovision.images import read_image
+    from hematovision.explain.gradcam import activations_and_gradients, gradcam_from
+    from hematovision.explain.gradcam_keras import keras_activations_and_gradients
+    from hematovision.io.images import read_image
+    from hematovision.model.classifier import Classifier
 
     card = json.loads((model / "card.json").read_text())
     assert card["head_weights_file"] == "head.npz" and card["head_weights_sha256"]

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from hematovision.images import read_image
+from hematovision.io.images import read_image
 
 
 def test_threads_sharing_one_classifier_get_their_own_answers(classifier, pbc_examples):

@@ -336,7 +336,7 @@ def test_audit_page_reads_the_evaluation_and_shows_the_gallery(classifier):
 
 
 def test_quiz_answer_path_scores_and_reveals_the_model(classifier):
-    from hematovision.atlas import common_name
+    from hematovision.report.atlas import common_name
 
     at = _page("pages/5_Atlas.py").run()
     assert not at.exception
@@ -460,8 +460,8 @@ def test_adapt_from_an_uploaded_zip_saves_a_new_model_and_reports_unused_files(t
     import json
     import zipfile
 
-    from hematovision.adaptation import adapt_from_zip
-    from hematovision.classifier import Classifier
+    from hematovision.adapt.adaptation import adapt_from_zip
+    from hematovision.model.classifier import Classifier
 
     from .conftest import SHIPPED_MODEL, ZHENG
 
@@ -584,7 +584,7 @@ def test_a_shared_server_offers_no_server_folder_and_refuses_a_typed_one(pbc_exa
 
 def test_a_folder_beyond_the_walker_s_limits_is_refused_by_name(pbc_examples, tmp_path,
                                                                  local_server, monkeypatch):
-    from hematovision.folders import FolderLimits
+    from hematovision.io.folders import FolderLimits
 
     for path, _ in pbc_examples[:3]:
         (tmp_path / path.name).write_bytes(path.read_bytes())
@@ -685,7 +685,7 @@ def test_adapting_on_a_zip_of_unreadable_cells_names_the_zip_not_a_temporary_fol
     import io
     import zipfile
 
-    from hematovision.adaptation import adapt_from_zip
+    from hematovision.adapt.adaptation import adapt_from_zip
 
     from .conftest import SHIPPED_MODEL
 

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hematovision.dataset import (
+from hematovision.io.dataset import (
     SplitFractions,
     scan_folder,
     split_dataset,
     split_fingerprint,
 )
-from hematovision.dataset import test_split_files as split_test_files
+from hematovision.io.dataset import test_split_files as split_test_files
 
 from .conftest import KAGGLE, PBC, SHIPPED_MODEL, ZHENG
 

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from hematovision.classifier import Classifier
-from hematovision.dataset import recorded_sources, split_files
-from hematovision.models import DEFAULT_MODEL, MODELS_DIR, available_models
+from hematovision.io.dataset import recorded_sources, split_files
+from hematovision.model.classifier import Classifier
+from hematovision.model.store import DEFAULT_MODEL, MODELS_DIR, available_models
 
 from .conftest import DATASETS, SHIPPED_MODEL, strict_json
 
@@ -51,7 +51,7 @@ def test_the_leave_one_source_out_table_is_in_the_card():
 
 def test_the_default_model_labels_real_raabin_test_cells():
     classifier = Classifier(DEFAULT)
-    from hematovision.images import read_image
+    from hematovision.io.images import read_image
 
     files = split_files(DEFAULT, DATASETS / "raabin_wbc", "test")[::20]
     predictions = classifier.predict([read_image(path) for path, _ in files])

@@ -6,9 +6,7 @@ import argparse
 
 import pytest
 
-from hematovision import cli
-from hematovision.archive import ArchiveError
-from hematovision.classifier import ModelFileError
+from hematovision.cli import entry as cli
 from hematovision.errors import (
     CardError,
     FolderTooLargeError,
@@ -16,7 +14,9 @@ from hematovision.errors import (
     InputError,
     MissingFileError,
 )
-from hematovision.images import ImageError
+from hematovision.io.archive import ArchiveError
+from hematovision.io.images import ImageError
+from hematovision.model.classifier import ModelFileError
 
 
 @pytest.mark.parametrize("error, builtin", [

@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from hematovision.dataset import learned_from
-from hematovision.examples import example_cells, example_classes
+from hematovision.io.dataset import learned_from
+from hematovision.report.examples import example_cells, example_classes
 
 from .conftest import PBC, SHIPPED_MODEL, training_folder_with_a_class_of_its_own
 
@@ -24,7 +24,7 @@ def test_examples_from_the_training_data_come_from_its_test_split(classifier):
 
 def _unseen(label: str):
     """A cell of ``label`` from the shipped model's test split."""
-    from hematovision.dataset import split_files
+    from hematovision.io.dataset import split_files
 
     return next(p for p, name in split_files(SHIPPED_MODEL, PBC, "test") if name == label)
 
@@ -61,8 +61,8 @@ def test_a_class_the_model_lacks_offers_its_unlearned_cells(classifier, tmp_path
 def test_an_adapted_model_never_shows_the_cells_it_was_adapted_on(tmp_path):
     import hashlib
 
-    from hematovision.adaptation import adapt
-    from hematovision.classifier import Classifier
+    from hematovision.adapt.adaptation import adapt
+    from hematovision.model.classifier import Classifier
 
     from .conftest import ZHENG
 

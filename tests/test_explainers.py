@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hematovision.explainers import available_methods, explain, get_explainer
-from hematovision.images import read_image, to_image_grid
+from hematovision.explain import available_methods, explain, get_explainer
+from hematovision.io.images import read_image, to_image_grid
 
 from .conftest import PBC, SHIPPED_MODEL, ZHENG
 
@@ -89,7 +89,7 @@ def tf_keras_vis_maps(classifier, pbc_examples):
     from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
     from tf_keras_vis.utils.scores import CategoricalScore
 
-    from hematovision.network import LOGITS_LAYER
+    from hematovision.model.network import LOGITS_LAYER
 
     model = classifier.model
     view = keras.Model(model.inputs, model.get_layer(LOGITS_LAYER).output)
@@ -124,7 +124,7 @@ def test_the_slow_path_for_another_layer_equals_tf_keras_vis(classifier, cell):
     from tf_keras_vis.gradcam import Gradcam
     from tf_keras_vis.utils.scores import CategoricalScore
 
-    from hematovision.network import LOGITS_LAYER
+    from hematovision.model.network import LOGITS_LAYER
 
     layer = "block15_project_bn"  # the last block's output, 7×7×320
     x = classifier.prepare(cell)
@@ -145,7 +145,7 @@ def test_the_slow_path_for_another_layer_equals_tf_keras_vis(classifier, cell):
     (0, "top_conv", False),  # BatchNorm and swish lie between it and the pooling
 ])
 def test_only_a_linear_head_gets_gradient_free_gradcam(hidden_units, layer, linear):
-    from hematovision.network import build_classifier, linear_head
+    from hematovision.model.network import build_classifier, linear_head
 
     model = build_classifier("lite0", 3, input_size=64, hidden_units=hidden_units,
                              pretrained=False)
@@ -159,8 +159,8 @@ def test_only_a_linear_head_gets_gradient_free_gradcam(hidden_units, layer, line
 def test_lime_weights_equal_the_library(classifier, cell):
     from lime.lime_image import LimeImageExplainer
 
-    from hematovision.explainers.lime_map import lime_weights
-    from hematovision.explainers.superpixels import segment_cell
+    from hematovision.explain.lime_map import lime_weights
+    from hematovision.explain.superpixels import segment_cell
 
     x = classifier.prepare(cell)
     segmentation = segment_cell(x)
@@ -184,7 +184,7 @@ def test_lime_ranks_the_patches_alike_whatever_the_seed(classifier):
     # against a 2,000-sample fit 0.33 and 0.02). The log-odds fit with mask pairs must not.
     from scipy.stats import spearmanr
 
-    from hematovision.dataset import test_split_files
+    from hematovision.io.dataset import test_split_files
 
     platelets = [path for path, label in test_split_files(SHIPPED_MODEL, PBC)
                  if label == "platelet"]
@@ -200,8 +200,8 @@ def test_lime_ranks_the_patches_alike_whatever_the_seed(classifier):
 def test_shap_values_add_up_to_what_the_cell_adds_to_the_log_odds(classifier, cell):
     # Shapley values are efficient: together they account for the whole difference
     # between the cell and the copy with every patch hidden (blurred), whatever the budget.
-    from hematovision.explainers.coalitions import hidden_copy, log_odds
-    from hematovision.explainers.shap_map import shap_values
+    from hematovision.explain.coalitions import hidden_copy, log_odds
+    from hematovision.explain.shap_map import shap_values
 
     x = classifier.prepare(cell)
     index = classifier.classes.index(classifier.predict([cell])[0].label)
@@ -219,7 +219,7 @@ def test_shap_values_add_up_to_what_the_cell_adds_to_the_log_odds(classifier, ce
     (40, 60, False, 60),  # no room for the single-patch masks: draws only
 ])
 def test_one_set_of_coalitions_serves_lime_and_shap(count, samples, exhaustive, rows):
-    from hematovision.explainers.coalitions import coalition_masks
+    from hematovision.explain.coalitions import coalition_masks
 
     masks, lime, shap, is_exhaustive = coalition_masks(count, samples, seed=3)
     assert masks.shape == (rows, count) and is_exhaustive == exhaustive
@@ -238,7 +238,7 @@ def test_one_set_of_coalitions_serves_lime_and_shap(count, samples, exhaustive, 
 def test_exact_shapley_values_on_an_additive_score():
     # On an additive score with one interaction, the exhaustive design gives the exact
     # Shapley values (the interaction split in two), and a sampled design adds up.
-    from hematovision.explainers.coalitions import (
+    from hematovision.explain.coalitions import (
         ScoredCoalitions,
         coalition_masks,
         kernel_shap_fit,
@@ -260,7 +260,7 @@ def test_exact_shapley_values_on_an_additive_score():
 
 def test_lime_and_shap_score_the_cell_once_for_every_class(classifier, pbc_examples):
     # The second method, and any other class, reuse the first one's network calls.
-    from hematovision.explainers import coalitions
+    from hematovision.explain import coalitions
 
     coalitions._memo.clear()
     x_image = read_image(pbc_examples[7][0])
@@ -287,7 +287,7 @@ def test_lime_and_shap_score_the_cell_once_for_every_class(classifier, pbc_examp
 def test_superpixel_hierarchy_is_a_balanced_tree_over_the_patches(classifier, cell):
     from scipy.cluster.hierarchy import is_valid_linkage, leaves_list
 
-    from hematovision.explainers.superpixels import segment_cell, segment_hierarchy
+    from hematovision.explain.superpixels import segment_cell, segment_hierarchy
 
     x = classifier.prepare(cell)
     segmentation = segment_cell(x, 32)
@@ -327,7 +327,7 @@ def test_gradcam_peaks_on_the_white_cell_not_the_background(classifier):
 def test_log_odds_from_logits_match_the_probabilities_and_do_not_saturate():
     from scipy.special import softmax
 
-    from hematovision.explainers.lime_map import log_odds
+    from hematovision.explain.lime_map import log_odds
 
     logits = np.array([[2.0, 0.5, -1.0], [40.0, 0.0, 0.0], [60.0, 0.0, 0.0]])
     odds = log_odds(logits, temperature=1.5)
@@ -342,7 +342,7 @@ def test_the_explanation_panel_keeps_each_picture_s_proportions():
     # that `hematovision explain` and the Explain page's download write.
     from PIL import ImageDraw
 
-    from hematovision.overlay import compose_panel
+    from hematovision.explain.overlay import compose_panel
 
     picture = Image.new("RGB", (320, 240), (230, 220, 220))
     ImageDraw.Draw(picture).ellipse((100, 60, 220, 180), fill=(20, 20, 120))
@@ -355,7 +355,7 @@ def test_the_explanation_panel_keeps_each_picture_s_proportions():
 def test_the_panel_title_draws_a_dash_not_an_empty_box():
     # The Explain page's title joins its parts with em dashes; a font without the glyph
     # drew each as a tall empty box on the picture that goes onto teaching slides.
-    from hematovision.overlay import compose_panel
+    from hematovision.explain.overlay import compose_panel
 
     panel = compose_panel([("", np.full((64, 64, 3), 255, np.uint8))], title="—")
     rows, columns = np.nonzero(panel[:40].min(axis=2) < 128)
@@ -378,7 +378,7 @@ def test_a_blank_picture_has_no_evidence_to_show(method, classifier):
 def test_a_first_map_s_time_leaves_out_loading_the_network(cell):
     import time
 
-    from hematovision.classifier import Classifier
+    from hematovision.model.classifier import Classifier
 
     fresh = Classifier(SHIPPED_MODEL)  # classifies on LiteRT; Keras loads on first use
     started = time.perf_counter()
@@ -402,7 +402,7 @@ def test_a_class_the_model_rules_out_gets_a_greyed_map_with_its_reason(classifie
 def test_padding_around_the_picture_is_never_evidence(classifier, pbc_examples):
     # A cell cut at the picture's corner: the model's square reaches past two edges and
     # is padded there; no map may colour that padding.
-    from hematovision.images import picture_mask
+    from hematovision.io.images import picture_mask
 
     image = read_image(pbc_examples[10][0])
     box = classifier.frame(image)
@@ -422,7 +422,7 @@ def test_lime_and_shap_colours_stand_out_over_a_basophil_nucleus():
     # Over the dark purple of a basophil's nucleus, full evidence for or against must
     # change the colour clearly (PiYG and RdBu_r, used before, moved its brightness by
     # −16 to +3 of 255; a reader could not tell the patches from the stain).
-    from hematovision.overlay import overlay_signed
+    from hematovision.explain.overlay import overlay_signed
 
     image = read_image(next(iter(sorted((PBC / "basophil").iterdir()))))
     luma = image.astype(np.float64) @ [0.299, 0.587, 0.114]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hematovision.explanation_checks import (
+from hematovision.io.images import read_image
+from hematovision.measure.explanation_checks import (
     deletion_insertion,
     pointing_game,
     randomised_copy,
     run_checks,
 )
-from hematovision.images import read_image
 
 from .conftest import ZHENG
 
@@ -77,7 +77,7 @@ def test_run_checks_reports_every_method_and_the_random_baseline(classifier, pbc
 @pytest.mark.slow
 def test_without_masked_cells_the_pointing_game_is_not_measured_and_says_so(
         classifier, pbc_examples):
-    from hematovision.model_report import check_verdicts, checks_table
+    from hematovision.report.model_report import check_verdicts, checks_table
 
     checks = run_checks(classifier, [p for p, _ in pbc_examples[:1]], [],
                         randomisation_cells=1)
@@ -96,9 +96,9 @@ def test_the_randomisation_check_scrambles_every_backbone_from_its_last_block(
         classifier, backbone, first):
     from dataclasses import replace
 
-    from hematovision.classifier import Classifier
-    from hematovision.explanation_checks import scrambled_layers
-    from hematovision.network import build_classifier
+    from hematovision.measure.explanation_checks import scrambled_layers
+    from hematovision.model.classifier import Classifier
+    from hematovision.model.network import build_classifier
 
     model = build_classifier(backbone, 3, 224, 0.2, 0, False)
     card = replace(classifier.card, backbone=backbone, classes=("a", "b", "c"))

@@ -10,10 +10,11 @@ import sys
 import numpy as np
 import pytest
 
-from hematovision.classifier import CONFIDENT, UNFAMILIAR, Classifier, ModelFileError
-from hematovision.familiarity import fit_familiarity, load_familiarity, sharpness
-from hematovision.foreign import KINDS, foreign_images
-from hematovision.images import read_image
+from hematovision.io.images import read_image, sharpness
+from hematovision.measure.foreign import KINDS, foreign_images
+from hematovision.model.classifier import Classifier, ModelFileError
+from hematovision.model.familiarity import fit_familiarity, load_familiarity
+from hematovision.model.prediction import CONFIDENT, UNFAMILIAR
 from tests.conftest import PBC, SHIPPED_MODEL
 
 
@@ -74,7 +75,7 @@ def test_shipped_model_has_its_statistics_and_features(classifier):
 
 @pytest.mark.slow
 def test_held_out_pbc_cells_are_rarely_unfamiliar(classifier):
-    from hematovision.dataset import test_split_files
+    from hematovision.io.dataset import test_split_files
 
     files = test_split_files(SHIPPED_MODEL, PBC)[::8]  # 239 held-out cells, all classes
     predictions = classifier.predict([read_image(path) for path, _ in files])

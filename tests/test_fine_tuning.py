@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from hematovision.network import build_classifier, set_fine_tuning
+from hematovision.model.network import build_classifier, set_fine_tuning
 
 
 @pytest.fixture(scope="module")

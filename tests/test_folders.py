@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hematovision.errors import FolderTooLargeError, HematoVisionError
-from hematovision.folders import FolderLimits, files_under
+from hematovision.io.folders import FolderLimits, files_under
 
 
 def _folder(tmp_path, files: int, size: int):

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from hematovision.archive import ArchiveError, read_zip
-from hematovision.cell_finder import find_cell
-from hematovision.images import ImageError, ImageLimits, read_image, to_model_input
+from hematovision.io.archive import ArchiveError, read_zip
+from hematovision.io.cell_finder import find_cell
+from hematovision.io.images import ImageError, ImageLimits, read_image, to_model_input
 
 LIMITS = ImageLimits(max_bytes=2_000_000, max_pixels=4_000_000)
 

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import skimage.data
 
-from hematovision.backbones import BACKBONES
-from hematovision.efficientnet_lite import build_lite_imagenet, lite_weights_path
-from hematovision.images import to_model_input
-from hematovision.lite0 import build_lite0_imagenet, lite0_weights_path
-from hematovision.mobilenet_v2 import (
+from hematovision.io.images import to_model_input
+from hematovision.model.backbones import BACKBONES
+from hematovision.model.efficientnet_lite import build_lite_imagenet, lite_weights_path
+from hematovision.model.lite0 import build_lite0_imagenet, lite0_weights_path
+from hematovision.model.mobilenet_v2 import (
     build_mobilenet_v2_imagenet,
     mobilenet_v2_weights_path,
 )
-from hematovision.torch_state_dict import UnsafeCheckpointError, load_legacy_state_dict
+from hematovision.model.torch_state_dict import UnsafeCheckpointError, load_legacy_state_dict
 
 CATS = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 ESPRESSO = 967
@@ -81,8 +81,8 @@ FIRST_CONV = {
 
 @pytest.mark.parametrize("backbone", sorted(FIRST_CONV))
 def test_classifier_gets_the_offline_weights_and_names_its_layers(backbone):
-    from hematovision.backbones import get_backbone
-    from hematovision.network import build_classifier, set_fine_tuning
+    from hematovision.model.backbones import get_backbone
+    from hematovision.model.network import build_classifier, set_fine_tuning
 
     spec = get_backbone(backbone)
     model = build_classifier(backbone, 3, input_size=64, pretrained=True)
@@ -98,7 +98,7 @@ def test_mobilenet_v2_pads_stride_two_symmetrically_as_pytorch():
     """Conv1 against a direct PyTorch-style convolution: pad 1 on all sides, stride 2."""
     import keras
 
-    from hematovision.mobilenet_v2 import (
+    from hematovision.model.mobilenet_v2 import (
         IMAGENET_MEAN,
         IMAGENET_STD,
         MOBILENET_V2_SHA256,
@@ -148,13 +148,13 @@ def test_unpickler_refuses_code(tmp_path):
 def test_train_offers_every_registered_backbone_without_loading_tensorflow():
     script = (
         "import sys\n"
-        "from hematovision.backbones import list_backbones\n"
-        "from hematovision.cli import _parser\n"
+        "from hematovision.model.backbones import list_backbones\n"
+        "from hematovision.cli.parser import build_parser\n"
         "base = ['train', '--data', 'cells', '--out', 'model', '--backbone']\n"
         "for name in list_backbones():\n"
-        "    assert _parser().parse_args(base + [name]).backbone == name\n"
+        "    assert build_parser().parse_args(base + [name]).backbone == name\n"
         "print(','.join(list_backbones()), 'tensorflow' in sys.modules or 'keras' in sys.modules)\n"
-        "_parser().parse_args(base + ['resnet'])\n"
+        "build_parser().parse_args(base + ['resnet'])\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     choices, heavy = result.stdout.split()

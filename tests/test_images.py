@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hematovision.images import (
+from hematovision.io.images import (
     ImageError,
     ImageLimits,
     load_model_input,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hematovision.atlas import common_name
-from hematovision.batch import Differential
-from hematovision.charts import differential_bars
+from hematovision.report.atlas import common_name
+from hematovision.report.batch import Differential
+from hematovision.report.charts import differential_bars
 
 from .test_dashboard import _page
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from hematovision.model_charts import RELIABILITY_MARKER, reliability_diagram
-from hematovision.model_report import (
+from hematovision.report.model_charts import RELIABILITY_MARKER, reliability_diagram
+from hematovision.report.model_report import (
     GLOSSARY,
     audit_answers,
     checks_table,
@@ -186,7 +186,7 @@ def test_in_a_1280_pixel_browser_the_answers_are_on_the_first_screen_and_nothing
 
 
 def test_the_default_model_shows_the_leave_one_source_out_table(monkeypatch):
-    from hematovision.models import default_model_dir
+    from hematovision.model.store import default_model_dir
 
     monkeypatch.delenv("HEMATOVISION_MODEL", raising=False)
     at = _page("pages/4_Model_Audit.py").run()

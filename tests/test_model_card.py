@@ -8,10 +8,10 @@ from dataclasses import fields, replace
 
 import pytest
 
-from hematovision.atomic import write_json_atomic
-from hematovision.card_markdown import render_markdown
 from hematovision.errors import CardError, HematoVisionError, MissingFileError
-from hematovision.model_card import CARD_FILE, CARD_MARKDOWN, ModelCard, load_card, save_card
+from hematovision.io.files import write_json_atomic
+from hematovision.model.card import CARD_FILE, CARD_MARKDOWN, ModelCard, load_card, save_card
+from hematovision.model.card_markdown import render_markdown
 
 from .conftest import SHIPPED_MODEL
 

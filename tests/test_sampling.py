@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hematovision.sampling import balanced_indices, draw_shares
+from hematovision.train.sampling import balanced_indices, draw_shares
 
 
 def _two_sources():

@@ -9,9 +9,10 @@ import keras
 import numpy as np
 import pytest
 
-from hematovision.classifier import REVIEW, Classifier, ModelFileError
-from hematovision.decoding import decode_images
-from hematovision.images import load_model_input, read_image
+from hematovision.io.decoding import decode_images
+from hematovision.io.images import load_model_input, read_image
+from hematovision.model.classifier import Classifier, ModelFileError
+from hematovision.model.prediction import REVIEW
 
 from .conftest import SHIPPED_MODEL, strict_json
 
@@ -84,7 +85,7 @@ def test_missing_or_damaged_model_is_a_clear_error(tmp_path, damage, message):
 
 
 def test_card_sha256_matches_the_file():
-    from hematovision.torch_state_dict import sha256_of_file
+    from hematovision.io.files import sha256_of_file
 
     card = json.loads((SHIPPED_MODEL / "card.json").read_text())
     assert sha256_of_file(SHIPPED_MODEL / "model.keras") == card["model_sha256"]

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from hematovision.dataset import (
+from hematovision.io.dataset import (
     recorded_sources,
     scan_folder,
     split_dataset,
     split_files,
 )
-from hematovision.dataset import test_split_files as held_out_files
+from hematovision.io.dataset import test_split_files as held_out_files
 
 from .conftest import DATASETS, PBC, ZHENG
 from .test_cli import run_cli
@@ -110,7 +110,7 @@ def test_two_sources_of_one_name_are_refused(two_labs, tmp_path):
 
 
 def test_the_leave_one_source_out_table_goes_into_the_card(two_labs, two_source_model):
-    from hematovision.source_benchmark import (
+    from hematovision.measure.source_benchmark import (
         benchmark_rows,
         format_markdown,
         save_benchmark,

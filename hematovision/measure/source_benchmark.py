@@ -1,0 +1,106 @@
+"""Leave one source out: does a model recognise cells from laboratories it never saw?
+
+Each model is scored on every data set: a source it was trained on by that source's own
+held-out test split, any other set whole. The table puts a one-hospital model beside a
+several-source one, so what the second source buys on laboratories that *neither* learned
+from can be read off one line per set. The headline number is balanced accuracy over
+the four white cells every set here holds (eosinophil, lymphocyte, monocyte, neutrophil),
+with the model choosing among all its classes, as in the dashboard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from hematovision.io.dataset import recorded_sources, source_name
+from hematovision.measure.evaluation import evaluate
+from hematovision.model.card import load_card, save_card
+from hematovision.model.classifier import Classifier
+
+__all__ = ["COMMON_CELLS", "benchmark_rows", "common_balanced_accuracy", "format_markdown",
+           "trained_sources", "save_benchmark"]
+
+COMMON_CELLS = ("eosinophil", "lymphocyte", "monocyte", "neutrophil")
+
+
+def trained_sources(model_dir: str | Path) -> list[str]:
+    """The sources a model learned from; a model from before sources were recorded
+    learned from the one folder its card names."""
+    names = recorded_sources(model_dir)
+    if names:
+        return names
+    return [source_name(load_card(model_dir).data.get("source", ""))]
+
+
+def common_balanced_accuracy(report: dict) -> float | None:
+    """Mean recall over :data:`COMMON_CELLS` present in an evaluation report (strict:
+    the model's answer among all its classes)."""
+    classes = report["classes"]
+    matrix = np.asarray(report["metrics"]["confusion_matrix"])
+    recalls = [matrix[i, i] / matrix[i].sum() for i in
+               (classes.index(name) for name in COMMON_CELLS if name in classes)
+               if matrix[i].sum()]
+    return float(np.mean(recalls)) if recalls else None
+
+
+def _row(model: str, report: dict, trained_on: list[str]) -> dict:
+    metrics = report["metrics"]
+    name = source_name(report["data"])
+    restricted = report.get("restricted", metrics)
+    return {
+        "model": model, "data": name,
+        "role": ("held-out test split" if name in trained_on else "never trained on"),
+        "n": metrics["n"],
+        "balanced_common": common_balanced_accuracy(report),
+        "balanced": metrics["balanced_accuracy"],
+        "balanced_restricted": restricted["balanced_accuracy"],
+        "ece": metrics["ece_after_temperature"],
+        "share_unfamiliar": metrics["share_unfamiliar"],
+        "share_confident_wrong": metrics["share_confident_wrong"],
+    }
+
+
+def benchmark_rows(model_dirs: list[str | Path], folders: list[str | Path],
+                   bootstrap: int = 200, save: bool = False, progress: bool = False
+                   ) -> list[dict]:
+    """One row per (model, data set); ``save`` also stores each evaluation in its model
+    folder, as ``hematovision evaluate`` does."""
+    rows = []
+    for model_dir in model_dirs:
+        classifier = Classifier(model_dir)
+        trained_on = trained_sources(model_dir)
+        for folder in folders:
+            report = evaluate(classifier, folder, bootstrap=bootstrap, save=save,
+                              progress=progress)
+            rows.append(_row(classifier.name, report, trained_on))
+    return rows
+
+
+def save_benchmark(model_dir: str | Path, rows: list[dict], command: str) -> None:
+    """Record the table in a model's card (every model's rows, for comparison)."""
+    card = load_card(model_dir)
+    save_card(model_dir, replace(card, source_benchmark={"command": command, "rows": rows}))
+
+
+def _number(value, percent: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{100 * value:.1f} %" if percent else f"{value:.3f}"
+
+
+def format_markdown(rows: list[dict]) -> str:
+    """The table as Markdown, for the README and the terminal."""
+    lines = ["| model | data | role | n | balanced, 4 common cells | balanced | balanced, "
+             "classes present | ECE | Unfamiliar | Confident and wrong |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(
+            f"| {row['model']} | {row['data']} | {row['role']} | {row['n']} | "
+            f"{_number(row['balanced_common'])} | {_number(row['balanced'])} | "
+            f"{_number(row['balanced_restricted'])} | {_number(row['ece'])} | "
+            f"{_number(row['share_unfamiliar'], True)} | "
+            f"{_number(row['share_confident_wrong'], True)} |")
+    return "\n".join(lines)
