@@ -135,7 +135,7 @@ def test_style_mixing_trains_but_is_not_in_the_saved_model(two_source_model):
     needs no custom layer, and the card says the run used it."""
     import keras
 
-    from hematovision.model_card import load_card
+    from hematovision.model.card import load_card
 
     card = load_card(two_source_model)
     assert card.training["config"]["mix_style"] is True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hematovision.style_mixing import MixStyle
+from hematovision.model.style_mixing import MixStyle
 
 
 def _maps(seed: int = 0) -> np.ndarray:
@@ -57,7 +57,7 @@ def test_bad_settings_are_refused(settings, error):
 
 
 def test_only_the_lite_backbones_take_style_mixing():
-    from hematovision.network import build_classifier
+    from hematovision.model.network import build_classifier
 
     model = build_classifier("lite0", 3, 64, pretrained=False, mix_style=True)
     assert [layer.name for layer in model.layers if isinstance(layer, MixStyle)] == [
