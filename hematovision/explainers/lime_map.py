@@ -129,7 +129,7 @@ def lime_weights(model_input: np.ndarray, classifier: Classifier, class_index: i
     return fit_lime(scored, class_index, link, classifier.card.temperature, seed)
 
 
-def lime_map(model_input, classifier, class_index, progress=None, samples=250, segments=24,
+def lime_map(model_input, classifier, class_index, progress=None, samples=250, segments=12,
              compactness=10.0, seed=0, link="logit"):
     scored = scored_coalitions(model_input, classifier, samples, segments, compactness, seed,
                                progress)
@@ -145,11 +145,11 @@ register(Explainer(
     title="LIME",
     caption=("Green patches make the model surer of this class, pink ones less sure: it "
              "was shown the cell with random patches blurred out."),
-    how=("The stained parts of the image are cut into about 24 patches (the empty "
+    how=("The stained parts of the image are cut into about a dozen patches (the empty "
          "glass is one more); the model scores hundreds of copies with random patches "
          "blurred out. Green patches raise the model's confidence in the class (its "
          "log-odds) when present, pink ones lower it. Patch-shaped by design."),
-    defaults={"samples": 250, "segments": 24, "compactness": 10.0, "seed": 0,
+    defaults={"samples": 250, "segments": 12, "compactness": 10.0, "seed": 0,
               "link": "logit"},
     compute=lime_map,
     reference="Ribeiro et al. 2016",

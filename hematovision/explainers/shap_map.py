@@ -30,7 +30,7 @@ __all__ = ["shap_values", "kernel_shap_reference", "shap_map"]
 
 
 def shap_values(model_input: np.ndarray, classifier: Classifier, class_index: int,
-                samples: int = 250, segments: int = 24, compactness: float = 10.0,
+                samples: int = 250, segments: int = 12, compactness: float = 10.0,
                 seed: int = 0, progress=None) -> tuple[np.ndarray, float, np.ndarray]:
     """Kernel SHAP values of the class's log-odds, one per superpixel ``(M,)``, the
     log-odds with every superpixel hidden (the values add up to the difference), and the
@@ -70,7 +70,7 @@ def kernel_shap_reference(model_input: np.ndarray, classifier: Classifier, class
 
 
 def shap_map(model_input, classifier, class_index, progress=None, evaluations=250,
-             segments=24, compactness=10.0, seed=0):
+             segments=12, compactness=10.0, seed=0):
     values, _, segmentation = shap_values(model_input, classifier, class_index, evaluations,
                                           segments, compactness, seed, progress)
     return signed_heatmap(values[segmentation])
@@ -81,13 +81,13 @@ register(Explainer(
     title="SHAP",
     caption=("Orange patches carry the model's confidence in this class, blue ones count "
              "against it; together they add up to what the cell adds to it."),
-    how=("The stained parts of the image are cut into the same 24 or so patches as for "
+    how=("The stained parts of the image are cut into the same dozen or so patches as for "
          "LIME (the empty glass is one more). Each patch's Shapley value is its share of "
          "the model's confidence in the class (its log-odds), estimated by Kernel SHAP "
          "from the same copies as LIME (patches blurred out), weighted by the Shapley "
          "kernel. Orange: evidence for the class; blue: against. Patch-shaped by "
          "design."),
-    defaults={"evaluations": 250, "segments": 24, "compactness": 10.0, "seed": 0},
+    defaults={"evaluations": 250, "segments": 12, "compactness": 10.0, "seed": 0},
     compute=shap_map,
     reference="Lundberg & Lee 2017",
     signed_colormap="blue-orange",
