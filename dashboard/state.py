@@ -65,9 +65,15 @@ def warm_up_explanations(model_dir: str, _classifier: Classifier) -> threading.T
 
 def _warm_up(classifier: Classifier) -> None:
     from hematovision.explain import explain
+    from hematovision.explain.overlay import COLORMAPS, colour_scale
 
     blank = np.full((64, 64, 3), 200, np.uint8)
     explain("gradcam", blank, classifier, 0)
+    # The Explain page's first Grad-CAM also builds matplotlib's colormap (its import and
+    # table): from the page's title to that map, 1.76 s on the first cell after launch
+    # before, 0.21 s with the colormap made here (benchmarks/explain_browser.py, one run
+    # each, load ≈ 5; docs/speed.md).
+    colour_scale(COLORMAPS[0])
     explain("shap", blank, classifier, 0, evaluations=50)
 
 

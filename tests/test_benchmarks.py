@@ -67,3 +67,15 @@ def test_every_benchmark_runs_in_its_quick_mode(script, measured):
                             capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout + result.stderr
     assert measured in result.stdout, result.stdout
+
+
+@pytest.mark.slow
+def test_the_browser_explain_benchmark_runs_quickly():
+    # A fresh server, Chromium, one cell explained: every figure the benchmark reports is
+    # printed (their values are the benchmark's business, not the test's).
+    result = subprocess.run([sys.executable, "benchmarks/explain_browser.py", "--quick"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for reported in ("launch → first prediction", "click → Grad-CAM on screen",
+                     "click → whole panel", "server peak memory"):
+        assert reported in result.stdout, result.stdout

@@ -26,7 +26,6 @@ head is not linear, the gradients come from the Keras model
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import zoom
 
 from hematovision.model.classifier import Classifier
 
@@ -66,10 +65,28 @@ def _normalize(cam: np.ndarray) -> np.ndarray:
     return (cam - cam.min()) / (cam.max() - cam.min() + _EPSILON)
 
 
+def _linear_weights(inputs: int, outputs: int) -> np.ndarray:
+    """``(outputs, inputs)``: linear interpolation with the end points aligned, the grid
+    ``scipy.ndimage.zoom(..., order=1)`` samples (output ``i`` reads input
+    ``i·(inputs − 1)/(outputs − 1)``)."""
+    if inputs == 1 or outputs == 1:
+        return np.ones((outputs, inputs)) / inputs if outputs == 1 else np.ones((outputs, 1))
+    position = np.arange(outputs) * (inputs - 1) / (outputs - 1)
+    low = np.minimum(np.floor(position).astype(int), inputs - 2)
+    fraction = position - low
+    weights = np.zeros((outputs, inputs))
+    weights[np.arange(outputs), low] = 1.0 - fraction
+    weights[np.arange(outputs), low + 1] += fraction
+    return weights
+
+
 def _expand(cam: np.ndarray, size: int) -> np.ndarray:
-    cam = zoom(np.asarray(cam, np.float32), (size / cam.shape[0], size / cam.shape[1]),
-               order=1)
-    return _normalize(cam).astype(np.float32)
+    """The ``(h, w)`` map bilinearly enlarged to ``(size, size)`` as tf-keras-vis enlarges it
+    (``scipy.ndimage.zoom``, order 1; here in NumPy, which spares the command line SciPy's
+    import), then scaled to [0, 1]."""
+    cam = np.asarray(cam, np.float32).astype(np.float64)
+    cam = _linear_weights(cam.shape[0], size) @ cam @ _linear_weights(cam.shape[1], size).T
+    return _normalize(cam.astype(np.float32)).astype(np.float32)
 
 
 def gradcam_from(activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:

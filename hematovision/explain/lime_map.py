@@ -129,7 +129,7 @@ def lime_weights(model_input: np.ndarray, classifier: Classifier, class_index: i
     return fit_lime(scored, class_index, link, classifier.card.temperature, seed)
 
 
-def lime_map(model_input, classifier, class_index, progress=None, samples=250, segments=24,
+def lime_map(model_input, classifier, class_index, progress=None, samples=250, segments=12,
              compactness=10.0, seed=0, link="logit"):
     scored = scored_coalitions(model_input, classifier, samples, segments, compactness, seed,
                                progress)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -102,12 +104,15 @@ def _font(size: int):
     # Pillow's own font lacks the dashes, µ and × that titles and class names carry (they
     # came out as empty boxes on the saved panel); matplotlib, which LIME and SHAP bring,
     # ships DejaVu Sans, which has them.
-    try:
-        from matplotlib import font_manager
+    # Read from matplotlib's own folder: importing its font manager (and font cache) costs
+    # more than a one-cell command spends on the cell.
+    from importlib.util import find_spec
 
-        return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
-    except (ImportError, OSError, ValueError):
-        pass
+    spec = find_spec("matplotlib")
+    if spec is not None and spec.origin:
+        font = Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
+        with contextlib.suppress(OSError):
+            return ImageFont.truetype(str(font), size)
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1 has one bitmap size

@@ -119,11 +119,11 @@ register(Explainer(
     title="LIME",
     caption=("Green patches make the model surer of this class, pink ones less sure: it "
              "was shown the cell with random patches blurred out."),
-    how=("The stained parts of the image are cut into about 24 patches (the empty "
+    how=("The stained parts of the image are cut into about a dozen patches (the empty "
          "glass is one more); the model scores hundreds of copies with random patches "
          "blurred out. Green patches raise the model's confidence in the class (its "
          "log-odds) when present, pink ones lower it. Patch-shaped by design."),
-    defaults={"samples": 250, "segments": 24, "compactness": 10.0, "seed": 0,
+    defaults={"samples": 250, "segments": 12, "compactness": 10.0, "seed": 0,
               "link": "logit"},
     function="hematovision.explain.lime_map:lime_map",
     reference="Ribeiro et al. 2016",
@@ -136,13 +136,13 @@ register(Explainer(
     title="SHAP",
     caption=("Orange patches carry the model's confidence in this class, blue ones count "
              "against it; together they add up to what the cell adds to it."),
-    how=("The stained parts of the image are cut into the same 24 or so patches as for "
+    how=("The stained parts of the image are cut into the same dozen or so patches as for "
          "LIME (the empty glass is one more). Each patch's Shapley value is its share of "
          "the model's confidence in the class (its log-odds), estimated by Kernel SHAP "
          "from the same copies as LIME (patches blurred out), weighted by the Shapley "
          "kernel. Orange: evidence for the class; blue: against. Patch-shaped by "
          "design."),
-    defaults={"evaluations": 250, "segments": 24, "compactness": 10.0, "seed": 0},
+    defaults={"evaluations": 250, "segments": 12, "compactness": 10.0, "seed": 0},
     function="hematovision.explain.shap_map:shap_map",
     reference="Lundberg & Lee 2017",
     signed_colormap="blue-orange",

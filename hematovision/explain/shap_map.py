@@ -30,7 +30,7 @@ __all__ = ["shap_values", "kernel_shap_reference", "shap_map"]
 
 
 def shap_values(model_input: np.ndarray, classifier: Classifier, class_index: int,
-                samples: int = 250, segments: int = 24, compactness: float = 10.0,
+                samples: int = 250, segments: int = 12, compactness: float = 10.0,
                 seed: int = 0, progress=None) -> tuple[np.ndarray, float, np.ndarray]:
     """Kernel SHAP values of the class's log-odds, one per superpixel ``(M,)``, the
     log-odds with every superpixel hidden (the values add up to the difference), and the
@@ -70,7 +70,7 @@ def kernel_shap_reference(model_input: np.ndarray, classifier: Classifier, class
 
 
 def shap_map(model_input, classifier, class_index, progress=None, evaluations=250,
-             segments=24, compactness=10.0, seed=0):
+             segments=12, compactness=10.0, seed=0):
     values, _, segmentation = shap_values(model_input, classifier, class_index, evaluations,
                                           segments, compactness, seed, progress)
     return signed_heatmap(values[segmentation])

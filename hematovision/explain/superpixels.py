@@ -9,7 +9,6 @@ lets a few hundred model calls give a stable answer.
 from __future__ import annotations
 
 import numpy as np
-from skimage.segmentation import slic
 
 __all__ = ["stained_mask", "segment_cell", "mean_colours", "segment_hierarchy"]
 
@@ -37,6 +36,9 @@ def segment_cell(model_input: np.ndarray, segments: int = 40, compactness: float
     where the structure is. Glass cut into many patches gives an explainer many features
     whose true weight is zero and whose estimated weights are pure sampling noise.
     """
+    # Imported here: listing the explainers (a Grad-CAM command) need not load scikit-image.
+    from skimage.segmentation import slic
+
     image = model_input / 255.0
     if background:
         mask = stained_mask(model_input)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import log_softmax
 
 __all__ = [
     "fit_temperature", "expected_calibration_error", "ReliabilityBin",
@@ -32,6 +31,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
         labels: ``(n,)`` integer class indices.
     """
     from scipy.optimize import minimize_scalar  # about a second to import: only when fitting
+    from scipy.special import log_softmax
 
     if len(logits) == 0:
         raise ValueError("cannot fit a temperature on zero examples")

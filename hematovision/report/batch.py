@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from scipy.stats import binomtest
 
 from hematovision.io.archive import ArchiveError, read_zip
 from hematovision.io.cell_finder import CellBox
@@ -91,6 +90,10 @@ class Differential:
         """95 % interval of a class's share: how far a differential of this many cells can
         stray from the smear's true one by chance alone (Wilson score, as for any
         proportion; a 100-cell manual differential has the same uncertainty)."""
+        # Imported here: scipy.stats takes seconds to import, and every dashboard page (the
+        # sidebar's audit log) imports this module before its first answer.
+        from scipy.stats import binomtest
+
         if not self.counted:
             return 0.0, 1.0
         ci = binomtest(self.counts[name], self.counted).proportion_ci(method="wilson")
