@@ -188,7 +188,7 @@ def references(classifier: Classifier, x: np.ndarray, index: int, segmentation: 
     import shap
 
     from hematovision.explain.coalitions import log_odds, probabilities_of
-    from hematovision.explain.lime_map import LimeSamples, _masks, fit_lime, lime_weights
+    from hematovision.explain.lime_map import LimeSamples, fit_lime, lime_masks, lime_weights
     from hematovision.explain.shap_map import kernel_shap_reference
 
     temperature = classifier.card.temperature
@@ -196,7 +196,7 @@ def references(classifier: Classifier, x: np.ndarray, index: int, segmentation: 
         return (lime_weights(x, classifier, index, segmentation, samples=5000, seed=123,
                              link="logit", hide="blur"),
                 kernel_shap_reference(x, classifier, index, segmentation, 5000))
-    masks = _masks(np.random.RandomState(seed), 5000, table.count, False)
+    masks = lime_masks(np.random.RandomState(seed), 5000, table.count, False)
     logits = table(masks)
     probabilities = probabilities_of(logits, temperature)
     lime = fit_lime(LimeSamples(masks, logits, probabilities), index, "logit", temperature,

@@ -41,9 +41,14 @@ from hematovision.explain.explanation import signed_heatmap
 from hematovision.explain.superpixels import mean_colours
 from hematovision.model.classifier import Classifier
 
-__all__ = ["LimeSamples", "lime_samples", "fit_lime", "lime_weights", "lime_map", "log_odds"]
+__all__ = ["LimeSamples", "lime_masks", "lime_samples", "fit_lime", "lime_weights", "lime_map",
+           "log_odds"]
 
-def _masks(rng: np.random.RandomState, samples: int, count: int, antithetic: bool) -> np.ndarray:
+
+def lime_masks(rng: np.random.RandomState, samples: int, count: int, antithetic: bool
+               ) -> np.ndarray:
+    """``(samples, count)`` 0/1 masks drawn as LIME draws them (each patch shown with
+    probability ½), the first all ones; with ``antithetic`` each with its complement."""
     if antithetic:
         # Each mask with its complement (a fold-over design): both are draws of LIME's
         # distribution, and in the fit each pair cancels the pairwise interactions that
@@ -72,7 +77,7 @@ def lime_samples(model_input: np.ndarray, classifier: Classifier, segmentation: 
     """Score ``samples`` copies of the cell with random patches hidden: by LIME's default,
     each patch's own mean colour (``hide="mean"``), or blurred as the map hides them
     (``"blur"``)."""
-    masks = _masks(np.random.RandomState(seed), samples, int(segmentation.max()) + 1,
+    masks = lime_masks(np.random.RandomState(seed), samples, int(segmentation.max()) + 1,
                    antithetic)
     hidden = (mean_colours(model_input, segmentation) if hide == "mean"
               else hidden_copy(model_input))
