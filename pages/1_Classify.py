@@ -20,6 +20,10 @@ from hematovision.report.charts import probability_bars
 from hematovision.report.examples import example_cells, example_classes
 
 st.set_page_config(page_title="Classify · HematoVision", page_icon="🔬", layout="wide")
+if st.session_state.pop("open_explain", False):
+    # Set by the Explain button's callback: switch before this page draws its cells again
+    # (a second of charts, measured in benchmarks/explain_browser.py).
+    st.switch_page("pages/2_Explain.py")
 classifier = show_sidebar()
 st.title("Classify cells")
 
@@ -76,8 +80,9 @@ st.session_state["classified"] = {cell.sha256: cell for cell, _, _ in results}
 
 
 def open_in_explain(sha256: str) -> None:
+    """The Explain button's callback: runs before the rerun, which then switches pages."""
     st.session_state["explain_sha"] = sha256
-    st.switch_page("pages/2_Explain.py")
+    st.session_state["open_explain"] = True
 
 
 def show_answer(container, prediction, key: str, height: int | None = None) -> None:
@@ -116,8 +121,8 @@ if len(results) == 1:
             distance += (": close enough alone, but the image is Unfamiliar for the reason "
                          "above")
         right.caption(distance + ".")
-    if right.button("Explain this prediction", key=f"explain_{cell.sha256}"):
-        open_in_explain(cell.sha256)
+    right.button("Explain this prediction", key=f"explain_{cell.sha256}",
+                 on_click=open_in_explain, args=(cell.sha256,))
 elif results:
     table = [{"cell": cell.name, **answer_columns(p), "status": p.status,
               "distance": None if p.distance is None else round(p.distance, 2),
