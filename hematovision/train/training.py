@@ -14,6 +14,7 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import keras
@@ -135,9 +136,9 @@ def train(data_dir, out_dir: str | Path, config: TrainingConfig = TrainingConfig
             counted = per_source[source.name][split]
             print(f"{split:>5}: {sum(counted.values()):6d}  {counted}")
 
-    model = build_classifier(config.backbone, len(classes), config.input_size,
-                             config.dropout, config.hidden_units,
-                             config.pretrained and not config.init_from, config.mix_style)
+    network = partial(build_classifier, config.backbone, len(classes), config.input_size,
+                      config.dropout, config.hidden_units)
+    model = network(config.pretrained and not config.init_from, config.mix_style)
     set_fine_tuning(model, config.fine_tune_from)  # a wrong layer name fails now, not later
     weights = class_weights(labels["train"], len(classes))
     sampling = (origin["train"] if len(sources) > 1 else None)
@@ -152,24 +153,20 @@ def train(data_dir, out_dir: str | Path, config: TrainingConfig = TrainingConfig
         phase_started = time.time()
         train_head(model, arrays, labels, weights, config, history_path, progress)
         head_seconds = time.time() - phase_started
-    logits_model = keras.Model(model.inputs, model.get_layer(LOGITS_LAYER).output)
-    logits_fn = tf.function(logits_model, reduce_retracing=True)
+    logits = _logits_of(model)
     phase_started = time.time()
     if config.fine_tune_epochs > 0:
         fine_tune(model, arrays, labels, weights, config, history_path, out_dir,
                    config.fine_tune_from or backbone.fine_tune_from,
-                   lambda: run_in_batches(lambda b: logits_fn(b, training=False), arrays["val"]),
-                   sampling, origin["val"])
+                   lambda: run_in_batches(logits, arrays["val"]), sampling, origin["val"])
     fine_seconds = time.time() - phase_started if config.fine_tune_epochs > 0 else 0.0
 
     if config.mix_style:
         # MixStyle only acts while training; the shipped graph is the plain one, so loading
         # a model never needs this package's custom layer.
-        model = copy_into(build_classifier(config.backbone, len(classes), config.input_size,
-                                            config.dropout, config.hidden_units, False), model)
-        logits_fn = tf.function(keras.Model(model.inputs, model.get_layer(LOGITS_LAYER).output),
-                                reduce_retracing=True)
-    val_logits = run_in_batches(lambda b: logits_fn(b, training=False), arrays["val"])
+        model = copy_into(network(False), model)
+        logits = _logits_of(model)
+    val_logits = run_in_batches(logits, arrays["val"])
     temperature = fit_temperature(val_logits, labels["val"])
     review_threshold, review_rule = _review_threshold(val_logits / temperature, labels["val"],
                                                       config)
@@ -236,3 +233,10 @@ def _cpu_count() -> int:
     import os
 
     return os.cpu_count() or 1
+
+
+def _logits_of(model: keras.Model):
+    """``batch → logits`` of ``model`` in inference mode, compiled once."""
+    compiled = tf.function(keras.Model(model.inputs, model.get_layer(LOGITS_LAYER).output),
+                           reduce_retracing=True)
+    return lambda batch: compiled(batch, training=False)
