@@ -10,6 +10,7 @@ from hematovision.model.backbones import BACKBONES
 st.set_page_config(page_title="HematoVision", page_icon="🩸", layout="wide")
 classifier = show_sidebar()
 card = classifier.card
+config, results = card.config, card.results
 
 st.title("HematoVision")
 st.write(
@@ -22,9 +23,9 @@ col_classify.page_link("pages/1_Classify.py", label="Classify cells", icon=":mat
 col_explain.page_link("pages/2_Explain.py", label="Explain a prediction", icon=":material/map:")
 
 st.subheader(f"Loaded model: {card.name}")
-metrics = card.metrics
+metrics = results.metrics
 left, middle, right, last = st.columns(4)
-left.metric("Classes", len(card.classes))
+left.metric("Classes", len(config.classes))
 if metrics:
     middle.metric("Balanced accuracy (held-out test)",
                   f"{100 * metrics['balanced_accuracy']:.1f} %")
@@ -32,20 +33,20 @@ if metrics:
     last.metric("Calibration error (ECE)", f"{metrics['ece_after_temperature']:.3f}")
 # PBC's folder names are the classes; "ig" alone says nothing to a student.
 FULL_NAMES = {"ig": "ig (immature granulocyte: promyelocyte, myelocyte, metamyelocyte)"}
-st.write("**Classes:** " + ", ".join(FULL_NAMES.get(name, name) for name in card.classes))
-network = BACKBONES[card.backbone].title if card.backbone in BACKBONES else card.backbone
+st.write("**Classes:** " + ", ".join(FULL_NAMES.get(name, name) for name in config.classes))
+network = BACKBONES[config.backbone].title if config.backbone in BACKBONES else config.backbone
 st.caption(f"A convolutional network ({network}), first "
            "trained on everyday photos (ImageNet), then on the training laboratory's cells. "
            "Details on the Model audit page.")
-sources = [source["name"] for source in card.data.get("sources", [])]
+sources = [source["name"] for source in results.data.get("sources", [])]
 if len(sources) > 1:
     st.write("**Learned from:** " + ", ".join(
-        f"{name} (held-out test: {100 * card.source_tests[name]['balanced_accuracy']:.1f} %)"
-        if name in card.source_tests else name for name in sources))
-if card.external:
+        f"{name} (held-out test: {100 * results.source_tests[name]['balanced_accuracy']:.1f} %)"
+        if name in results.source_tests else name for name in sources))
+if results.external:
     measured = "; ".join(f"{entry['name']} ({entry['metrics']['n']} cells): "
                          f"{100 * entry['metrics']['balanced_accuracy']:.1f} %"
-                         for entry in card.external)
+                         for entry in results.external)
     learned = (f"Trained on images from {len(sources)} sources ({', '.join(sources)})"
                if len(sources) > 1 else "Trained on one laboratory's images")
     st.warning(
@@ -59,11 +60,11 @@ st.subheader("What the flags mean")
 # The threshold in force is the sidebar's; the card's fitted one is named beside it when a
 # user has moved the slider, so the text never contradicts the control next to it.
 threshold = review_threshold()
-if abs(threshold - card.review_threshold) < 5e-3:
-    setting = f"{threshold:.2f}" + (f" ({card.review_rule})" if card.review_rule else "")
+if abs(threshold - config.review_threshold) < 5e-3:
+    setting = f"{threshold:.2f}" + (f" ({config.review_rule})" if config.review_rule else "")
 else:
     setting = (f"{threshold:.2f}, as set in the sidebar (the model card's: "
-               f"{card.review_threshold:.2f})")
+               f"{config.review_threshold:.2f})")
 st.markdown(
     f"""
 - **Confident** — the calibrated probability of the top class is above the Review threshold

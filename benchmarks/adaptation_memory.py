@@ -36,7 +36,7 @@ from hematovision.model.store import default_model_dir  # noqa: E402
 
 def _features(classifier: Classifier, paths: list) -> tuple[list[int], np.ndarray]:
     images, kept, _, _ = decode_images(paths, classifier.input_size,
-                                       framing=classifier.card.framing)
+                                       framing=classifier.card.config.framing)
     return kept, classifier.analyse(images.astype(np.float32))[2].astype(np.float64)
 
 

@@ -103,7 +103,7 @@ def main() -> int:
     from hematovision.train.pipeline import augment
 
     card = load_card(args.model)
-    classes = list(card.classes)
+    classes = list(card.config.classes)
     train = _limit(split_files(args.model, DATASETS / "pbc", "train"), args.per_class)
     test = _limit(split_files(args.model, DATASETS / "pbc", "test"), args.per_class // 2)
     externals = {}
@@ -114,14 +114,14 @@ def main() -> int:
             externals[name] = _limit(externals[name], external_per_class)
 
     def decode(files):
-        images, kept, _, _ = decode_images([p for p, _ in files], card.input_size,
-                                           framing=card.framing)
+        images, kept, _, _ = decode_images([p for p, _ in files], card.config.input_size,
+                                           framing=card.config.framing)
         return images, np.array([classes.index(files[i][1]) for i in kept])
 
     x_train, y_train = decode(train)
     x_test, y_test = decode(test)
     ext = {name: decode(files) for name, files in externals.items()}
-    backbone = feature_model(build_classifier("lite0", len(classes), card.input_size))
+    backbone = feature_model(build_classifier("lite0", len(classes), card.config.input_size))
     features = tf.function(lambda batch: backbone(batch, training=False))
 
     def embed(images):
@@ -158,11 +158,11 @@ def main() -> int:
               f"({time.time() - started:.0f} s)", flush=True)
     if args.save:
         card = load_card(args.model)
-        training = {**card.training, "augmentation_ablation": {
+        training = {**card.results.training, "augmentation_ablation": {
             "method": "frozen ImageNet Lite0 features + logistic regression, one family at "
                       "a time (benchmarks/augmentation_ablation.py)",
             "train_cells": int(len(y_train)), "copies": args.copies, "rows": rows}}
-        save_card(args.model, replace(card, training=training))
+        save_card(args.model, card.with_results(training=training))
     return 0
 
 

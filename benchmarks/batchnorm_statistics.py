@@ -127,7 +127,7 @@ def _read(classifier: Classifier, files: list, per_class: int, seed: int = 0):
         members = [f for f in files if f[1] == name]
         chosen += [members[i] for i in rng.permutation(len(members))[:per_class]]
     images, kept, _, _ = decode_images([path for path, _ in chosen], classifier.input_size,
-                                       framing=classifier.card.framing)
+                                       framing=classifier.card.config.framing)
     return images.astype(np.float32), np.array([classes.index(chosen[i][1]) for i in kept])
 
 
@@ -152,7 +152,7 @@ def main() -> None:
         parser.error("--data and --home are required (or --quick)")
 
     classifier = Classifier(args.model)
-    model, temperature = classifier.model, classifier.card.temperature
+    model, temperature = classifier.model, classifier.card.config.temperature
     statistics = BatchNormStatistics(model)
     features_of = feature_model(model)
     weights, bias = (np.asarray(v, np.float64) for v in

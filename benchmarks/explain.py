@@ -67,7 +67,7 @@ def old_gradcam(classifier: Classifier, x: np.ndarray, index: int, plus: bool):
     from hematovision.explain.gradcam_keras import keras_activations_and_gradients
 
     activations, gradients, score = keras_activations_and_gradients(
-        x, classifier, index, classifier.card.gradcam_layer)
+        x, classifier, index, classifier.card.config.gradcam_layer)
     return (gradcam_plus_plus_from(activations, gradients, score) if plus
             else gradcam_from(activations, gradients))
 
@@ -145,7 +145,7 @@ def naive_rows(classifier: Classifier, x: np.ndarray, index: int) -> None:
 
     cam = Gradcam(classifier.model, model_modifier=ReplaceToLinear(), clone=True)
     seconds, _ = timed(lambda: cam(CategoricalScore([index]), x[None],
-                                   penultimate_layer=classifier.card.gradcam_layer), 3)
+                                   penultimate_layer=classifier.card.config.gradcam_layer), 3)
     print(f"naive tf-keras-vis Gradcam: {seconds:.3f} s")
     seconds, _ = timed(lambda: LimeImageExplainer(random_state=0).explain_instance(
         x.astype(np.float64), keras_predict, labels=(index,), top_labels=None,
@@ -191,7 +191,7 @@ def references(classifier: Classifier, x: np.ndarray, index: int, segmentation: 
     from hematovision.explain.lime_map import LimeSamples, fit_lime, lime_masks, lime_weights
     from hematovision.explain.shap_map import kernel_shap_reference
 
-    temperature = classifier.card.temperature
+    temperature = classifier.card.config.temperature
     if table is None:
         return (lime_weights(x, classifier, index, segmentation, samples=5000, seed=123,
                              link="logit", hide="blur"),
@@ -252,7 +252,7 @@ def fidelity_of_cell(classifier: Classifier, x: np.ndarray, index: int,
         logits = table(masks)
         scored = ScoredCoalitions(masks, lime_importance, shap_weights, exhaustive, logits,
                                   segmentation)
-        scores = log_odds(logits, classifier.card.temperature)[:, index]
+        scores = log_odds(logits, classifier.card.config.temperature)[:, index]
         result["lime"].append(rho(lime_fit(scored, scores)[segmentation], lime_reference))
         result["shap"].append(rho(kernel_shap_fit(scored, scores)[0][segmentation],
                                   shap_reference))

@@ -51,7 +51,7 @@ def main() -> None:
     classifier = Classifier(args.model)
     defaults = get_explainer("lime").defaults
     results = {name: [] for name in VARIANTS}
-    temperature = classifier.card.temperature
+    temperature = classifier.card.config.temperature
     for path in middle_cells(test_split_files(args.model, args.data), args.cells):
         x = classifier.prepare(read_image(path))
         index = int(np.argmax(classifier.predict_proba(x[None])[0]))

@@ -57,7 +57,7 @@ def answer_pattern(classes: tuple[str, ...]) -> re.Pattern:
     return re.compile(rf"^(?:(?:{names}) \d+\.\d %|{re.escape(UNFAMILIAR)}$)")
 
 
-ANSWER = answer_pattern(load_card(default_model_dir()).classes)
+ANSWER = answer_pattern(load_card(default_model_dir()).config.classes)
 DATASETS = datasets_dir()
 
 

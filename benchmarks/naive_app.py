@@ -26,6 +26,6 @@ if upload is not None:
     model, card = load()
     image = Image.open(upload).convert("RGB").resize((224, 224))
     probabilities = model.predict(np.asarray(image, np.float32)[None], verbose=0)[0]
-    label = card.classes[int(np.argmax(probabilities))]
+    label = card.config.classes[int(np.argmax(probabilities))]
     st.subheader(f"{label} — {100 * probabilities.max():.1f} %")
-    st.plotly_chart(px.bar(x=probabilities, y=list(card.classes), orientation="h"))
+    st.plotly_chart(px.bar(x=probabilities, y=list(card.config.classes), orientation="h"))

@@ -57,20 +57,21 @@ def show_sidebar() -> Classifier:
     # follows the user from page to page, and a new model brings its own. The slider is
     # set from it on every run, so what it shows is always what the pages use.
     if st.session_state.get("threshold_model") != classifier.name:
-        st.session_state["threshold"] = float(classifier.card.review_threshold)
+        st.session_state["threshold"] = float(classifier.card.config.review_threshold)
         st.session_state["threshold_model"] = classifier.name
     st.session_state["threshold_widget"] = st.session_state["threshold"]
 
     def keep_threshold() -> None:
         st.session_state["threshold"] = st.session_state["threshold_widget"]
 
+    config = classifier.card.config
     st.sidebar.slider(
         "Review below this probability", 0.0, 1.0,
         step=0.01, key="threshold_widget", on_change=keep_threshold,
         help="Cells whose top probability is lower are marked Review instead of trusted, as "
              "analysers mark cells 'unidentified'. The default "
-             f"({classifier.card.review_threshold:.2f}) comes from the model card"
-             + (f": {classifier.card.review_rule}." if classifier.card.review_rule else "."))
+             f"({config.review_threshold:.2f}) comes from the model card"
+             + (f": {config.review_rule}." if config.review_rule else "."))
     # Pages log their predictions after the sidebar is drawn; the button sits in a slot
     # that each new entry redraws, so its count is never one prediction behind.
     st.session_state["audit_slot"] = st.sidebar.empty()

@@ -34,6 +34,7 @@ from hematovision.report.model_report import (
 st.set_page_config(page_title="Model audit · HematoVision", page_icon="🔎", layout="wide")
 classifier = show_sidebar()
 card = classifier.card
+results = card.results
 st.title(f"Model audit: {card.name}")
 evaluation = load_evaluation(classifier.model_dir)
 if evaluation is None:
@@ -91,9 +92,9 @@ right.caption("If the model abstains (Review) below a threshold, it answers fewe
               "is right more often; the red point is the current Review threshold.")
 
 st.header("On which laboratories?")
-if card.source_tests:
+if results.source_tests:
     st.write("Trained on several sources, each with its own held-out test cells:")
-    st.table(source_test_rows(card.source_tests), hide_index=True)
+    st.table(source_test_rows(results.source_tests), hide_index=True)
 if externals:
     st.write("Cells from another laboratory look different (stain, background, scale, "
              "camera). The drop below is what to expect on images that are not from the "
@@ -102,15 +103,15 @@ if externals:
     st.caption("*Its classes only*: if the model had to choose among the classes the "
                "laboratory's folder holds. The dashboard always lets it choose among all of "
                "its classes, so the figure to expect is the balanced accuracy.")
-if card.source_benchmark:
+if results.source_benchmark:
     st.write("**Leave one source out.** Each shipped model on every set: a source it learned "
              "from is scored on its held-out test cells, any other set whole. Compare the "
              "rows of a set the two models never saw.")
-    st.table(source_benchmark_rows(card.source_benchmark), hide_index=True)
+    st.table(source_benchmark_rows(results.source_benchmark), hide_index=True)
     st.caption("*4 common cells*: balanced accuracy over eosinophil, lymphocyte, monocyte "
                "and neutrophil, which every set holds. *Confident & wrong*: the share of "
                "cells answered Confident and wrong. Measured with "
-               f"`{card.source_benchmark.get('command', 'benchmarks/sources.py')}`.")
+               f"`{results.source_benchmark.get('command', 'benchmarks/sources.py')}`.")
 if not externals:
     st.info("This model has not been measured on another laboratory's cells, so how it "
             "does on them is unknown: run `hematovision evaluate --model MODEL --data "
@@ -171,11 +172,11 @@ st.header("Model card")
 st.markdown(f"**Intended use.** {card.intended_use}")
 st.markdown(f"**Out of scope.** {card.out_of_scope}")
 st.markdown("**Limitations.**\n" + "\n".join(f"- {item}" for item in card.limitations))
-if card.data:
+if results.data:
     st.subheader("Data")
-    if card.data.get("sources"):
-        st.table(source_rows(card.data), hide_index=True)
-    st.markdown(data_markdown(card.data))
+    if results.data.get("sources"):
+        st.table(source_rows(results.data), hide_index=True)
+    st.markdown(data_markdown(results.data))
 
 st.divider()
 with st.expander("For model developers: training curves, runs, settings and ablations"):
@@ -191,5 +192,5 @@ with st.expander("For model developers: training curves, runs, settings and abla
         if all(str(row["phase"]) == "2" for row in history):
             st.caption("The epochs of the model's last run, which continued fine-tuning an "
                        "earlier model; the model card lists every run.")
-    if card.training:
-        st.markdown(training_markdown(card.training, record=False))
+    if results.training:
+        st.markdown(training_markdown(results.training, record=False))

@@ -20,7 +20,7 @@ def block_and_cells():
     paths = [sorted((ZHENG / "images" / label).glob("*.png"))[0]
              for label in ("eosinophil", "lymphocyte", "monocyte", "neutrophil")]
     cells = np.stack([load_model_input(path, framing="cell") for path in paths])
-    block = LastBlock(classifier.model, get_backbone(classifier.card.backbone).last_block)
+    block = LastBlock(classifier.model, get_backbone(classifier.card.config.backbone).last_block)
     yield classifier, block, cells
     block.reset()
 

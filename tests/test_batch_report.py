@@ -134,7 +134,7 @@ def test_pdf_report_has_its_pages_and_text_and_renders(batch, classifier, tmp_pa
     reader = PdfReader(io.BytesIO(pdf))
     text = "\n".join(page.extract_text() for page in reader.pages)
     assert len(reader.pages) >= 3
-    card = f"{100 * classifier.card.review_threshold:.0f} %"
+    card = f"{100 * classifier.card.config.review_threshold:.0f} %"
     for expected in ("HematoVision differential report", classifier.name, "Review list",
                      "95 % interval", "White-cell differential",
                      f"Not white cells, not in the differential: {diff.others_text()}",

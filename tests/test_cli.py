@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hematovision.model.card import load_card
+
 from .conftest import KAGGLE, PBC, SHIPPED_MODEL, ZHENG, strict_json
 
 # Every test here runs the command in a new process, which loads TensorFlow (10-20 s on two
@@ -40,21 +42,21 @@ def test_train_writes_a_complete_model_folder(tiny_model):
     for name in ("model.keras", "card.json", "MODEL_CARD.md", "split.json", "history.csv",
                  "evaluation.json"):
         assert (tiny_model / name).is_file(), name
-    card = json.loads((tiny_model / "card.json").read_text())
-    assert card["classes"] == ["eosinophil", "lymphocyte", "platelet"]
-    assert card["training"]["config"]["train_batchnorm"] is True
-    assert card["metrics"]["n"] == 3 * 2  # 15 % of 14 per class
+    card = load_card(tiny_model)
+    assert card.config.classes == ("eosinophil", "lymphocyte", "platelet")
+    assert card.results.training["config"]["train_batchnorm"] is True
+    assert card.results.metrics["n"] == 3 * 2  # 15 % of 14 per class
     history = list(csv.DictReader(open(tiny_model / "history.csv")))
     assert {row["phase"] for row in history} == {"1", "2"}
     # The Markdown card is for people: counts as a table whose totals are the split's.
     markdown = (tiny_model / "MODEL_CARD.md").read_text()
     split = json.loads((tiny_model / "split.json").read_text())
     totals = "| **all** | " + " | ".join(
-        str(sum(card["data"]["counts"][name].values())) for name in ("train", "val", "test"))
+        str(sum(card.results.data["counts"][name].values())) for name in ("train", "val", "test"))
     assert "| class | train | val | test |" in markdown and totals in markdown
-    assert sum(card["data"]["counts"]["test"].values()) == sum(
+    assert sum(card.results.data["counts"]["test"].values()) == sum(
         1 for entry in split["files"] if entry["split"] == "test")
-    assert f"- hardware: {card['training']['hardware']}" in markdown
+    assert f"- hardware: {card.results.training['hardware']}" in markdown
 
 
 def test_training_is_reproducible_in_its_split(tiny_model, tmp_path):
@@ -91,27 +93,27 @@ def test_review_threshold_is_refitted_on_the_validation_cells_and_the_model_kept
 
     model = tmp_path / "tiny"
     shutil.copytree(tiny_model, model)
-    before = json.loads((model / "card.json").read_text())
-    assert before["review_rule"]  # training fitted one
+    before = load_card(model)
+    assert before.config.review_rule  # training fitted one
     result = run_cli("review-threshold", "--model", str(model), "--data", str(PBC),
                      "--catch", "1.0", "--quiet")
     assert result.returncode == 0, result.stderr
-    card = json.loads((model / "card.json").read_text())
-    assert card["model_sha256"] == before["model_sha256"]
-    assert card["review_rule"] in result.stdout and card["review_rule"] in (
+    card = load_card(model)
+    assert card.config.model_sha256 == before.config.model_sha256
+    assert card.config.review_rule in result.stdout and card.config.review_rule in (
         model / "MODEL_CARD.md").read_text()
     files = split_files(model, PBC, "val")
     classifier = Classifier(model)
-    framing = classifier.card.framing
+    framing = classifier.card.config.framing
     probabilities = classifier.predict_proba(
         np.stack([load_model_input(path, framing=framing) for path, _ in files]))
     labels = np.array([classifier.classes.index(label) for _, label in files])
     wrong = probabilities.argmax(axis=1) != labels
     if wrong.any():  # --catch 1.0: every wrong validation answer is under the threshold
-        assert probabilities.max(axis=1)[wrong].max() < card["review_threshold"]
-        assert f"{wrong.sum()} of {wrong.sum()} fall under it" in card["review_rule"]
+        assert probabilities.max(axis=1)[wrong].max() < card.config.review_threshold
+        assert f"{wrong.sum()} of {wrong.sum()} fall under it" in card.config.review_rule
     else:
-        assert "no wrong answers" in card["review_rule"]
+        assert "no wrong answers" in card.config.review_rule
 
 
 def test_evaluate_on_an_external_folder_reports_restricted_classes(tiny_model):
@@ -125,9 +127,9 @@ def test_evaluate_on_an_external_folder_reports_restricted_classes(tiny_model):
     assert set(report["ignored_classes"]) == {"monocyte", "neutrophil"}
     assert report["metrics"]["n"] == 80  # eosinophil and lymphocyte, TRAIN and TEST
     assert report["restricted"]["classes"] == ["eosinophil", "lymphocyte"]
-    card = json.loads((tiny_model / "card.json").read_text())
-    assert card["external"][0]["name"] == "kaggle_bloodcells_sample"
-    assert card["metrics"]["n"] == 6  # the test-split result survives the external one
+    card = load_card(tiny_model)
+    assert card.results.external[0]["name"] == "kaggle_bloodcells_sample"
+    assert card.results.metrics["n"] == 6  # the test-split result survives the external one
 
 
 def test_evaluate_from_inside_a_folder_names_the_set_after_the_folder(tiny_model, tmp_path):
@@ -137,7 +139,7 @@ def test_evaluate_from_inside_a_folder_names_the_set_after_the_folder(tiny_model
                      "--bootstrap", "20", cwd=KAGGLE)
     assert result.returncode == 0, result.stderr
     assert (model / "evaluation_kaggle_bloodcells_sample.json").is_file()
-    names = [entry["name"] for entry in json.loads((model / "card.json").read_text())["external"]]
+    names = [entry["name"] for entry in load_card(model).results.external]
     assert "kaggle_bloodcells_sample" in names and "" not in names
 
 
@@ -195,21 +197,21 @@ def test_adapt_end_to_end_on_a_few_external_cells(tiny_model, my_lab, tmp_path, 
     from hematovision.io.images import read_image
     from hematovision.model.classifier import Classifier
 
-    before_sha = json.loads((tiny_model / "card.json").read_text())["model_sha256"]
+    before_sha = load_card(tiny_model).config.model_sha256
     out = tmp_path / "adapted"
     result = run_cli("adapt", "--model", str(tiny_model), "--data", str(my_lab), "--out", str(out),
                      "--per-class", "3", "--tuning", tuning, "--quiet")
     assert result.returncode == 0, result.stderr
     assert "before: accuracy" in result.stdout and " after: accuracy" in result.stdout
-    card = json.loads((out / "card.json").read_text())
-    adaptation = card["training"]["adaptation"]
+    card = load_card(out)
+    adaptation = card.results.training["adaptation"]
     assert adaptation["tuning"] == tuning
     assert adaptation["used"] == {"eosinophil": 3, "lymphocyte": 3, "platelet": 0}
     assert adaptation["held_out"] == {"eosinophil": 5, "lymphocyte": 5, "platelet": 0}
-    assert card["classes"] == ["eosinophil", "lymphocyte", "platelet"]
-    original = json.loads((tiny_model / "card.json").read_text())
-    assert card["review_threshold"] == original["review_threshold"]
-    assert card["review_rule"] == f"kept from tiny, where it was {original['review_rule']}"
+    assert card.config.classes == ("eosinophil", "lymphocyte", "platelet")
+    original = load_card(tiny_model)
+    assert card.config.review_threshold == original.config.review_threshold
+    assert card.config.review_rule == f"kept from tiny, where it was {original.config.review_rule}"
     listing = json.loads((out / "adaptation.json").read_text())
     assert not set(listing["used"]) & set(listing["held_out"])
     adapted = Classifier(out)
@@ -226,16 +228,16 @@ def test_adapt_end_to_end_on_a_few_external_cells(tiny_model, my_lab, tmp_path, 
     else:  # the tuned block's features no longer match the statistics: check off, said so
         assert adaptation["block"]["copies"] == 16
         assert adapted.familiarity.threshold == np.inf
-        assert any("not checked for being far" in item for item in card["limitations"])
+        assert any("not checked for being far" in item for item in card.limitations)
     prediction = adapted.predict([read_image(next((my_lab / "lymphocyte").iterdir()))])[0]
-    assert prediction.label in card["classes"]
+    assert prediction.label in card.config.classes
     # Scored again on the lab's folder, the model is scored on the cells it did not adapt on.
     result = run_cli("evaluate", "--model", str(out), "--data", str(my_lab), "--quiet",
                      "--bootstrap", "20")
     assert result.returncode == 0, result.stderr
     assert "the cells it was adapted on" in result.stderr
     assert json.loads((out / "evaluation_my-lab.json").read_text())["metrics"]["n"] == 10
-    assert json.loads((tiny_model / "card.json").read_text())["model_sha256"] == before_sha
+    assert load_card(tiny_model).config.model_sha256 == before_sha
 
 
 def test_overwrite_replaces_a_model_only_once_the_new_one_is_complete(tiny_model, my_lab,
@@ -254,8 +256,8 @@ def test_overwrite_replaces_a_model_only_once_the_new_one_is_complete(tiny_model
     replaced = run_cli("adapt", "--model", str(tiny_model), "--data", str(my_lab), "--out",
                        str(model), "--overwrite", "--per-class", "3", "--quiet")
     assert replaced.returncode == 0, replaced.stderr
-    card = json.loads((model / "card.json").read_text())
-    assert card["name"] == "mine" and card["training"]["adaptation"]["tuning"] == "last-layer"
+    card = load_card(model)
+    assert card.name == "mine" and card.results.training["adaptation"]["tuning"] == "last-layer"
     assert [path.name for path in model.parent.iterdir()] == ["mine"]  # nothing left behind
 
 
@@ -263,7 +265,7 @@ def test_adapt_study_reports_each_number_of_cells_and_keeps_the_model(tiny_model
                                                                        tmp_path):
     model = tmp_path / "model"
     shutil.copytree(tiny_model, model)
-    before = json.loads((model / "card.json").read_text())
+    before = load_card(model)
     for tuning in ("last-block", "last-layer"):
         result = run_cli("adapt", "--model", str(model), "--data", str(my_lab), "--study",
                          "--per-class-study", "2", "4", "--splits", "2", "--tuning", tuning,
@@ -281,17 +283,18 @@ def test_adapt_study_reports_each_number_of_cells_and_keeps_the_model(tiny_model
             assert [run["used"] for run in row["runs"]] == [2 * row["per_class"]] * 2
             assert [run["held_out"] for run in row["runs"]] == [16 - 2 * row["per_class"]] * 2
             assert 0.0 <= row["after_balanced_accuracy"] <= 1.0
-    card = json.loads((model / "card.json").read_text())
+    card = load_card(model)
     # ... and so does the card: the later study does not replace the other depth's
-    assert set(card["adaptation"]) == {"last-block", "last-layer"}
-    assert card["adaptation"]["last-layer"]["rows"][0]["per_class"] == layer["rows"][0]["per_class"]
-    assert card["adaptation"]["last-block"]["counts"] == {"eosinophil": 8, "lymphocyte": 8,
-                                                          "platelet": 0}
+    studies = card.results.adaptation
+    assert set(studies) == {"last-block", "last-layer"}
+    assert studies["last-layer"]["rows"][0]["per_class"] == layer["rows"][0]["per_class"]
+    assert studies["last-block"]["counts"] == {"eosinophil": 8, "lymphocyte": 8,
+                                               "platelet": 0}
     rendered = (model / "MODEL_CARD.md").read_text()
     assert "Adapting to another laboratory (my-lab): last layer only" in rendered
     assert "Adapting to another laboratory (my-lab): last block and layer" in rendered
     # a study saves no weights: the model file is the one the card was written for
-    assert card["model_sha256"] == before["model_sha256"]
+    assert card.config.model_sha256 == before.config.model_sha256
     assert (model / "model.keras").read_bytes() == (tiny_model / "model.keras").read_bytes()
 
 
@@ -341,7 +344,7 @@ def test_predict_writes_a_row_per_file_and_flags_bad_ones(tmp_path):
     assert rows["eosinophil.jpg"]["label"] == "eosinophil"
     for bad in ("empty.png", "text.jpg", "does-not-exist.png"):
         assert rows[bad]["error"] and not rows[bad]["label"]
-    classes = json.loads((SHIPPED_MODEL / "card.json").read_text())["classes"]
+    classes = list(load_card(SHIPPED_MODEL).config.classes)
     assert header[4:4 + len(classes)] == classes
     probabilities = [float(rows["neutrophil.jpg"][c]) for c in classes]
     assert abs(sum(probabilities) - 1) < 1e-3
@@ -398,9 +401,10 @@ def test_a_damaged_model_folder_is_an_error_naming_the_file(tiny_model, tmp_path
     assert "Traceback" not in result.stderr
 
 
-def _edit_card(model: Path, **fields) -> None:
+def _edit_card(model: Path, **config) -> None:
+    """Change config fields in ``card.json`` by hand, as a user might."""
     card = json.loads((model / "card.json").read_text())
-    card.update(fields)
+    card["config"].update(config)
     (model / "card.json").write_text(json.dumps(card))
 
 
@@ -415,7 +419,7 @@ def test_too_few_images_for_a_test_split_are_not_scored_as_another_lab(tmp_path)
                      "--head-epochs", "1", "--epochs", "0", "--quiet")
     assert result.returncode == 0, result.stderr
     assert "no evaluation: the test split is empty" in result.stdout
-    assert json.loads((out / "card.json").read_text())["external"] == []
+    assert load_card(out).results.external == []
     again = run_cli("evaluate", "--model", str(out), "--data", str(data), "--quiet")
     assert again.returncode == 1 and "is the data" in again.stderr
     assert "was trained on" in again.stderr and "--all" in again.stderr
@@ -571,14 +575,14 @@ def test_export_keeps_the_converter_s_native_log_lines_out_of_sight(tiny_model, 
     from hematovision.io.images import read_image
     from hematovision.model.classifier import Classifier
 
-    card = json.loads((model / "card.json").read_text())
-    assert card["head_weights_file"] == "head.npz" and card["head_weights_sha256"]
+    card = load_card(model)
+    assert card.config.head_weights_file == "head.npz" and card.config.head_weights_sha256
     classifier = Classifier(model)
     assert classifier.head is not None
     x = classifier.prepare(read_image(next((PBC / "platelet").iterdir())))
     for index in range(len(classifier.classes)):
         fast = activations_and_gradients(x, classifier, index)
-        slow = keras_activations_and_gradients(x, classifier, index, card["gradcam_layer"])
+        slow = keras_activations_and_gradients(x, classifier, index, card.config.gradcam_layer)
         assert np.allclose(fast[1], slow[1], atol=1e-6)
         cams = gradcam_from(*fast[:2]), gradcam_from(*slow[:2])
         assert np.abs(cams[0] - cams[1]).max() <= 1e-4 * max(cams[1].max(), 1e-6)

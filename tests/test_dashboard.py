@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.state import make_cell
+from hematovision.model.card import load_card
 
 from .conftest import ROOT
 
@@ -51,7 +52,7 @@ def test_home_page_shows_the_model_card(classifier):
     text = " ".join(m.value for m in at.markdown)
     for name in classifier.classes:
         assert name in text
-    assert classifier.card.review_rule in text  # why the Review threshold is where it is
+    assert classifier.card.config.review_rule in text  # why the Review threshold is where it is
     captions = " ".join(caption.value for caption in at.caption)
     assert "EfficientNet-Lite0" in captions  # the network's name, not the registry key
 
@@ -81,8 +82,8 @@ def test_review_threshold_starts_at_the_cards_and_moving_it_up_marks_the_cell(
     at.run()
     assert not at.exception
     slider = at.slider(key="threshold_widget")
-    assert slider.value == pytest.approx(classifier.card.review_threshold)
-    assert classifier.card.review_rule and classifier.card.review_rule in slider.help
+    assert slider.value == pytest.approx(classifier.card.config.review_threshold)
+    assert classifier.card.config.review_rule and classifier.card.config.review_rule in slider.help
     assert not any(w.value.startswith("Review") for w in at.warning)
     slider.set_value(1.0).run()
     assert any(w.value.startswith("Review: the top probability is below 100%")
@@ -91,25 +92,32 @@ def test_review_threshold_starts_at_the_cards_and_moving_it_up_marks_the_cell(
 
 def test_the_home_page_states_the_review_threshold_the_sidebar_holds(classifier):
     at = _page("streamlit_app.py").run()
-    card = f"{classifier.card.review_threshold:.2f}"
+    card = f"{classifier.card.config.review_threshold:.2f}"
     flags = next(m.value for m in at.markdown if "**Review**" in m.value)
-    assert f"under\n  {card} ({classifier.card.review_rule})" in flags
+    assert f"under\n  {card} ({classifier.card.config.review_rule})" in flags
     at.sidebar.slider(key="threshold_widget").set_value(0.5).run()
     flags = next(m.value for m in at.markdown if "**Review**" in m.value)
     assert f"0.50, as set in the sidebar (the model card's: {card})" in flags
 
 
-def _linked_model(folder: Path, leave_out: str = "", **card_fields) -> Path:
-    """The shipped model's files linked into ``folder``, its card changed by ``card_fields``;
-    files matching ``leave_out`` are left out."""
+def _linked_model(folder: Path, leave_out: str = "", name: str = "",
+                  config: dict | None = None, results: dict | None = None) -> Path:
+    """The shipped model's files linked into ``folder``; its card renamed, or its
+    ``config`` and ``results`` fields changed, is written there instead. Files matching
+    ``leave_out`` are left out."""
+    from hematovision.model.card import CARD_FILE, CARD_MARKDOWN, load_card, save_card
+
     from .conftest import SHIPPED_MODEL
 
     folder.mkdir(parents=True)
+    changed = name or config or results
+    if changed:
+        card = load_card(SHIPPED_MODEL)
+        card = replace(card, name=name or card.name).with_config(**config or {})
+        save_card(folder, card.with_results(**results or {}))
     for path in SHIPPED_MODEL.iterdir():
-        if path.name == "card.json" and card_fields:
-            card = json.loads(path.read_text())
-            (folder / "card.json").write_text(json.dumps({**card, **card_fields}))
-        elif not (leave_out and path.match(leave_out)):
+        if not (changed and path.name in (CARD_FILE, CARD_MARKDOWN)
+                or leave_out and path.match(leave_out)):
             (folder / path.name).symlink_to(path)
     return folder
 
@@ -119,7 +127,7 @@ def two_models(tmp_path, monkeypatch):
     """A models folder with the shipped weights under two cards, "a-first" (Review below
     0.90) and "z-chosen" (0.60); $HEMATOVISION_MODEL names the second."""
     for name, threshold in (("a-first", 0.90), ("z-chosen", 0.60)):
-        _linked_model(tmp_path / name, name=name, review_threshold=threshold)
+        _linked_model(tmp_path / name, name=name, config={"review_threshold": threshold})
     monkeypatch.setenv("HEMATOVISION_MODELS", str(tmp_path))
     monkeypatch.setenv("HEMATOVISION_MODEL", str(tmp_path / "z-chosen"))
     return tmp_path
@@ -250,7 +258,7 @@ def test_adapt_page_states_what_adapting_bought_where_it_was_measured(classifier
     for tuning, words in (("last-layer", "last layer only"), ("last-block", "last block")):
         at.radio(key="adapt_tuning").set_value(tuning).run()
         captions = " ".join(caption.value for caption in at.caption)
-        study = classifier.card.adaptation[tuning]  # each depth says what it bought
+        study = classifier.card.results.adaptation[tuning]  # each depth says what it bought
         assert study["data"] in captions and f"Measured ({words}" in captions
         for row in study["rows"]:
             assert (f"{row['per_class']} cells per class: "
@@ -322,12 +330,12 @@ def test_audit_page_reads_the_evaluation_and_shows_the_gallery(classifier):
         checks[0]["method"])
     assert any(m.value.startswith("**Grad-CAM**") for m in at.markdown)  # a sentence per method
     # The card's data as a table a reviewer can read, totals those the test split reports.
-    test_cells = sum(classifier.card.data["counts"]["test"].values())
+    test_cells = sum(classifier.card.results.data["counts"]["test"].values())
     assert any("| class | train | val | test |" in m.value and f"| {test_cells} |" in m.value
                for m in at.markdown)
     # The restricted figure says what it is: not what a user of the dashboard will see.
     labs = next(t.value for t in at.table if "laboratory" in t.value.columns)
-    assert len(labs) == len(classifier.card.external)
+    assert len(labs) == len(classifier.card.results.external)
     assert any("*Its classes only*" in c.value and "all of its classes" in c.value
                for c in at.caption)
     assert any("continued fine-tuning an earlier model" in c.value for c in at.caption)
@@ -457,7 +465,6 @@ def test_adapt_page_shows_its_button_waiting_for_a_zip():
 @pytest.mark.slow
 def test_adapt_from_an_uploaded_zip_saves_a_new_model_and_reports_unused_files(tmp_path):
     import io
-    import json
     import zipfile
 
     from hematovision.adapt.adaptation import adapt_from_zip
@@ -485,11 +492,11 @@ def test_adapt_from_an_uploaded_zip_saves_a_new_model_and_reports_unused_files(t
     assert any("unsafe path" in why for why in skipped)
     assert any("not an image" in why for why in skipped)
     assert any("not inside a folder named after" in why for why in skipped)
-    card = json.loads((tmp_path / "my-lab" / "card.json").read_text())
-    assert card["training"]["adaptation"]["after"]["n"] == 6
+    card = load_card(tmp_path / "my-lab")
+    assert card.results.training["adaptation"]["after"]["n"] == 6
     # The original's adaptation study measured the original, like its test metrics.
-    assert json.loads((SHIPPED_MODEL / "card.json").read_text())["adaptation"]
-    assert card["adaptation"] == {}
+    assert load_card(SHIPPED_MODEL).results.adaptation
+    assert card.results.adaptation == {}
     assert Classifier(tmp_path / "my-lab").familiarity.means.shape[0] == 8 + 2
 
 

@@ -102,7 +102,7 @@ def tf_keras_vis_maps(classifier, pbc_examples):
         for index in {top, (top + 3) % 8, (top + 6) % 8}:
             for method, reference in references.items():
                 expected = reference(CategoricalScore([index]), x[None],
-                                     penultimate_layer=classifier.card.gradcam_layer,
+                                     penultimate_layer=classifier.card.config.gradcam_layer,
                                      seek_penultimate_conv_layer=False)[0]
                 cases.append((method, x, index, expected))
     return cases
@@ -208,7 +208,7 @@ def test_shap_values_add_up_to_what_the_cell_adds_to_the_log_odds(classifier, ce
     values, hidden_log_odds, segmentation = shap_values(x, classifier, index, 120, 32)
     assert values.shape == (segmentation.max() + 1,)
     logits = classifier.forward(np.stack([x, hidden_copy(x)]))[0]
-    whole, hidden = log_odds(logits, classifier.card.temperature)[:, index]
+    whole, hidden = log_odds(logits, classifier.card.config.temperature)[:, index]
     assert hidden_log_odds == pytest.approx(hidden, abs=1e-3)
     assert values.sum() == pytest.approx(whole - hidden, abs=1e-3)
 

@@ -94,14 +94,13 @@ def test_without_masked_cells_the_pointing_game_is_not_measured_and_says_so(
 @pytest.mark.slow
 def test_the_randomisation_check_scrambles_every_backbone_from_its_last_block(
         classifier, backbone, first):
-    from dataclasses import replace
 
     from hematovision.measure.explanation_checks import scrambled_layers
     from hematovision.model.classifier import Classifier
     from hematovision.model.network import build_classifier
 
     model = build_classifier(backbone, 3, 224, 0.2, 0, False)
-    card = replace(classifier.card, backbone=backbone, classes=("a", "b", "c"))
+    card = classifier.card.with_config(backbone=backbone, classes=("a", "b", "c"))
     layers = scrambled_layers(Classifier.from_keras(model, card))
     assert layers[0].startswith(first) and layers[-1] == "logits"
     assert len(layers) >= 4  # the block's convolutions and norms, the top, the head

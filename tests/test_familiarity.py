@@ -12,6 +12,7 @@ import pytest
 
 from hematovision.io.images import read_image, sharpness
 from hematovision.measure.foreign import KINDS, foreign_images
+from hematovision.model.card import load_card
 from hematovision.model.classifier import Classifier, ModelFileError
 from hematovision.model.familiarity import fit_familiarity, load_familiarity
 from hematovision.model.prediction import CONFIDENT, UNFAMILIAR
@@ -69,7 +70,7 @@ def test_sharpness_drops_when_a_cell_is_blurred():
 
 def test_shipped_model_has_its_statistics_and_features(classifier):
     assert classifier.familiarity is not None
-    assert classifier.card.familiarity_sha256
+    assert classifier.card.config.familiarity_sha256
     assert classifier.familiarity.threshold > 0
 
 
@@ -117,8 +118,8 @@ def test_cli_foreign_measures_and_records_in_the_card(tmp_path):
                           "--data", str(PBC)], capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "flagged Unfamiliar" in run.stdout
-    card = json.loads((copy / "card.json").read_text())
-    assert card["foreign"]["n"] > 100
-    assert set(card["foreign"]["kinds"]) == set(KINDS)
+    card = load_card(copy)
+    assert card.results.foreign["n"] > 100
+    assert set(card.results.foreign["kinds"]) == set(KINDS)
     detail = json.loads((copy / "foreign.json").read_text())
-    assert len(detail["images"]) == card["foreign"]["n"]
+    assert len(detail["images"]) == card.results.foreign["n"]

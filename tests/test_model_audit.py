@@ -3,10 +3,9 @@ a per-source table for a model trained on several sources, and figures that fit.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
+from hematovision.model.card import load_card
 from hematovision.report.model_charts import RELIABILITY_MARKER, reliability_diagram
 from hematovision.report.model_report import (
     GLOSSARY,
@@ -137,10 +136,9 @@ def test_per_source_rows():
 
 
 def test_a_model_trained_on_two_sources_shows_a_test_table_per_source(tmp_path, monkeypatch):
-    data = {**json.loads((SHIPPED_MODEL / "card.json").read_text())["data"],
-            "sources": SOURCES}
-    model = _linked_model(tmp_path / "models" / "two-sources", source_tests=SOURCE_TESTS,
-                          data=data)
+    data = {**load_card(SHIPPED_MODEL).results.data, "sources": SOURCES}
+    model = _linked_model(tmp_path / "models" / "two-sources",
+                          results={"source_tests": SOURCE_TESTS, "data": data})
     monkeypatch.setenv("HEMATOVISION_MODEL", str(model))
     at = _page("pages/4_Model_Audit.py").run()
     assert not at.exception
@@ -192,7 +190,7 @@ def test_the_default_model_shows_the_leave_one_source_out_table(monkeypatch):
     at = _page("pages/4_Model_Audit.py").run()
     assert not at.exception
     table = next(t.value for t in at.table if "seen in training" in t.value.columns)
-    card = json.loads((default_model_dir() / "card.json").read_text())
-    assert len(table) == len(card["source_benchmark"]["rows"])
+    card = load_card(default_model_dir())
+    assert len(table) == len(card.results.source_benchmark["rows"])
     never = table[table["seen in training"] == "never"]
     assert {"zheng2018_d2", "kaggle_bloodcells_sample"} <= set(never["data"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import keras
@@ -11,6 +10,7 @@ import pytest
 
 from hematovision.io.decoding import decode_images
 from hematovision.io.images import load_model_input, read_image
+from hematovision.model.card import load_card
 from hematovision.model.classifier import Classifier, ModelFileError
 from hematovision.model.prediction import REVIEW
 
@@ -27,10 +27,10 @@ def test_shipped_model_labels_40_real_pbc_cells(classifier, pbc_examples):
 
 def test_card_describes_the_model(classifier):
     card = classifier.card
-    assert card.classes == ("basophil", "eosinophil", "erythroblast", "ig", "lymphocyte",
+    assert card.config.classes == ("basophil", "eosinophil", "erythroblast", "ig", "lymphocyte",
                             "monocyte", "neutrophil", "platelet")
-    assert card.input_size == 224 and card.backbone == "lite0"
-    assert card.metrics["balanced_accuracy"] > 0.9
+    assert card.config.input_size == 224 and card.config.backbone == "lite0"
+    assert card.results.metrics["balanced_accuracy"] > 0.9
     assert (SHIPPED_MODEL / "model.keras").stat().st_size <= 25 * 1024 * 1024
 
 
@@ -43,8 +43,8 @@ def test_seam_matches_plain_keras_predict(classifier, pbc_examples):
 def test_training_and_app_feed_identical_arrays(classifier, pbc_examples):
     paths = [path for path, _ in pbc_examples[:6]]
     training_arrays, kept, _, no_cell = decode_images(paths, classifier.input_size, workers=2,
-                                                      framing=classifier.card.framing)
-    assert classifier.card.framing == "cell" and no_cell == [""] * 6
+                                                      framing=classifier.card.config.framing)
+    assert classifier.card.config.framing == "cell" and no_cell == [""] * 6
     app_arrays = np.stack([classifier.prepare(read_image(p)) for p in paths])
     assert kept == list(range(6))
     assert np.array_equal(training_arrays.astype(np.float32), app_arrays)
@@ -53,7 +53,7 @@ def test_training_and_app_feed_identical_arrays(classifier, pbc_examples):
 def test_temperature_in_the_graph_matches_the_card(classifier, pbc_examples):
     batch = np.stack([load_model_input(path) for path, _ in pbc_examples[:4]])
     logits, probabilities = classifier.forward(batch)
-    scaled = np.exp(logits / classifier.card.temperature)
+    scaled = np.exp(logits / classifier.card.config.temperature)
     assert np.allclose(scaled / scaled.sum(1, keepdims=True), probabilities, atol=1e-5)
 
 
@@ -87,8 +87,8 @@ def test_missing_or_damaged_model_is_a_clear_error(tmp_path, damage, message):
 def test_card_sha256_matches_the_file():
     from hematovision.io.files import sha256_of_file
 
-    card = json.loads((SHIPPED_MODEL / "card.json").read_text())
-    assert sha256_of_file(SHIPPED_MODEL / "model.keras") == card["model_sha256"]
+    card = load_card(SHIPPED_MODEL)
+    assert sha256_of_file(SHIPPED_MODEL / "model.keras") == card.config.model_sha256
 
 
 

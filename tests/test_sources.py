@@ -15,6 +15,7 @@ from hematovision.io.dataset import (
     split_files,
 )
 from hematovision.io.dataset import test_split_files as held_out_files
+from hematovision.model.card import load_card
 
 from .conftest import DATASETS, PBC, ZHENG
 from .test_cli import run_cli
@@ -64,22 +65,22 @@ def test_each_source_is_split_on_its_own_as_if_alone(two_labs, two_source_model)
 
 
 def test_a_source_may_lack_a_class(two_source_model):
-    card = json.loads((two_source_model / "card.json").read_text())
-    assert card["classes"] == ["eosinophil", "lymphocyte", "neutrophil"]
-    phone = next(s for s in card["data"]["sources"] if s["name"] == "phone")
+    card = load_card(two_source_model)
+    assert card.config.classes == ("eosinophil", "lymphocyte", "neutrophil")
+    phone = next(s for s in card.results.data["sources"] if s["name"] == "phone")
     assert phone["counts"]["train"]["lymphocyte"] == 0
     assert phone["counts"]["train"]["eosinophil"] > 0
-    assert card["training"]["sampling"].startswith("balanced over classes")
+    assert card.results.training["sampling"].startswith("balanced over classes")
 
 
 def test_each_source_has_its_own_test_results(two_labs, two_source_model):
-    card = json.loads((two_source_model / "card.json").read_text())
+    card = load_card(two_source_model)
     hospital, phone = two_labs
-    assert set(card["source_tests"]) == {"hospital", "phone"}
+    assert set(card.results.source_tests) == {"hospital", "phone"}
     phone_test = held_out_files(two_source_model, phone)
-    assert card["source_tests"]["phone"]["n"] == len(phone_test)
+    assert card.results.source_tests["phone"]["n"] == len(phone_test)
     # The first source's test split is the model's own, as for a one-folder model.
-    assert card["metrics"]["n"] == len(held_out_files(two_source_model, hospital))
+    assert card.results.metrics["n"] == len(held_out_files(two_source_model, hospital))
     assert (two_source_model / "evaluation_test_phone.json").is_file()
 
 
@@ -125,8 +126,8 @@ def test_the_leave_one_source_out_table_goes_into_the_card(two_labs, two_source_
     assert zheng["n"] > 50  # the whole set (its three model classes), not a split
     assert 0.0 <= zheng["share_confident_wrong"] <= 1.0
     save_benchmark(two_source_model, rows, "test")
-    card = json.loads((two_source_model / "card.json").read_text())
-    assert card["source_benchmark"]["rows"] == json.loads(json.dumps(rows))
+    card = load_card(two_source_model)
+    assert card.results.source_benchmark["rows"] == json.loads(json.dumps(rows))
     assert "| zheng2018_d2 | never trained on |" in format_markdown(rows)
 
 
@@ -135,10 +136,8 @@ def test_style_mixing_trains_but_is_not_in_the_saved_model(two_source_model):
     needs no custom layer, and the card says the run used it."""
     import keras
 
-    from hematovision.model.card import load_card
-
     card = load_card(two_source_model)
-    assert card.training["config"]["mix_style"] is True
+    assert card.results.training["config"]["mix_style"] is True
     model = keras.saving.load_model(two_source_model / "model.keras", compile=False,
                                     safe_mode=True)
     assert not [layer.name for layer in model.layers if "mixstyle" in layer.name]

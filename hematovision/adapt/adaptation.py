@@ -93,13 +93,13 @@ def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
     tuner = Tuner(classifier, images, features, tuning, settings)
     tuner.fit(used, labels, pull, seed,
               lambda done: report(0.2 + 0.5 * done, f"tuning the {tuning.replace('-', ' ')}"))
-    temperature = classifier.card.temperature
+    temperature = classifier.card.config.temperature
     before = score(logits[held], labels[held], temperature)
     after = score(tuner.logits(held), labels[held], temperature)
 
     report(0.72, "saving the adapted model")
     out_dir.mkdir(parents=True, exist_ok=True)
-    tuner.tuned_model().save(out_dir / classifier.card.model_file)
+    tuner.tuned_model().save(out_dir / classifier.card.config.model_file)
     for extra in ("split.json",):
         if (model_dir / extra).is_file():
             shutil.copy(model_dir / extra, out_dir / extra)
@@ -116,17 +116,19 @@ def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
     familiarity_path = familiarity.save(out_dir / FAMILIARITY_FILE) if familiarity else None
     used_counts = {c: int(np.sum(labels[used] == i)) for i, c in enumerate(classes)}
     held_counts = {c: int(np.sum(labels[held] == i)) for i, c in enumerate(classes)}
-    card = replace(
-        classifier.card, name=name or out_dir.name,
-        model_sha256=sha256_of_file(out_dir / classifier.card.model_file),
+    config = classifier.card.config
+    card = replace(classifier.card, name=name or out_dir.name, limitations=limitations)
+    card = card.with_config(
+        model_sha256=sha256_of_file(out_dir / config.model_file),
         runtime_file="", runtime_sha256="",
         familiarity_file=familiarity_path.name if familiarity_path else "",
         familiarity_sha256=sha256_of_file(familiarity_path) if familiarity_path else "",
-        metrics={}, external=[], foreign={}, adaptation={}, limitations=limitations,
         # The threshold stays; what it was fitted on was the original model's validation.
         review_rule=(f"kept from {model_dir.name}, where it was "
-                     f"{classifier.card.review_rule or 'set without a rule'}"),
-        training={**classifier.card.training, "adapted_from": str(model_dir),
+                     f"{config.review_rule or 'set without a rule'}"),
+    ).with_results(
+        metrics={}, external=[], foreign={}, adaptation={},
+        training={**classifier.card.results.training, "adapted_from": str(model_dir),
                   "adaptation": {"data": str(data_dir), "per_class": per_class,
                                  "seed": seed, "tuning": tuning, "pull": pull,
                                  **tuner.settings_used(),
@@ -154,7 +156,7 @@ def read_cells(classifier: Classifier, data_dir: str | Path):
     items = sorted(scan_folder(data_dir, tuple(classes)).items,
                    key=lambda item: rank(item.sha256))
     images, kept, _, _ = decode_images([item.path for item in items], classifier.input_size,
-                                       framing=classifier.card.framing)
+                                       framing=classifier.card.config.framing)
     items = [items[i] for i in kept]
     labels = np.array([classes.index(item.label) for item in items])
     images = images.astype(np.float32)
@@ -188,7 +190,7 @@ def adaptation_study(classifier: Classifier, data_dir: str | Path,
     classes = list(classifier.classes)
     items, labels, logits, features, images = read_cells(classifier, data_dir)
     names = [item.label for item in items]
-    temperature = classifier.card.temperature
+    temperature = classifier.card.config.temperature
     tuner = Tuner(classifier, images, features, tuning, settings)
     rows = []
     for number, shot in enumerate(shots):
@@ -228,7 +230,7 @@ def adapt_from_zip(model_dir: str | Path, archive: bytes, out_dir: str | Path,
     from hematovision.io.archive import read_zip
     from hematovision.io.images import ImageError, read_image
 
-    classes = {name.lower(): name for name in load_card(model_dir).classes}
+    classes = {name.lower(): name for name in load_card(model_dir).config.classes}
     skipped = []
     with tempfile.TemporaryDirectory(prefix="hematovision-adapt-") as folder:
         for number, member in enumerate(read_zip(archive)):

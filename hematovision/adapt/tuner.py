@@ -45,7 +45,7 @@ class Tuner:
 
             # LastBlock tunes a copy of its own; the classifier's model stays as it was.
             self.block = LastBlock(classifier.model,
-                                   get_backbone(classifier.card.backbone).last_block,
+                                   get_backbone(classifier.card.config.backbone).last_block,
                                    _LOGITS_LAYER)
             self.inputs = self.block.trunk_outputs(images)
         self.source = classifier.model  # read, never written

@@ -21,7 +21,6 @@ def run(args) -> int:
     from hematovision.adapt.adaptation import adapt, adaptation_study
 
     if args.study:
-        from dataclasses import replace
 
         from hematovision.io.files import write_json_atomic
         from hematovision.model.card import load_card, save_card
@@ -44,10 +43,10 @@ def run(args) -> int:
         card = load_card(args.model)
         rows = [{k: v for k, v in row.items() if k != "runs"} for row in study["rows"]]
         # Each depth keeps its own study in the card, as in its own file.
-        studies = {**card.adaptation, study["tuning"]: {
+        studies = {**card.results.adaptation, study["tuning"]: {
             "data": name, "n": study["n"], "tuning": study["tuning"], "counts": study["counts"],
             "rows": rows}}
-        save_card(args.model, replace(card, adaptation=studies))
+        save_card(args.model, card.with_results(adaptation=studies))
         return 0
     if not args.out:
         print("error: --out is required (or use --study)", file=sys.stderr)

@@ -11,8 +11,8 @@ def run(args) -> int:
     """Write the LiteRT runtime beside the model."""
     from hematovision.model.export import add_fast_runtime
 
-    card = add_fast_runtime(args.model)
-    print(f"wrote {args.model}/{card.runtime_file} (sha256 {card.runtime_sha256[:12]}…)")
+    config = add_fast_runtime(args.model).config
+    print(f"wrote {args.model}/{config.runtime_file} (sha256 {config.runtime_sha256[:12]}…)")
     return 0
 
 

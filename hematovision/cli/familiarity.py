@@ -12,8 +12,8 @@ def run(args) -> int:
     from hematovision.train.finish import add_familiarity
 
     card = add_familiarity(args.model, args.data, progress=not args.quiet)
-    print(f"wrote {args.model}/{card.familiarity_file} "
-          f"(sha256 {card.familiarity_sha256[:12]}…)")
+    print(f"wrote {args.model}/{card.config.familiarity_file} "
+          f"(sha256 {card.config.familiarity_sha256[:12]}…)")
     return 0
 
 

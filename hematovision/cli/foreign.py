@@ -11,7 +11,6 @@ __all__ = ["add", "run"]
 
 def run(args) -> int:
     """Measure the share of foreign images flagged Unfamiliar; record it in the card."""
-    from dataclasses import replace
 
     from hematovision.io.dataset import test_split_files
     from hematovision.io.files import write_json_atomic
@@ -28,7 +27,7 @@ def run(args) -> int:
     result = measure_foreign(classifier, [path for path, _ in files])
     write_json_atomic(Path(args.model) / "foreign.json", result)
     summary = {key: value for key, value in result.items() if key != "images"}
-    save_card(args.model, replace(load_card(args.model), foreign=summary))
+    save_card(args.model, load_card(args.model).with_results(foreign=summary))
     for kind, row in result["kinds"].items():
         print(f"{kind:<16} {row['flagged']:>4}/{row['n']:<4} flagged Unfamiliar")
     print(f"{'all':<16} {result['flagged']:>4}/{result['n']:<4} "

@@ -32,10 +32,10 @@ def run(args) -> int:
     with new_model_folder(args.out, args.overwrite, args.init_from) as folder:
         card = train(args.data, folder, config, name=Path(args.out).name,
                      progress=not args.quiet)
-    print(f"saved {args.out}/model.keras (temperature {card.temperature:.3f})")
+    print(f"saved {args.out}/model.keras (temperature {card.config.temperature:.3f})")
     if args.no_evaluate:
         return 0
-    if not sum(card.data["counts"]["test"].values()):
+    if not sum(card.results.data["counts"]["test"].values()):
         print("no evaluation: the test split is empty (too few images per class)")
         return 0
     return run_evaluate(argparse.Namespace(model=args.out, data=list(args.data), all=False,

@@ -38,7 +38,7 @@ _EPSILON = 1e-7  # keras.backend.epsilon(), which tf-keras-vis' normalize adds
 
 def gradient_free(classifier: Classifier, layer: str | None) -> bool:
     """Whether the map for ``layer`` (``None``: the card's) has the closed form."""
-    return classifier.head is not None and layer in (None, classifier.card.gradcam_layer)
+    return classifier.head is not None and layer in (None, classifier.card.config.gradcam_layer)
 
 
 def activations_and_gradients(model_input: np.ndarray, classifier: Classifier,
@@ -53,7 +53,7 @@ def activations_and_gradients(model_input: np.ndarray, classifier: Classifier,
         from hematovision.explain.gradcam_keras import keras_activations_and_gradients
 
         return keras_activations_and_gradients(model_input, classifier, class_index,
-                                               layer or classifier.card.gradcam_layer)
+                                               layer or classifier.card.config.gradcam_layer)
     activations, logits = classifier.feature_map(model_input)
     weights, _ = classifier.head
     height, width, _ = activations.shape
@@ -134,4 +134,4 @@ def set_up(classifier: Classifier, layer: str | None = None) -> None:
     if not gradient_free(classifier, layer):
         from hematovision.explain.gradcam_keras import gradient_function
 
-        gradient_function(classifier, layer or classifier.card.gradcam_layer)
+        gradient_function(classifier, layer or classifier.card.config.gradcam_layer)

@@ -43,7 +43,7 @@ def gradient_function(classifier: Classifier, layer: str):
                 target = model.get_layer(layer)
             except ValueError:
                 raise ValueError(f"the model has no layer {layer!r}; its Grad-CAM layer is "
-                                 f"{classifier.card.gradcam_layer!r}") from None
+                                 f"{classifier.card.config.gradcam_layer!r}") from None
             view = keras.Model(model.inputs, [target.output,
                                               model.get_layer(LOGITS_LAYER).output])
             size = classifier.input_size

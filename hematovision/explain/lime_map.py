@@ -131,14 +131,14 @@ def lime_weights(model_input: np.ndarray, classifier: Classifier, class_index: i
     """
     scored = lime_samples(model_input, classifier, segmentation, samples, seed, antithetic,
                           batch_size, progress, hide)
-    return fit_lime(scored, class_index, link, classifier.card.temperature, seed)
+    return fit_lime(scored, class_index, link, classifier.card.config.temperature, seed)
 
 
 def lime_map(model_input, classifier, class_index, progress=None, samples=250, segments=12,
              compactness=10.0, seed=0, link="logit"):
     scored = scored_coalitions(model_input, classifier, samples, segments, compactness, seed,
                                progress)
-    temperature = classifier.card.temperature
+    temperature = classifier.card.config.temperature
     scores = (log_odds(scored.logits, temperature) if link == "logit"
               else probabilities_of(scored.logits, temperature))[:, class_index]
     weights = lime_fit(scored, scores)

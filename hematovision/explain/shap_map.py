@@ -37,7 +37,7 @@ def shap_values(model_input: np.ndarray, classifier: Classifier, class_index: in
     superpixels ``(size, size)``."""
     scored = scored_coalitions(model_input, classifier, samples, segments, compactness, seed,
                                progress)
-    scores = log_odds(scored.logits, classifier.card.temperature)[:, class_index]
+    scores = log_odds(scored.logits, classifier.card.config.temperature)[:, class_index]
     values, empty = kernel_shap_fit(scored, scores)
     return values, empty, scored.segmentation
 
@@ -59,7 +59,7 @@ def kernel_shap_reference(model_input: np.ndarray, classifier: Classifier, class
             keep = masks[start : start + batch_size].astype(bool)[:, segmentation][..., None]
             batch = np.where(keep, image[None], hidden[None])
             logits = classifier.forward(batch, batch_size)[0]
-            result.append(log_odds(logits, classifier.card.temperature)[:, class_index])
+            result.append(log_odds(logits, classifier.card.config.temperature)[:, class_index])
         return np.concatenate(result)
 
     explainer = shap.KernelExplainer(score, np.zeros((1, count)))

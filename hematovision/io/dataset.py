@@ -272,7 +272,7 @@ def _recorded_split(model_dir: Path) -> list[dict]:
     """
     path = model_dir / SPLIT_FILE
     if not path.is_file():
-        recorded = (model_dir / CARD_FILE).is_file() and load_card(model_dir).data.get(
+        recorded = (model_dir / CARD_FILE).is_file() and load_card(model_dir).results.data.get(
             "split_fingerprint")
         if recorded:
             raise FileNotFoundError(f"{path} is missing; the model's card records a split, "

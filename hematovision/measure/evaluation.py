@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +113,7 @@ def evaluate(classifier: Classifier, data_dir: str | Path, whole_folder: bool = 
         raise ValueError(f"{data_dir}: no images of the model's classes ({', '.join(classes)})")
     images, kept, failed, no_cell = decode_images(
         [path for path, _ in files], classifier.input_size, progress=progress,
-        framing=classifier.card.framing)
+        framing=classifier.card.config.framing)
     if not kept:
         example = f", e.g. {failed[0][0]}: {failed[0][1]}" if failed else ""
         raise ValueError(f"{data_dir}: none of its {len(files)} images could be read{example}")
@@ -139,7 +139,7 @@ def evaluate(classifier: Classifier, data_dir: str | Path, whole_folder: bool = 
     report["metrics"].update(_flags(labels, probabilities, statuses, classes))
     present = sorted(set(labels.tolist()))
     if len(present) < len(classes):
-        restricted = softmax(logits[:, present] / classifier.card.temperature, axis=1)
+        restricted = softmax(logits[:, present] / classifier.card.config.temperature, axis=1)
         mapped = np.array([present.index(label) for label in labels])
         names = [classes[i] for i in present]
         report["restricted"] = classification_report(mapped, restricted, names,
@@ -189,9 +189,10 @@ def _save(classifier: Classifier, report: dict, data_dir: Path) -> None:
         file_name = "evaluation.json" if first else f"evaluation_test_{set_name}.json"
         write_json_atomic(model_dir / file_name, report)
         if first:
-            card = replace(card, metrics=summary)
+            card = card.with_results(metrics=summary)
         if sources:
-            card = replace(card, source_tests={**card.source_tests, set_name: summary})
+            card = card.with_results(source_tests={**card.results.source_tests,
+                                                   set_name: summary})
     else:
         write_json_atomic(model_dir / f"evaluation_{set_name}.json", report)
         entry = {"name": set_name, "metrics": summary}
@@ -200,13 +201,13 @@ def _save(classifier: Classifier, report: dict, data_dir: Path) -> None:
                                    if k in report["restricted"]}
             entry["restricted"]["classes"] = report["restricted"]["classes"]
         # A set measured again keeps its place in the card; a new one goes last.
-        names = [e.get("name") for e in card.external]
-        external = list(card.external)
+        names = [e.get("name") for e in card.results.external]
+        external = list(card.results.external)
         if set_name in names:
             external[names.index(set_name)] = entry
         else:
             external.append(entry)
-        card = replace(card, external=external)
+        card = card.with_results(external=external)
     save_card(model_dir, card)
 
 

@@ -80,7 +80,7 @@ def scrambled_layers(classifier: Classifier) -> list[str]:
     from hematovision.model.backbones import get_backbone
 
     names = [layer.name for layer in classifier.model.layers]
-    first = names.index(get_backbone(classifier.card.backbone).last_block)
+    first = names.index(get_backbone(classifier.card.config.backbone).last_block)
     return [layer.name for layer in classifier.model.layers[first:] if layer.weights]
 
 

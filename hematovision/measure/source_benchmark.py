@@ -10,7 +10,6 @@ with the model choosing among all its classes, as in the dashboard.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,7 @@ def trained_sources(model_dir: str | Path) -> list[str]:
     names = recorded_sources(model_dir)
     if names:
         return names
-    return [source_name(load_card(model_dir).data.get("source", ""))]
+    return [source_name(load_card(model_dir).results.data.get("source", ""))]
 
 
 def common_balanced_accuracy(report: dict) -> float | None:
@@ -82,7 +81,7 @@ def benchmark_rows(model_dirs: list[str | Path], folders: list[str | Path],
 def save_benchmark(model_dir: str | Path, rows: list[dict], command: str) -> None:
     """Record the table in a model's card (every model's rows, for comparison)."""
     card = load_card(model_dir)
-    save_card(model_dir, replace(card, source_benchmark={"command": command, "rows": rows}))
+    save_card(model_dir, card.with_results(source_benchmark={"command": command, "rows": rows}))
 
 
 def _number(value, percent: bool = False) -> str:

@@ -8,8 +8,8 @@
 - ``network``: backbone → head → temperature, as a Keras graph;
 - ``classifier``: load once, predict a batch; ``prediction``: one cell's answer and status;
 - ``runtime``: the LiteRT runner; ``export``: writing it beside a saved model;
-- ``card`` and ``card_markdown``: what a model folder says about itself; ``store``: where
-  models live;
+- ``card`` and ``card_markdown``: what a model folder says about itself (a typed config
+  the weights need, and the results measured on them); ``store``: where models live;
 - ``calibration``: temperature and the Review threshold; ``familiarity``: the Unfamiliar
   statistics.
 """
@@ -20,7 +20,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "backbones": ("Backbone", "BACKBONES", "get_backbone", "list_backbones"),
     "classifier": ("Classifier", "ModelFileError"),
     "prediction": ("Prediction", "CONFIDENT", "REVIEW", "UNFAMILIAR"),
-    "card": ("ModelCard", "load_card", "save_card", "CARD_FILE"),
+    "card": ("ModelCard", "ModelConfig", "ModelResults", "load_card", "save_card", "CARD_FILE"),
     "store": ("available_models", "default_model_dir", "models_root"),
     "calibration": ("fit_temperature", "fit_review_threshold", "expected_calibration_error"),
     "familiarity": ("Familiarity", "fit_familiarity", "load_familiarity"),

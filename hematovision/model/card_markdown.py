@@ -10,7 +10,7 @@ import json
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from hematovision.model.card import ModelCard
+    from hematovision.model.card import ModelCard, ModelConfig, ModelResults
 
 __all__ = ["TUNING_WORDS", "adaptation_text", "auc_text", "data_markdown", "percent_text",
            "render_markdown", "training_markdown"]
@@ -33,7 +33,7 @@ def adaptation_text(card: ModelCard, tuning: str = "last-layer") -> str | None:
     """What adapting this model to another laboratory at ``tuning`` depth bought where it
     was measured, in one sentence; ``None`` if it never was. A user deciding whether to
     label cells should see the measured gain, not a promise."""
-    study = card.adaptation.get(tuning, {})
+    study = card.results.adaptation.get(tuning, {})
     rows = study.get("rows", [])
     if not rows:
         return None
@@ -94,13 +94,13 @@ def _flag_lines(metrics: dict) -> list[str]:
             f"{percent_text(metrics.get('wrong_flagged'))} were flagged"]
 
 
-def _cross_lab_table(card: ModelCard) -> list[str]:
+def _cross_lab_table(results: ModelResults) -> list[str]:
     lines = ["## Across laboratories", "",
              "| data | labels | n | accuracy | balanced accuracy | ECE | Unfamiliar |",
              "|---|---|---|---|---|---|---|"]
-    rows = [("held-out test", card.metrics, None)] if card.metrics else []
+    rows = [("held-out test", results.metrics, None)] if results.metrics else []
     rows += [(e.get("name", "?"), e.get("metrics", {}), e.get("restricted"))
-             for e in card.external]
+             for e in results.external]
     for name, strict, restricted in rows:
         for labels, row in (("strict", strict), ("restricted", restricted)):
             if row:
@@ -191,61 +191,37 @@ def _source_benchmark_table(benchmark: dict) -> list[str]:
     return lines + [""]
 
 
-def render_markdown(card: ModelCard) -> str:
-    lines = [
-        f"# Model card: {card.name}",
+def _config_lines(config: ModelConfig) -> list[str]:
+    return [
+        f"**Classes** ({len(config.classes)}): {', '.join(config.classes)}",
         "",
-        f"**Classes** ({len(card.classes)}): {', '.join(card.classes)}",
-        "",
-        f"- **Backbone**: {card.backbone}; weights: {card.weight_source}",
-        f"- **Input**: RGB {card.input_size}×{card.input_size}; {card.preprocessing}",
-        f"- **Temperature**: {card.temperature:.4f}; "
-        f"**review threshold**: {card.review_threshold:.2f}"
-        + (f" ({card.review_rule})" if card.review_rule else ""),
-        f"- **Model file**: `{card.model_file}` (sha256 `{card.model_sha256}`)",
-        f"- **Fast runtime**: `{card.runtime_file or 'none'}` (sha256 `{card.runtime_sha256}`)",
-        f"- **Framing**: {_FRAMING[card.framing]}",
-        f"- **Familiarity statistics**: `{card.familiarity_file or 'none'}` "
-        f"(sha256 `{card.familiarity_sha256}`)",
-        "",
-        "## Intended use",
-        card.intended_use,
-        "",
-        "## Out of scope",
-        card.out_of_scope,
-        "",
+        f"- **Backbone**: {config.backbone}; weights: {config.weight_source}",
+        f"- **Input**: RGB {config.input_size}×{config.input_size}; {config.preprocessing}",
+        f"- **Temperature**: {config.temperature:.4f}; "
+        f"**review threshold**: {config.review_threshold:.2f}"
+        + (f" ({config.review_rule})" if config.review_rule else ""),
+        f"- **Model file**: `{config.model_file}` (sha256 `{config.model_sha256}`)",
+        f"- **Fast runtime**: `{config.runtime_file or 'none'}` "
+        f"(sha256 `{config.runtime_sha256}`)",
+        f"- **Framing**: {_FRAMING[config.framing]}",
+        f"- **Familiarity statistics**: `{config.familiarity_file or 'none'}` "
+        f"(sha256 `{config.familiarity_sha256}`)",
     ]
-    if card.data:
-        lines += ["## Data", data_markdown(card.data), ""]
-    if card.training:
-        lines += ["## Training", training_markdown(card.training), ""]
-    if card.metrics:
-        lines += ["## Held-out test results", *_metrics_table(card.metrics),
-                  *_flag_lines(card.metrics), ""]
-    for name, metrics in card.source_tests.items():
-        lines += [f"## Held-out test results: source {name}", *_metrics_table(metrics),
-                  *_flag_lines(metrics), ""]
-    if card.source_benchmark.get("rows"):
-        lines += _source_benchmark_table(card.source_benchmark)
-    if card.external:
-        lines += _cross_lab_table(card)
-    for result in card.external:
-        lines += [f"## External data: {result.get('name', '?')}",
-                  *_metrics_table(result.get("metrics", {})),
-                  *_flag_lines(result.get("metrics", {}))]
-        if "restricted" in result:
-            lines += ["", "Restricted to the classes present:",
-                      *_metrics_table(result["restricted"])]
-        lines.append("")
-    if card.foreign:
-        lines += ["## Images that are not blood cells",
-                  f"Flagged Unfamiliar: {card.foreign['flagged']} of {card.foreign['n']} "
-                  f"({percent_text(card.foreign['share_flagged'])}); measured with "
-                  "`hematovision foreign`.", "", "| kind | n | flagged |", "|---|---|---|"]
-        lines += [f"| {kind} | {row['n']} | {percent_text(row['share_flagged'])} |"
-                  for kind, row in card.foreign.get("kinds", {}).items()]
-        lines.append("")
-    for tuning, study in card.adaptation.items():
+
+
+def _foreign_lines(foreign: dict) -> list[str]:
+    lines = ["## Images that are not blood cells",
+             f"Flagged Unfamiliar: {foreign['flagged']} of {foreign['n']} "
+             f"({percent_text(foreign['share_flagged'])}); measured with "
+             "`hematovision foreign`.", "", "| kind | n | flagged |", "|---|---|---|"]
+    lines += [f"| {kind} | {row['n']} | {percent_text(row['share_flagged'])} |"
+              for kind, row in foreign.get("kinds", {}).items()]
+    return [*lines, ""]
+
+
+def _adaptation_lines(adaptation: dict) -> list[str]:
+    lines = []
+    for tuning, study in adaptation.items():
         lines += [f"## Adapting to another laboratory ({study['data']}): "
                   f"{TUNING_WORDS.get(tuning, tuning)}",
                   "Adapted on N cells per class (at most half of a class), scored on the "
@@ -258,6 +234,44 @@ def render_markdown(card: ModelCard) -> str:
                   f"{percent_text(row['after_accuracy'])} | {row['after_ece']:.3f} |"
                   for row in study.get("rows", [])]
         lines.append("")
+    return lines
+
+
+def _results_lines(results: ModelResults) -> list[str]:
+    lines = []
+    if results.data:
+        lines += ["## Data", data_markdown(results.data), ""]
+    if results.training:
+        lines += ["## Training", training_markdown(results.training), ""]
+    if results.metrics:
+        lines += ["## Held-out test results", *_metrics_table(results.metrics),
+                  *_flag_lines(results.metrics), ""]
+    for name, metrics in results.source_tests.items():
+        lines += [f"## Held-out test results: source {name}", *_metrics_table(metrics),
+                  *_flag_lines(metrics), ""]
+    if results.source_benchmark.get("rows"):
+        lines += _source_benchmark_table(results.source_benchmark)
+    if results.external:
+        lines += _cross_lab_table(results)
+    for result in results.external:
+        lines += [f"## External data: {result.get('name', '?')}",
+                  *_metrics_table(result.get("metrics", {})),
+                  *_flag_lines(result.get("metrics", {}))]
+        if "restricted" in result:
+            lines += ["", "Restricted to the classes present:",
+                      *_metrics_table(result["restricted"])]
+        lines.append("")
+    if results.foreign:
+        lines += _foreign_lines(results.foreign)
+    return lines + _adaptation_lines(results.adaptation)
+
+
+def render_markdown(card: ModelCard) -> str:
+    """The whole card for a reader: its config, its use, its results, its limitations."""
+    lines = [f"# Model card: {card.name}", "", *_config_lines(card.config), "",
+             "## Intended use", card.intended_use, "",
+             "## Out of scope", card.out_of_scope, "",
+             *_results_lines(card.results)]
     if card.limitations:
         lines += ["## Known limitations", *[f"- {item}" for item in card.limitations], ""]
     return "\n".join(lines)

@@ -48,26 +48,26 @@ class Classifier:
             self.card: ModelCard = load_card(self.model_dir)
         except (FileNotFoundError, ValueError) as error:
             raise ModelFileError(str(error)) from error
-        path = self.model_dir / self.card.model_file
-        self.model_sha256 = check_model_file(path, self.card.model_sha256)
+        path = self.model_dir / self.card.config.model_file
+        self.model_sha256 = check_model_file(path, self.card.config.model_sha256)
         self._model = None
         self._keras_forward = None
         self._lock = threading.Lock()
         self._runtime = None
         self.familiarity = None
-        if self.card.familiarity_file and with_familiarity:
-            familiarity_path = self.model_dir / self.card.familiarity_file
-            check_model_file(familiarity_path, self.card.familiarity_sha256)
+        if self.card.config.familiarity_file and with_familiarity:
+            familiarity_path = self.model_dir / self.card.config.familiarity_file
+            check_model_file(familiarity_path, self.card.config.familiarity_sha256)
             self.familiarity = _read(load_familiarity, familiarity_path)
-        if self.card.runtime_file:
-            runtime_path = self.model_dir / self.card.runtime_file
-            check_model_file(runtime_path, self.card.runtime_sha256)
+        if self.card.config.runtime_file:
+            runtime_path = self.model_dir / self.card.config.runtime_file
+            check_model_file(runtime_path, self.card.config.runtime_sha256)
             self._runtime = _read(LiteRTRunner, runtime_path)
         self._head = None
-        if self.card.head_weights_file and self._runtime is not None \
+        if self.card.config.head_weights_file and self._runtime is not None \
                 and self._runtime.has_feature_map:
-            head_path = self.model_dir / self.card.head_weights_file
-            check_model_file(head_path, self.card.head_weights_sha256)
+            head_path = self.model_dir / self.card.config.head_weights_file
+            check_model_file(head_path, self.card.config.head_weights_sha256)
             self._head = _read(load_head, head_path)
         if self._runtime is None:
             _ = self.model
@@ -98,7 +98,7 @@ class Classifier:
     def _load_keras(self):
         import keras
 
-        path = self.model_dir / self.card.model_file
+        path = self.model_dir / self.card.config.model_file
         try:
             model = keras.saving.load_model(path, compile=False, safe_mode=True)
         except Exception as error:  # Keras raises many types for a corrupt archive
@@ -114,7 +114,7 @@ class Classifier:
 
         view = keras.Model(model.inputs, [model.get_layer(LOGITS_LAYER).output, model.output,
                                           model.get_layer(FEATURES_LAYER).output])
-        size = self.card.input_size
+        size = self.card.config.input_size
         return tf.function(
             lambda batch: view(batch, training=False),
             input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
@@ -135,7 +135,7 @@ class Classifier:
         output = self._runtime(batch)
         classes = len(self.classes)
         logits, features = output[:, :classes], output[:, classes:]
-        probabilities = _softmax(logits / self.card.temperature).astype(np.float32)
+        probabilities = _softmax(logits / self.card.config.temperature).astype(np.float32)
         return logits, probabilities, (features if features.shape[1] else None)
 
     @property
@@ -166,11 +166,11 @@ class Classifier:
 
     @property
     def classes(self) -> tuple[str, ...]:
-        return self.card.classes
+        return self.card.config.classes
 
     @property
     def input_size(self) -> int:
-        return self.card.input_size
+        return self.card.config.input_size
 
     def _check_batch(self, batch: np.ndarray) -> np.ndarray:
         size = self.input_size
@@ -213,7 +213,7 @@ class Classifier:
 
     def frame(self, image: np.ndarray) -> CellBox:
         """The square of ``image`` this model looks at (its card's framing)."""
-        return frame_image(image, self.card.framing)
+        return frame_image(image, self.card.config.framing)
 
     def prepare(self, image: np.ndarray, box: CellBox | None = None) -> np.ndarray:
         """An RGB uint8 image of any size → this model's input (see ``to_model_input``)."""
@@ -233,7 +233,7 @@ class Classifier:
         """Classify prepared model inputs; ``boxes`` (from :meth:`frame`) say whether a cell
         was found in each."""
         _, probabilities, features = self.analyse(batch)
-        no_cell = None if boxes is None else [missing_cell(box, self.card.framing)
+        no_cell = None if boxes is None else [missing_cell(box, self.card.config.framing)
                                               for box in boxes]
         return self.predictions_from(probabilities, review_threshold,
                                      self.distances(features), no_cell, sharpness(batch))
@@ -244,7 +244,8 @@ class Classifier:
                          focus: np.ndarray | None = None) -> list[Prediction]:
         """Predictions from computed outputs; ``no_cell`` gives, per image, why no cell was
         framed (empty when one was), as :func:`hematovision.io.images.missing_cell` says."""
-        threshold = self.card.review_threshold if review_threshold is None else review_threshold
+        threshold = (self.card.config.review_threshold if review_threshold is None
+                     else review_threshold)
         limit = self.familiarity.threshold if self.familiarity is not None else None
         min_focus = self.familiarity.min_sharpness if self.familiarity is not None else 0.0
         result = []

@@ -49,8 +49,8 @@ def _summary_page(pdf, card: ModelCard, diff: Differential, model_sha256: str,
     pdf.set_font("Helvetica", "", 10)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"Date: {now}", f"Model: {card.name} (sha256 {model_sha256[:16]}...)"]
-    if card.metrics:
-        m = card.metrics
+    if card.results.metrics:
+        m = card.results.metrics
         lines.append(f"Held-out test: balanced accuracy {100 * m['balanced_accuracy']:.1f} %, "
                      f"accuracy {100 * m['accuracy']:.1f} %, n = {m['n']}, "
                      f"calibration error {m['ece_after_temperature']:.3f}")
@@ -63,7 +63,7 @@ def _summary_page(pdf, card: ModelCard, diff: Differential, model_sha256: str,
     if thresholds:
         lines.append("Review: top probability below " + " / ".join(
             f"{100 * t:.0f} %" for t in sorted(thresholds))
-            + f" (the model card's setting: {100 * card.review_threshold:.0f} %)")
+            + f" (the model card's setting: {100 * card.config.review_threshold:.0f} %)")
     # A reader of the PDF alone must see it too, not only whoever ran the command.
     repeated = copies_warning(results)
     if repeated:

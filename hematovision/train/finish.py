@@ -6,7 +6,6 @@ statistics and a refitted Review threshold, each fitted on the model's own split
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +34,8 @@ def fit_review(model_dir: str | Path, data_dir: str | Path, catch: float = REVIE
     images, labels = _split_images(model_dir, data_dir, "val", classifier.card, progress)
     probabilities = classifier.predict_proba(images.astype(np.float32))
     rule = fit_review_threshold(probabilities, labels, catch)
-    save_card(model_dir, replace(classifier.card, review_threshold=rule.threshold,
-                                 review_rule=rule.describe()))
+    save_card(model_dir, classifier.card.with_config(review_threshold=rule.threshold,
+                                                     review_rule=rule.describe()))
     return rule
 
 
@@ -46,7 +45,7 @@ def add_familiarity(model_dir: str | Path, data_dir: str | Path, progress: bool 
     splits (read from ``split.json`` under ``data_dir``) and record them in its card."""
     model_dir = Path(model_dir)
     card = load_card(model_dir)
-    if card.training.get("adaptation"):
+    if card.results.training.get("adaptation"):
         # Refitted on the training laboratory alone, the statistics would lose the adapted
         # laboratory's centres, and its cells would be Unfamiliar again without a word.
         raise ValueError(f"{model_dir} was adapted to another laboratory, whose cells its "
@@ -68,10 +67,10 @@ def _split_images(model_dir: Path, data_dir, which: str, card: ModelCard,
         files = split_files(model_dir, folder, which)
         if not files:
             raise ValueError(f"{folder}: none of {model_dir}'s {which} files are there")
-        decoded, kept, _, _ = decode_images([path for path, _ in files], card.input_size,
-                                            progress=progress, framing=card.framing)
+        decoded, kept, _, _ = decode_images([path for path, _ in files], card.config.input_size,
+                                            progress=progress, framing=card.config.framing)
         images.append(decoded)
-        labels.append(np.array([card.classes.index(files[i][1]) for i in kept]))
+        labels.append(np.array([card.config.classes.index(files[i][1]) for i in kept]))
     missing = set(recorded_sources(model_dir)) - {source_name(f) for f in folders}
     if missing:
         log.warning("%s's %s split of %s is left out: its folder was not given", model_dir,
@@ -93,8 +92,8 @@ def save_familiarity(model_dir: Path, arrays, train_labels, progress) -> ModelCa
     familiarity = fit_familiarity(features["train"], train_labels, features["val"],
                                   train_sharpness=sharpness(arrays["train"]))
     path = familiarity.save(model_dir / FAMILIARITY_FILE)
-    card = replace(load_card(model_dir), familiarity_file=path.name,
-                   familiarity_sha256=sha256_of_file(path))
+    card = load_card(model_dir).with_config(familiarity_file=path.name,
+                                            familiarity_sha256=sha256_of_file(path))
     save_card(model_dir, card)
     flagged = float(np.mean(familiarity.distance(features["val"]) > familiarity.threshold))
     print(f"familiarity: distance above {familiarity.threshold:.3f} is Unfamiliar "

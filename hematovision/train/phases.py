@@ -94,10 +94,10 @@ def source_balanced_accuracy(labels: np.ndarray, predicted: np.ndarray,
 
 def start_from(model: keras.Model, model_dir: str, classes: list[str]) -> None:
     """Continue from a trained model of the same backbone and classes (skips phase one)."""
-    card = load_card(model_dir)
-    if list(card.classes) != classes:
-        raise ValueError(f"{model_dir} has classes {list(card.classes)}, the data has {classes}")
-    trained = keras.saving.load_model(Path(model_dir) / card.model_file, compile=False,
+    config = load_card(model_dir).config
+    if list(config.classes) != classes:
+        raise ValueError(f"{model_dir} has classes {list(config.classes)}, the data has {classes}")
+    trained = keras.saving.load_model(Path(model_dir) / config.model_file, compile=False,
                                       safe_mode=True)
     copy_into(model, trained)
 

@@ -27,7 +27,7 @@ from hematovision.io.decoding import run_in_batches
 from hematovision.io.files import sha256_of_file
 from hematovision.model.backbones import get_backbone
 from hematovision.model.calibration import REVIEW_CATCH, fit_review_threshold, fit_temperature
-from hematovision.model.card import MODEL_FILE, ModelCard, save_card
+from hematovision.model.card import MODEL_FILE, ModelCard, ModelConfig, ModelResults, save_card
 from hematovision.model.export import add_fast_runtime
 from hematovision.model.network import (
     LOGITS_LAYER,
@@ -175,8 +175,7 @@ def train(data_dir, out_dir: str | Path, config: TrainingConfig = TrainingConfig
     calibrated.save(model_path)
     write_split(out_dir, sources, config, fingerprint)
 
-    card = ModelCard(
-        name=name or out_dir.name,
+    model_config = ModelConfig(
         classes=tuple(classes),
         backbone=config.backbone,
         input_size=config.input_size,
@@ -191,7 +190,8 @@ def train(data_dir, out_dir: str | Path, config: TrainingConfig = TrainingConfig
         head={"layers": "global average pooling → dropout → "
                         + (f"dense {config.hidden_units} ReLU → dropout → " if config.hidden_units
                            else "") + "dense logits → temperature → softmax",
-              "dropout": config.dropout, "hidden_units": config.hidden_units},
+              "dropout": config.dropout, "hidden_units": config.hidden_units})
+    results = ModelResults(
         training={
             "config": {k: v for k, v in asdict(config).items() if k != "fractions"},
             "head_phase_seconds": round(head_seconds, 1),
@@ -216,7 +216,7 @@ def train(data_dir, out_dir: str | Path, config: TrainingConfig = TrainingConfig
                            "split_fingerprint": s.fingerprint, "counts": per_source[s.name]}
                           for s in sources]},
     )
-    save_card(out_dir, card)
+    save_card(out_dir, ModelCard(name=name or out_dir.name, config=model_config, results=results))
     add_fast_runtime(out_dir)
     return save_familiarity(out_dir, arrays, labels["train"], progress)
 
