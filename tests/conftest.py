@@ -1,9 +1,17 @@
-"""Shared fixtures: the real datasets beside the repository and the shipped model."""
+"""Shared fixtures: the real datasets beside the repository and the shipped model.
+
+A test that reads the datasets is marked ``data`` (see :func:`pytest_collection_modifyitems`).
+Without the datasets those tests are skipped, naming the folder and
+``HEMATOVISION_DATASETS``, and the rest run; under CI (``CI=true``) their absence is an
+error, so CI can never pass by skipping.
+"""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import types
 from pathlib import Path
 
 import pytest
@@ -12,7 +20,8 @@ from hematovision.io.data_home import datasets_dir
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 DATASETS = datasets_dir()
 PBC = DATASETS / "pbc"
 ZHENG = DATASETS / "zheng2018_d2"
@@ -20,15 +29,28 @@ KAGGLE = DATASETS / "kaggle_bloodcells_sample"
 SHIPPED_MODEL = ROOT / "models" / "pbc-lite0"
 
 
+# What a test that reads the datasets names: a constant above, or the function they come from.
+DATA_NAMES = frozenset({"DATASETS", "PBC", "ZHENG", "KAGGLE", "datasets_dir"})
+
+
 def pytest_configure(config):
-    # Registered here rather than in pyproject.toml, beside the fixtures it sorts.
+    # Registered here rather than in pyproject.toml, beside the fixtures they sort.
     config.addinivalue_line(
         "markers", "slow: takes more than about 20 s on two cores (training, adapting, a "
         "browser, a benchmark); `pytest -m \"not slow\"` is the quick loop")
-    # The datasets are part of the test set-up (see README); their absence is an error,
-    # not a reason to skip.
-    if not PBC.is_dir():
-        raise pytest.UsageError(f"datasets not found at {DATASETS}; set HEMATOVISION_DATASETS")
+    config.addinivalue_line(
+        "markers", "data: reads the datasets (set automatically for a test, its fixtures or "
+        "the test helpers it calls that name one of DATA_NAMES or pass a path under them; "
+        "by hand where only the code under test reads them); skipped when they are missing, "
+        "an error under CI")
+    # CI must never pass by skipping: there the datasets are part of the set-up.
+    if _in_ci() and not PBC.is_dir():
+        raise pytest.UsageError(f"datasets not found at {DATASETS}; set HEMATOVISION_DATASETS "
+                                "(CI is set, so tests that need them may not be skipped)")
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
 # Fixtures that train a model, start a server or a browser, or build a network from
@@ -38,9 +60,67 @@ SLOW_FIXTURES = frozenset({"tiny_model", "my_lab", "server", "browser", "imagene
 
 
 def pytest_collection_modifyitems(config, items):
+    skip = pytest.mark.skip(reason=f"needs the datasets, not found at {DATASETS}; set "
+                                   "HEMATOVISION_DATASETS to the folder that holds pbc/")
+    missing = not PBC.is_dir()
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("data") is None and _reads_data(item):
+            item.add_marker(pytest.mark.data)
+        if missing and item.get_closest_marker("data") is not None:
+            item.add_marker(skip)
+
+
+def _reads_data(item) -> bool:
+    """Whether a test, one of its fixtures or a test helper they call names the datasets,
+    or a parameter of it is a path under them."""
+    functions = [getattr(item, "function", None)]
+    # pytest keeps each fixture's function here; there is no public way to reach it.
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    functions += [stack[-1].func for stack in definitions.values() if stack]
+    seen: set = set()
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return (any(_names_data(function, seen) for function in functions if function)
+            or _under_datasets(list(params.values())))
+
+
+def _names_data(function, seen: set) -> bool:
+    """Whether ``function`` (its lambdas and inner functions included), or a function of
+    the tests' own that it calls by name, names one of :data:`DATA_NAMES`."""
+    function = inspect.unwrap(function)
+    if function in seen or not inspect.isfunction(function):
+        return False
+    seen.add(function)
+    names = _code_names(function.__code__)
+    if names & DATA_NAMES:
+        return True
+    # A name imported inside the function (``from .conftest import …``) is not among its
+    # globals; the helpers it would name are found here.
+    called = (function.__globals__.get(name, globals().get(name)) for name in names)
+    return any(_names_data(other, seen) for other in called
+               if inspect.isfunction(other) and _in_tests(other))
+
+
+def _code_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            names |= _code_names(constant)
+    return names
+
+
+def _in_tests(function) -> bool:
+    return Path(function.__code__.co_filename).resolve().is_relative_to(HERE)
+
+
+def _under_datasets(value) -> bool:
+    if isinstance(value, (str, Path)):
+        return str(value).startswith(str(DATASETS))
+    if isinstance(value, (list, tuple, set, dict)):
+        values = value.values() if isinstance(value, dict) else value
+        return any(_under_datasets(v) for v in values)
+    return False
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,7 @@ def test_the_load_test_recognises_every_kind_of_answer_the_page_heads_a_cell_wit
 
 
 @pytest.mark.slow
+@pytest.mark.data  # the benchmark uploads held-out PBC cells
 def test_the_load_test_runs_with_the_protocol_client():
     result = subprocess.run(
         [sys.executable, "benchmarks/load_test.py", "--client", "protocol", "--users", "2",
@@ -43,6 +44,7 @@ def test_the_load_test_runs_with_the_protocol_client():
 
 
 @pytest.mark.slow
+@pytest.mark.data  # every model on every dataset
 def test_the_leave_one_source_out_benchmark_runs_quickly():
     result = subprocess.run([sys.executable, "benchmarks/sources.py", "--quick"], cwd=ROOT,
                             capture_output=True, text=True, timeout=600)
@@ -52,11 +54,13 @@ def test_the_leave_one_source_out_benchmark_runs_quickly():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("script, measured", [
-    ("adaptation_memory", "with remembered features"),
-    ("augmentation_ablation", "PBC test"),
-    ("batch", "same answers:"),
-    ("batchnorm_statistics", "alignment + last layer against the last layer"),
-    ("feature_ceiling", "leave-one-out errors at C=0.1"),
+    # Every benchmark but the one timing the network on random pictures reads cells.
+    pytest.param("adaptation_memory", "with remembered features", marks=pytest.mark.data),
+    pytest.param("augmentation_ablation", "PBC test", marks=pytest.mark.data),
+    pytest.param("batch", "same answers:", marks=pytest.mark.data),
+    pytest.param("batchnorm_statistics", "alignment + last layer against the last layer",
+                 marks=pytest.mark.data),
+    pytest.param("feature_ceiling", "leave-one-out errors at C=0.1", marks=pytest.mark.data),
     ("inference", "largest probability difference"),
 ])
 def test_every_benchmark_runs_in_its_quick_mode(script, measured):
@@ -70,6 +74,7 @@ def test_every_benchmark_runs_in_its_quick_mode(script, measured):
 
 
 @pytest.mark.slow
+@pytest.mark.data  # the benchmark uploads held-out PBC cells
 def test_the_browser_explain_benchmark_runs_quickly():
     # A fresh server, Chromium, one cell explained: every figure the benchmark reports is
     # printed (their values are the benchmark's business, not the test's).

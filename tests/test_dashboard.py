@@ -314,6 +314,7 @@ def test_batch_page_classifies_a_folder_and_lists_the_broken_file(pbc_examples, 
     assert "batch_pdf" not in at.session_state
 
 
+@pytest.mark.data  # the gallery's cells come from the datasets
 def test_audit_page_reads_the_evaluation_and_shows_the_gallery(classifier):
     at = _page("pages/4_Model_Audit.py").run()
     assert not at.exception
@@ -343,6 +344,7 @@ def test_audit_page_reads_the_evaluation_and_shows_the_gallery(classifier):
     assert not at.exception
 
 
+@pytest.mark.data  # the quiz draws its cells from the datasets
 def test_quiz_answer_path_scores_and_reveals_the_model(classifier):
     from hematovision.report.atlas import common_name
 
@@ -383,6 +385,7 @@ def test_atlas_and_quiz_with_another_lab_s_folder_that_lacks_some_classes(monkey
         assert not at.exception
 
 
+@pytest.mark.data  # the quiz draws its cells from the datasets
 def test_a_quiz_question_is_asked_again_under_a_newly_chosen_model(two_models):
     at = _page("pages/5_Atlas.py").run()
     first = at.session_state["quiz_cell"]

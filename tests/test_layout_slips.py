@@ -19,6 +19,7 @@ def test_classes_are_named_as_the_atlas_spells_them(name, spelled):
     assert common_name(name) == spelled
 
 
+@pytest.mark.data  # the quiz draws its cells from the datasets
 def test_the_quiz_offers_and_answers_with_the_names_the_atlas_uses(classifier):
     at = _page("pages/5_Atlas.py").run()
     assert not at.exception
