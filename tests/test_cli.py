@@ -211,6 +211,9 @@ def test_adapt_end_to_end_on_a_few_external_cells(tiny_model, my_lab, tmp_path, 
     assert card.config.classes == ("eosinophil", "lymphocyte", "platelet")
     original = load_card(tiny_model)
     assert card.config.review_threshold == original.config.review_threshold
+    # The original's test results were measured on other weights: none travel.
+    assert original.results.metrics and original.results.source_tests
+    assert not (card.results.metrics or card.results.source_tests or card.results.source_benchmark)
     assert card.config.review_rule == f"kept from tiny, where it was {original.config.review_rule}"
     listing = json.loads((out / "adaptation.json").read_text())
     assert not set(listing["used"]) & set(listing["held_out"])

@@ -127,7 +127,9 @@ def adapt(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
         review_rule=(f"kept from {model_dir.name}, where it was "
                      f"{config.review_rule or 'set without a rule'}"),
     ).with_results(
-        metrics={}, external=[], foreign={}, adaptation={},
+        # Every result was measured on the original weights, not on these.
+        metrics={}, source_tests={}, source_benchmark={}, external=[], foreign={},
+        adaptation={},
         training={**classifier.card.results.training, "adapted_from": str(model_dir),
                   "adaptation": {"data": str(data_dir), "per_class": per_class,
                                  "seed": seed, "tuning": tuning, "pull": pull,
