@@ -54,6 +54,24 @@ def test_every_member_gets_a_row_and_broken_ones_an_error(batch, pbc_examples):
     assert right >= 7
 
 
+@pytest.mark.parametrize("batch_size, workers", [(3, 2), (4, 3), (100, None)])
+def test_workers_on_their_own_networks_give_the_seam_s_answers_in_order(
+        classifier, pbc_examples, batch_size, workers):
+    # Several chunks run on single-threaded copies of the network, a single chunk on the
+    # model's own: either way every answer is the one the seam gives the same cell, to the
+    # last bit, and each row stays beside its file.
+    sources = [(str(path), path.read_bytes(), "") for path, _ in pbc_examples[::3]]
+    sources.insert(2, ("cut.jpg", sources[0][1][:300], ""))
+    results = classify_sources(classifier, sources, batch_size=batch_size, workers=workers)
+    assert [result.name for result in results] == [name for name, _, _ in sources]
+    assert results[2].prediction is None and "truncated" in results[2].error.lower()
+    readable = [source for source in sources if source[0] != "cut.jpg"]
+    images = [read_image(data, shortest=2 * classifier.input_size) for _, data, _ in readable]
+    expected = classifier.predict(images)
+    assert [r.prediction for r in results if r.prediction is not None] == expected
+    assert all(max(r.thumbnail.shape[:2]) == 96 for r in results if r.prediction is not None)
+
+
 def test_the_differential_counts_confident_white_cells_only(batch, classifier):
     _, results = batch
     diff = differential(results, classifier.classes)

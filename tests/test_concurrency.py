@@ -29,3 +29,28 @@ def test_threads_sharing_one_classifier_get_their_own_answers(classifier, pbc_ex
             np.testing.assert_allclose(probabilities, alone[index], atol=1e-6)
         for future in bulk:
             np.testing.assert_allclose(future.result(), bulk_alone, atol=1e-6)
+
+
+def test_a_batch_s_one_blas_thread_is_lifted_when_the_last_batch_ends(classifier,
+                                                                       pbc_examples):
+    # Two batches overlap: the limit holds until both are done, then BLAS has its threads
+    # back; the familiarity distances under it are the same to the bit.
+    from threadpoolctl import threadpool_info
+
+    from hematovision.model.runtime import one_blas_thread
+
+    def blas_threads() -> list[int]:
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    features = classifier.analyse(np.stack(
+        [classifier.prepare(read_image(path)) for path, _ in pbc_examples[:8]]))[2]
+    before, distances = blas_threads(), classifier.distances(features)
+    first, second = one_blas_thread(), one_blas_thread()
+    first.__enter__()
+    second.__enter__()
+    assert set(blas_threads()) == {1}
+    first.__exit__(None, None, None)
+    assert set(blas_threads()) == {1}
+    assert np.array_equal(classifier.distances(features), distances)
+    second.__exit__(None, None, None)
+    assert blas_threads() == before

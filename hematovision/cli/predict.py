@@ -72,7 +72,8 @@ def add(command) -> None:
                          help="image files, folders (searched recursively) and .zip files")
     model_option(predict)
     predict.add_argument("--out", required=True, help="CSV file to write")
-    predict.add_argument("--batch-size", type=count(1), default=32,
-                         help="images per model call")
+    predict.add_argument("--batch-size", type=count(1), default=8,
+                         help="images per model call, per worker thread (each thread runs "
+                              "a copy of the network; above 8 a copy takes ~220 MiB, not ~90)")
     quiet_option(predict)
     predict.set_defaults(run=run)

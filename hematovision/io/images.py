@@ -38,6 +38,7 @@ __all__ = [
     "to_model_input",
     "load_model_input",
     "to_image_grid",
+    "table_thumbnail",
 ]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp")
@@ -310,6 +311,23 @@ def to_image_grid(values: np.ndarray, shape: tuple[int, int],
     if meeting is not None:
         result[meeting[1]] = np.asarray(grid, dtype=np.float32)[meeting[2]]
     return result
+
+
+def table_thumbnail(image: np.ndarray, size: int = 96) -> np.ndarray:
+    """A copy of an RGB uint8 picture at most ``size`` pixels a side, for tables: box-reduced
+    by a whole factor, then bilinear the rest of the way (under 2×, where bilinear needs no
+    smoothing first). Pillow's ``thumbnail`` took a twentieth of a batch's time per cell."""
+    import cv2
+
+    height, width = image.shape[:2]
+    scale = size / max(height, width)
+    if scale >= 1.0:
+        return image
+    factor = int(1 / scale)
+    if factor > 1:
+        image = np.asarray(Image.fromarray(image).reduce(factor))
+    target = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, target, interpolation=cv2.INTER_LINEAR)
 
 
 def sharpness(batch: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ import hashlib
 import io
 import logging
 import os
+import queue
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,14 +20,20 @@ import numpy as np
 from hematovision.io.archive import ArchiveError, read_zip
 from hematovision.io.cell_finder import CellBox
 from hematovision.io.folders import FolderLimits, files_under
-from hematovision.io.images import IMAGE_SUFFIXES, ImageError, ImageLimits, read_image
+from hematovision.io.images import (
+    IMAGE_SUFFIXES,
+    ImageError,
+    ImageLimits,
+    read_image,
+    table_thumbnail,
+)
 from hematovision.model.classifier import Classifier
 from hematovision.model.prediction import REVIEW, UNFAMILIAR, Prediction
+from hematovision.model.runtime import one_blas_thread
 
 __all__ = ["CellResult", "Differential", "sources_from_paths", "sources_from_upload",
            "classify_sources", "copies", "copies_warning", "differential", "results_csv",
-           "read_results_csv", "CSV_ENCODING", "NOT_WHITE_CELLS", "Framed",
-           "table_thumbnail"]
+           "read_results_csv", "CSV_ENCODING", "NOT_WHITE_CELLS", "Framed"]
 
 log = logging.getLogger(__name__)
 # With its byte-order mark, Excel reads UTF-8 as UTF-8 ("Zelle ä" instead of "Zelle Ã¤");
@@ -172,16 +179,6 @@ def sources_from_upload(name: str, data: bytes) -> list[tuple[str, bytes | None,
         return [(name, None, f"{name}: {error}")]
 
 
-def table_thumbnail(image: np.ndarray, size: int = 96) -> np.ndarray:
-    """A copy at most ``size`` pixels a side for the table: box-reduced, then bilinear
-    (Pillow's bicubic default took a millisecond a cell, a tenth of a batch's time)."""
-    from PIL import Image
-
-    picture = Image.fromarray(image)
-    picture.thumbnail((size, size), Image.BILINEAR, reducing_gap=1.5)
-    return np.asarray(picture)
-
-
 class Framed(NamedTuple):
     """A readable input, framed and ready for the network."""
 
@@ -194,18 +191,22 @@ class Framed(NamedTuple):
 
 def classify_sources(classifier: Classifier, sources: list[tuple[str, bytes | None, str]],
                      threshold: float | None = None, limits: ImageLimits = ImageLimits(),
-                     batch_size: int = 32, progress: Callable[[float], None] | None = None,
+                     batch_size: int = 8, progress: Callable[[float], None] | None = None,
                      workers: int | None = None) -> list[CellResult]:
     """Classify every source in order; a bad file becomes a row with its error.
 
-    Reading the files and framing their cells runs on ``workers`` threads (default: one
-    per core, at most 4; the image libraries and the runtime release Python's lock) and
-    keeps up to two batches ahead of the network, so the next batch is read and framed
-    while this one is classified. Large JPEGs are decoded at a reduced scale that still
-    leaves every frame at least the model's input size (see ``read_image``).
+    The sources go in chunks of ``batch_size`` to ``workers`` threads (default: one per
+    core, at most 4). Each reads its chunk's files, frames their cells and classifies them
+    on a copy of the network of its own (:meth:`Classifier.with_threads`, the cores shared
+    out), BLAS on one thread (``one_blas_thread``): every core is always preparing or
+    classifying, and no threads wait for each other (docs/speed.md). A single chunk runs
+    on the model's own network. Large JPEGs are decoded smaller (see ``read_image``).
     """
-    workers = workers or min(4, os.cpu_count() or 1)
+    cores = os.cpu_count() or 1
+    workers = workers or min(4, cores)
     shortest = 2 * classifier.input_size
+    chunks = [sources[start : start + batch_size] for start in range(0, len(sources), batch_size)]
+    views: queue.SimpleQueue = queue.SimpleQueue()
 
     def prepare(source: tuple[str, bytes | None, str]):
         name, data, error = source
@@ -219,12 +220,21 @@ def classify_sources(classifier: Classifier, sources: list[tuple[str, bytes | No
         box = classifier.frame(image)
         return Framed(name, digest, classifier.prepare(image, box), box, table_thumbnail(image))
 
+    def classify(chunk: list) -> list[CellResult]:
+        try:
+            view = views.get_nowait()
+        except queue.Empty:  # made here: each costs ~90 MiB, and a short batch needs few
+            view = classifier if len(chunks) == 1 else classifier.with_threads(
+                max(1, cores // workers))
+        try:
+            return _classified(view, [prepare(source) for source in chunk], threshold)
+        finally:
+            views.put(view)
+
     results: list[CellResult] = []
-    with ThreadPoolExecutor(workers) as pool:
-        prepared = _in_order(pool, prepare, sources, ahead=2 * batch_size)
-        while len(results) < len(sources):
-            rows = [next(prepared) for _ in range(min(batch_size, len(sources) - len(results)))]
-            results += _classified(classifier, rows, threshold)
+    with ThreadPoolExecutor(workers) as pool, one_blas_thread():
+        for rows in _in_order(pool, classify, chunks, ahead=2 * workers):
+            results += rows
             if progress is not None:
                 progress(len(results) / len(sources))
     return results
