@@ -500,7 +500,7 @@ def test_every_command_explains_its_options():
         assert options, command
         # The README promises an example with every command's options.
         assert f"example: hematovision {command} " in result.stdout, command
-    assert "(default: 32)" in run_cli("predict", "--help").stdout
+    assert "(default: 8)" in run_cli("predict", "--help").stdout
 
 
 def test_the_package_carries_every_module(tmp_path):
