@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from hematovision.io.images import read_image
+from hematovision.model.card import load_card
 
 from .conftest import ROOT
 
@@ -31,6 +32,32 @@ def test_the_load_test_recognises_every_kind_of_answer_the_page_heads_a_cell_wit
     for not_an_answer in ("Review below this probability", "Classify cells",
                           "Unfamiliar: no white cell was found", f"Model {classifier.name}"):
         assert not ANSWER.search(not_an_answer)
+
+
+@pytest.mark.data
+def test_the_ensemble_benchmark_scores_the_cells_evaluate_scores():
+    # A member's row must be what `evaluate` recorded in its card for the same set:
+    # otherwise the ensemble's gain would be measured on other cells.
+    result = subprocess.run([sys.executable, "benchmarks/ensemble.py", "--quick"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    card = load_card(ROOT / "models" / "multi-lite0")
+    zheng = next(e for e in card.results.external if e["name"] == "zheng2018_d2")
+    row = next(line for line in result.stdout.splitlines() if "| multi-lite0 |" in line)
+    balanced, restricted = (float(row.split("|")[i]) for i in (3, 5))
+    assert balanced == pytest.approx(zheng["metrics"]["balanced_accuracy"], abs=5e-4)
+    assert restricted == pytest.approx(zheng["restricted"]["balanced_accuracy"], abs=5e-4)
+
+
+@pytest.mark.data
+def test_the_ensemble_benchmark_refuses_models_that_did_not_hold_out_the_same_cells():
+    # pbc-lite0 never learned from Raabin-WBC and scores it whole; multi-lite0 scores only
+    # its held-out split. Averaging them there would mix seen and unseen cells.
+    result = subprocess.run([sys.executable, "benchmarks/ensemble.py", "--sets",
+                             "raabin_wbc"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 2
+    assert "the models score different cells" in result.stderr
 
 
 @pytest.mark.slow
@@ -58,6 +85,7 @@ def test_the_leave_one_source_out_benchmark_runs_quickly():
     pytest.param("adaptation_memory", "with remembered features", marks=pytest.mark.data),
     pytest.param("augmentation_ablation", "PBC test", marks=pytest.mark.data),
     pytest.param("batch", "same answers:", marks=pytest.mark.data),
+    pytest.param("ensemble", "| ensemble (mean of probabilities) |", marks=pytest.mark.data),
     pytest.param("batchnorm_statistics", "alignment + last layer against the last layer",
                  marks=pytest.mark.data),
     pytest.param("feature_ceiling", "leave-one-out errors at C=0.1", marks=pytest.mark.data),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ from hematovision.model.card_markdown import auc_text, percent_text
 from hematovision.model.classifier import Classifier
 from hematovision.model.prediction import CONFIDENT, REVIEW, UNFAMILIAR
 
-__all__ = ["evaluate", "format_report", "format_table"]
+__all__ = ["CellSelection", "evaluate", "format_report", "format_table", "select_cells"]
 
 log = logging.getLogger(__name__)
 
@@ -65,20 +65,20 @@ def _flags(labels: np.ndarray, probabilities: np.ndarray, statuses: list[str],
     return result
 
 
-def evaluate(classifier: Classifier, data_dir: str | Path, whole_folder: bool = False,
-             progress: bool = False, bootstrap: int = 1000, save: bool = True) -> dict:
-    """Evaluate on the model's test split under ``data_dir`` or, for another folder, on
-    all of it but the cells the model learned from (see
-    :func:`hematovision.io.dataset.learned_from`; they are listed in the report).
+@dataclass(frozen=True)
+class CellSelection:
+    """The labelled images an evaluation scores: a model's test split of a source it
+    learned from, or another folder whole but for any image the model learned from."""
 
-    Class folders are matched to the model's classes case-insensitively; folders of other
-    classes are left out and listed. When the folder has fewer classes than the model,
-    the result is given twice: strict (argmax over all the model's classes) and
-    restricted to the classes present.
+    kind: str                                # "test split" or "external folder"
+    files: list[tuple[Path, str]]            # (image, class name)
+    ignored_classes: list[str] = field(default_factory=list)
+    left_out_learned_from: list[Path] = field(default_factory=list)
 
-    With ``save``, writes ``evaluation.json`` (test split) or
-    ``evaluation_<folder>.json`` into the model folder and records the result in the card.
-    """
+
+def select_cells(classifier: Classifier, data_dir: str | Path, whole_folder: bool = False
+                 ) -> CellSelection:
+    """The cells :func:`evaluate` scores on ``data_dir`` for this model."""
     data_dir = Path(data_dir)
     classes = list(classifier.classes)
     files = None if whole_folder else test_split_files(classifier.model_dir, data_dir)
@@ -111,6 +111,27 @@ def evaluate(classifier: Classifier, data_dir: str | Path, whole_folder: bool = 
                              f"{len(items)} images; score it on cells it has not seen")
     if not files:
         raise ValueError(f"{data_dir}: no images of the model's classes ({', '.join(classes)})")
+    return CellSelection(kind, list(files), ignored, [item.path for item in known])
+
+
+def evaluate(classifier: Classifier, data_dir: str | Path, whole_folder: bool = False,
+             progress: bool = False, bootstrap: int = 1000, save: bool = True) -> dict:
+    """Evaluate on the model's test split under ``data_dir`` or, for another folder, on
+    all of it but the cells the model learned from (see
+    :func:`hematovision.io.dataset.learned_from`; they are listed in the report).
+
+    Class folders are matched to the model's classes case-insensitively; folders of other
+    classes are left out and listed. When the folder has fewer classes than the model,
+    the result is given twice: strict (argmax over all the model's classes) and
+    restricted to the classes present.
+
+    With ``save``, writes ``evaluation.json`` (test split) or
+    ``evaluation_<folder>.json`` into the model folder and records the result in the card.
+    """
+    data_dir = Path(data_dir)
+    classes = list(classifier.classes)
+    selection = select_cells(classifier, data_dir, whole_folder)
+    files, kind = selection.files, selection.kind
     images, kept, failed, no_cell = decode_images(
         [path for path, _ in files], classifier.input_size, progress=progress,
         framing=classifier.card.config.framing)
@@ -131,8 +152,8 @@ def evaluate(classifier: Classifier, data_dir: str | Path, whole_folder: bool = 
         "kind": kind,
         "classes": classes,
         "unreadable": [str(path) for path, _ in failed],
-        "ignored_classes": ignored,
-        "left_out_learned_from": [str(item.path) for item in known],
+        "ignored_classes": selection.ignored_classes,
+        "left_out_learned_from": [str(path) for path in selection.left_out_learned_from],
         "metrics": classification_report(labels, probabilities, classes, bootstrap=bootstrap),
     }
     report["metrics"].update(_calibration(logits, probabilities, labels))
