@@ -280,6 +280,55 @@ def test_exact_shapley_values_on_an_additive_score():
         assert np.argmax(lime_fit(scored, masks @ weights)) == 0
 
 
+def _scored(masks: np.ndarray, lime: np.ndarray, shap: np.ndarray, exhaustive: bool):
+    from hematovision.explain.coalitions import ScoredCoalitions
+
+    return ScoredCoalitions(masks, lime, shap, exhaustive, np.zeros((len(masks), 2)),
+                            np.zeros((2, 2), int))
+
+
+def test_completed_coalitions_keep_every_score_and_fill_an_additive_one_exactly():
+    from hematovision.explain.coalitions import (
+        coalition_masks,
+        completed_scores,
+        every_coalition,
+    )
+
+    count, rng = 10, np.random.RandomState(2)
+    masks, lime, shap, exhaustive = coalition_masks(count, 250, seed=2)
+    assert not exhaustive
+    weights = rng.normal(0, 1, count)
+    additive = completed_scores(_scored(masks, lime, shap, exhaustive), masks @ weights + 0.3)
+    assert np.allclose(additive, every_coalition(count) @ weights + 0.3, atol=1e-6)
+    # Scored coalitions keep their own score, whatever the surrogate says of them (a
+    # coalition drawn twice scores alike: the network is deterministic).
+    codes = masks @ (1 << np.arange(count))
+    noisy = masks @ weights + rng.normal(0, 1, 2 ** count)[codes]
+    completed = completed_scores(_scored(masks, lime, shap, exhaustive), noisy)
+    assert np.allclose(completed[codes], noisy)
+
+
+def test_lime_over_completed_coalitions_is_the_library_fit_of_many_draws():
+    # On a score with pair interactions, LIME's map from the shared 250-row design must be
+    # what the library's own fit tends to (here on 20,000 draws), patch for patch.
+    from hematovision.explain.coalitions import coalition_masks, lime_fit
+    from hematovision.explain.lime_map import LimeSamples, fit_lime, lime_masks
+
+    count, rng = 11, np.random.RandomState(4)
+    main, pairs = rng.normal(0, 1, count), np.triu(rng.normal(0, 0.3, (count, count)), 1)
+
+    def score(masks):
+        masks = masks.astype(np.float64)
+        return masks @ main + np.einsum("ni,ij,nj->n", masks, pairs, masks)
+
+    masks, lime, shap, exhaustive = coalition_masks(count, 250, seed=0)
+    ours = lime_fit(_scored(masks, lime, shap, exhaustive), score(masks))
+    draws = lime_masks(np.random.RandomState(1), 20000, count, False)
+    logits = np.stack([score(draws), np.zeros(len(draws))], axis=1)
+    library = fit_lime(LimeSamples(draws, logits, None), 0, "logit")
+    assert np.abs(ours - library).max() < 0.05 * np.abs(library).max()
+
+
 def test_lime_and_shap_score_the_cell_once_for_every_class(classifier, pbc_examples):
     # The second method, and any other class, reuse the first one's network calls.
     from hematovision.explain import coalitions

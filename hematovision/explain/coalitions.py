@@ -17,10 +17,18 @@ scored once, in batches through the classifier seam, and both fits read it:
   patch about equally often); every draw comes with its complement (Covert & Lee 2021,
   "Improving KernelSHAP": pairs cancel the even-order interactions in the fit).
 
-LIME fits its own draws with its kernel, as the library fits its samples. Kernel SHAP fits
-every row, post-stratified by size: given its size, any draw (LIME's too) is a coalition
-chosen uniformly among those of that size, so each size's rows share that size's whole
-Shapley weight equally, the singles at their exact weight, with the constraint that the
+LIME's map is what the library's fit of 5,000 samples tends to: its kernel and ridge fit
+over *every* coalition of the patches (up to :data:`COMPLETION_LIMIT` of them), each
+weighted as often as 5,000 uniform draws would hold it. The coalitions not scored are
+filled in by a surrogate fitted on every scored row, LIME's and SHAP's: the score as a sum
+of one term per patch and one per pair of patches (the pairs slightly shrunk); scored
+coalitions keep their own score. LIME's ~125 own draws alone, fitted as the library fits
+them, agreed less often with the library's own 5,000-sample fit (docs/explanations.md).
+With more patches LIME fits its own draws as the library fits its samples.
+
+Kernel SHAP fits every row, post-stratified by size: given its size, any draw (LIME's too)
+is a coalition chosen uniformly among those of that size, so each size's rows share that
+size's whole Shapley weight equally, the singles at their exact weight, with the constraint that the
 values add up to the whole cell's score minus the fully hidden one's. (Weighing each draw
 by the ratio of the kernel to the mixture it was drawn from, as before, left Kernel SHAP
 at a Spearman of 0.80 against shap's 5,000-sample estimate on a held-out monocyte; see
@@ -51,9 +59,13 @@ from hematovision.explain.superpixels import segment_cell
 from hematovision.model.classifier import Classifier
 
 __all__ = ["ScoredCoalitions", "coalition_masks", "score_coalitions", "scored_coalitions",
-           "lime_fit", "kernel_shap_fit", "log_odds", "probabilities_of", "hidden_copy", "BLUR"]
+           "lime_fit", "kernel_shap_fit", "completed_scores", "every_coalition", "log_odds",
+           "probabilities_of", "hidden_copy", "BLUR"]
 
 KERNEL_WIDTH = 0.25  # LIME's default for images
+COMPLETION_LIMIT = 13  # patches up to which LIME's fit reads every coalition (2**13 rows)
+REFERENCE_SAMPLES = 5000  # the library fit LIME's map stands for
+PAIR_SHRINKAGE = 1.0  # ridge penalty on the surrogate's pair terms (the patch terms have none)
 BLUR = 32  # side of the box blur that hides a patch, in model-input pixels
 
 
@@ -264,18 +276,64 @@ def _weighted_ridge(x: np.ndarray, y: np.ndarray, weights: np.ndarray,
     return np.linalg.solve(gram, xc.T @ (weights * yc))
 
 
+def _lime_kernel(masks: np.ndarray) -> np.ndarray:
+    """LIME's kernel on the cosine distance of each 0/1 mask to the whole cell (the
+    all-ones row); an empty mask is at distance 1."""
+    shown = masks.sum(axis=1)
+    similarity = np.where(shown > 0, np.sqrt(shown / masks.shape[1]), 0.0)
+    return np.sqrt(np.exp(-((1.0 - similarity) ** 2) / KERNEL_WIDTH ** 2))
+
+
+def every_coalition(count: int) -> np.ndarray:
+    """All ``2**count`` masks ``(2**count, count)``; row ``k`` shows patch ``i`` where bit
+    ``i`` of ``k`` is set."""
+    return ((np.arange(2 ** count)[:, None] >> np.arange(count)) & 1).astype(np.int64)
+
+
+def _pairs(masks: np.ndarray) -> np.ndarray:
+    first, second = np.triu_indices(masks.shape[1], 1)
+    return masks[:, first] * masks[:, second]
+
+
+def completed_scores(scored: ScoredCoalitions, scores: np.ndarray) -> np.ndarray:
+    """The score of every coalition ``(2**M,)`` (rows as :func:`every_coalition`): the
+    scored ones as scored, the others from a surrogate — one term per patch and one per
+    pair, fitted by least squares on every scored row, through the whole and the empty
+    cell, the pair terms shrunk by :data:`PAIR_SHRINKAGE`."""
+    masks = scored.masks.astype(np.int64)
+    count = masks.shape[1]
+    codes, first = np.unique(masks @ (1 << np.arange(count)), return_index=True)
+    seen = masks[first].astype(np.float64)
+    values = np.asarray(scores, np.float64)[first]
+    design = np.hstack([np.ones((len(seen), 1)), seen, _pairs(seen)])
+    size = seen.sum(axis=1)
+    weights = np.where((size == 0) | (size == count), 1e4, 1.0)
+    penalty = np.zeros(design.shape[1])
+    penalty[1 + count:] = PAIR_SHRINKAGE
+    coefficients = np.linalg.solve(design.T @ (weights[:, None] * design) + np.diag(penalty),
+                                   design.T @ (weights * values))
+    every = every_coalition(count).astype(np.float64)
+    completed = np.hstack([np.ones((len(every), 1)), every, _pairs(every)]) @ coefficients
+    completed[codes] = values
+    return completed
+
+
 def lime_fit(scored: ScoredCoalitions, scores: np.ndarray) -> np.ndarray:
-    """LIME's weight for each patch ``(M,)``: its kernel on the cosine distance to the
-    whole cell (times each draw's importance weight), a ridge fit of ``scores`` ``(n,)``."""
+    """LIME's weight for each patch ``(M,)``: a ridge fit of ``scores`` ``(n,)`` weighted by
+    its kernel on the cosine distance to the whole cell. Up to :data:`COMPLETION_LIMIT`
+    patches over every coalition, the unscored ones completed (:func:`completed_scores`),
+    each weighted as 5,000 uniform draws would hold it; beyond, over LIME's own draws
+    (times each draw's importance weight), as the library fits its samples."""
+    count = scored.masks.shape[1]
+    if count <= COMPLETION_LIMIT:
+        every = every_coalition(count)
+        weights = _lime_kernel(every) * (REFERENCE_SAMPLES / len(every))
+        return _weighted_ridge(every.astype(np.float64), completed_scores(scored, scores),
+                               weights)
     used = scored.lime_importance > 0
     masks = scored.masks[used].astype(np.float64)
-    shown = masks.sum(axis=1)
-    # Cosine distance of a 0/1 mask to the all-ones row; an empty mask is at distance 1.
-    similarity = np.where(shown > 0, np.sqrt(shown / masks.shape[1]), 0.0)
-    distances = 1.0 - similarity
-    weights = np.sqrt(np.exp(-(distances ** 2) / KERNEL_WIDTH ** 2))
     return _weighted_ridge(masks, np.asarray(scores, np.float64)[used],
-                           weights * scored.lime_importance[used])
+                           _lime_kernel(masks) * scored.lime_importance[used])
 
 
 def _shapley_kernel(count: int, size: np.ndarray) -> np.ndarray:
