@@ -216,13 +216,8 @@ def fidelity_of_cell(classifier: Classifier, x: np.ndarray, index: int,
     """Spearman (over pixels) of the default LIME and SHAP maps with their references, for
     seed 0 (the default: the maps the page shows, computed as the page computes them) and,
     where every coalition was scored, seeds 1 … ``seeds − 1`` from the same scores."""
-    from hematovision.explain.coalitions import (
-        ScoredCoalitions,
-        coalition_masks,
-        kernel_shap_fit,
-        lime_fit,
-        log_odds,
-    )
+    from hematovision.explain.coalition_fits import kernel_shap_fit, lime_fit
+    from hematovision.explain.coalitions import ScoredCoalitions, coalition_masks, log_odds
     from hematovision.explain.superpixels import segment_cell
 
     lime_defaults, shap_defaults = get_explainer("lime").defaults, get_explainer("shap").defaults

@@ -260,12 +260,8 @@ def test_kernel_shap_weighs_each_size_by_its_share_of_the_shapley_kernel(count, 
 def test_exact_shapley_values_on_an_additive_score():
     # On an additive score with one interaction, the exhaustive design gives the exact
     # Shapley values (the interaction split in two), and a sampled design adds up.
-    from hematovision.explain.coalitions import (
-        ScoredCoalitions,
-        coalition_masks,
-        kernel_shap_fit,
-        lime_fit,
-    )
+    from hematovision.explain.coalition_fits import kernel_shap_fit, lime_fit
+    from hematovision.explain.coalitions import ScoredCoalitions, coalition_masks
 
     weights = np.array([0.5, -0.2, 0.1, 0.0, 0.3, 0.05])
     for count, samples in ((6, 64), (6, 40)):
@@ -288,11 +284,8 @@ def _scored(masks: np.ndarray, lime: np.ndarray, shap: np.ndarray, exhaustive: b
 
 
 def test_completed_coalitions_keep_every_score_and_fill_an_additive_one_exactly():
-    from hematovision.explain.coalitions import (
-        coalition_masks,
-        completed_scores,
-        every_coalition,
-    )
+    from hematovision.explain.coalition_fits import completed_scores, every_coalition
+    from hematovision.explain.coalitions import coalition_masks
 
     count, rng = 10, np.random.RandomState(2)
     masks, lime, shap, exhaustive = coalition_masks(count, 250, seed=2)
@@ -311,7 +304,8 @@ def test_completed_coalitions_keep_every_score_and_fill_an_additive_one_exactly(
 def test_lime_over_completed_coalitions_is_the_library_fit_of_many_draws():
     # On a score with pair interactions, LIME's map from the shared 250-row design must be
     # what the library's own fit tends to (here on 20,000 draws), patch for patch.
-    from hematovision.explain.coalitions import coalition_masks, lime_fit
+    from hematovision.explain.coalition_fits import lime_fit
+    from hematovision.explain.coalitions import coalition_masks
     from hematovision.explain.lime_map import LimeSamples, fit_lime, lime_masks
 
     count, rng = 11, np.random.RandomState(4)

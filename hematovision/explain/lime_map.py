@@ -29,10 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hematovision.explain.coalition_fits import KERNEL_WIDTH, lime_fit
 from hematovision.explain.coalitions import (
-    KERNEL_WIDTH,
     hidden_copy,
-    lime_fit,
     log_odds,
     probabilities_of,
     scored_coalitions,

@@ -17,12 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hematovision.explain.coalitions import (
-    hidden_copy,
-    kernel_shap_fit,
-    log_odds,
-    scored_coalitions,
-)
+from hematovision.explain.coalition_fits import kernel_shap_fit
+from hematovision.explain.coalitions import hidden_copy, log_odds, scored_coalitions
 from hematovision.explain.explanation import signed_heatmap
 from hematovision.model.classifier import Classifier
 
