@@ -58,6 +58,10 @@ def test_randomised_copy_changes_the_model_but_not_the_original(classifier, pbc_
     randomised = randomised_copy(classifier)
     assert not np.allclose(randomised.predict_proba(x), before, atol=1e-3)
     assert np.array_equal(classifier.predict_proba(x), before)
+    # The same seed draws the same weights, so the check reads alike on every run.
+    again, other = randomised_copy(classifier, seed=0), randomised_copy(classifier, seed=1)
+    assert np.array_equal(again.predict_proba(x), randomised.predict_proba(x))
+    assert not np.allclose(other.predict_proba(x), randomised.predict_proba(x), atol=1e-4)
 
 
 @pytest.mark.slow
