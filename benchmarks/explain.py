@@ -216,7 +216,7 @@ def fidelity_of_cell(classifier: Classifier, x: np.ndarray, index: int,
     """Spearman (over pixels) of the default LIME and SHAP maps with their references, for
     seed 0 (the default: the maps the page shows, computed as the page computes them) and,
     where every coalition was scored, seeds 1 … ``seeds − 1`` from the same scores."""
-    from hematovision.explain.coalition_fits import kernel_shap_fit, lime_fit
+    from hematovision.explain.coalition_fits import kernel_shap_fit, lime_fit, lime_limit
     from hematovision.explain.coalitions import ScoredCoalitions, coalition_masks, log_odds
     from hematovision.explain.superpixels import segment_cell
 
@@ -236,11 +236,17 @@ def fidelity_of_cell(classifier: Classifier, x: np.ndarray, index: int,
         # coalition in 5,000 samples is exact, so it agrees with itself).
         ceiling = [rho(references(classifier, x, index, segmentation, table, seed)[0][segmentation],
                        lime_reference) for seed in (7, 8, 9)]
-    result = {"lime": [rho(get_explainer("lime").compute(x, classifier, index,
-                                                         **lime_defaults)[1], lime_reference)],
+    lime_map = get_explainer("lime").compute(x, classifier, index, **lime_defaults)[1]
+    if table is not None:
+        # What LIME's samples tend to: its fit over every coalition's stored score. How far
+        # the map and the 5,000-sample reference each are from it.
+        limit = lime_limit(log_odds(table.logits, classifier.card.config.temperature)[:, index])
+        towards_limit = [rho(lime_map, limit), rho(lime_reference[segmentation], limit)]
+    result = {"lime": [rho(lime_map, lime_reference)],
               "shap": [rho(get_explainer("shap").compute(x, classifier, index,
                                                          **shap_defaults)[1], shap_reference)],
-              "count": count, "ceiling": ceiling if table is not None else []}
+              "count": count, "ceiling": ceiling if table is not None else [],
+              "limit": towards_limit if table is not None else []}
     for seed in range(1, seeds if table is not None else 1):
         masks, lime_importance, shap_weights, exhaustive = coalition_masks(
             count, lime_defaults["samples"], seed)
@@ -284,6 +290,9 @@ def fidelity_rows(classifier: Classifier, files: list[tuple[Path, str]], count: 
         if cell["ceiling"]:
             parts.append(f"LIME's reference against itself, other seeds: "
                          f"{min(cell['ceiling']):.3f}–{max(cell['ceiling']):.3f}")
+        if cell["limit"]:
+            parts.append(f"against LIME's limit (every coalition): the map "
+                         f"{cell['limit'][0]:.3f}, the reference {cell['limit'][1]:.3f}")
         print(line + ", ".join(parts), flush=True)
     for name, values in results.items():
         default = [v[0] for v in values]

@@ -301,6 +301,23 @@ def test_completed_coalitions_keep_every_score_and_fill_an_additive_one_exactly(
     assert np.allclose(completed[codes], noisy)
 
 
+def test_lime_reads_every_coalition_alike_whether_scored_or_given():
+    # With every coalition scored, LIME's map is its limit over them: the same numbers
+    # the benchmark compares the map and the library's reference with.
+    from hematovision.explain.coalition_fits import every_coalition, lime_fit, lime_limit
+    from hematovision.explain.coalitions import coalition_masks
+
+    count, rng = 6, np.random.RandomState(3)
+    table = rng.normal(0, 1, 2 ** count)
+    masks, lime, shap, exhaustive = coalition_masks(count, 64, seed=1)
+    assert exhaustive
+    scores = table[masks @ (1 << np.arange(count))]
+    assert np.allclose(lime_fit(_scored(masks, lime, shap, exhaustive), scores),
+                       lime_limit(table), atol=1e-9)
+    assert np.array_equal(every_coalition(count) @ (1 << np.arange(count)),
+                          np.arange(2 ** count))
+
+
 def test_lime_over_completed_coalitions_is_the_library_fit_of_many_draws():
     # On a score with pair interactions, LIME's map from the shared 250-row design must be
     # what the library's own fit tends to (here on 20,000 draws), patch for patch.

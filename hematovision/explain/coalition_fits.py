@@ -33,7 +33,7 @@ from hematovision.model.runtime import one_blas_thread
 if TYPE_CHECKING:
     from hematovision.explain.coalitions import ScoredCoalitions
 
-__all__ = ["lime_fit", "kernel_shap_fit", "completed_scores", "every_coalition",
+__all__ = ["lime_fit", "lime_limit", "kernel_shap_fit", "completed_scores", "every_coalition",
            "shapley_kernel", "KERNEL_WIDTH"]
 
 KERNEL_WIDTH = 0.25  # LIME's default for images
@@ -107,6 +107,19 @@ def completed_scores(scored: ScoredCoalitions, scores: np.ndarray) -> np.ndarray
     return completed
 
 
+def lime_limit(every_score: np.ndarray) -> np.ndarray:
+    """What the library's LIME fit of 5,000 uniform draws tends to, given the score of
+    every coalition ``(2**M,)`` (rows as :func:`every_coalition`): its kernel and ridge
+    over all of them, each weighted as often as those draws would hold it."""
+    every_score = np.asarray(every_score, np.float64)
+    count = int(np.log2(len(every_score)))
+    every, _, weights = _every_design(count)
+    # Small products: split over busy cores, BLAS's threads wait for each other
+    # (30-40 ms instead of 2 on one thread, with a training run beside it).
+    with one_blas_thread():
+        return _weighted_ridge(every, every_score, weights)
+
+
 def lime_fit(scored: ScoredCoalitions, scores: np.ndarray) -> np.ndarray:
     """LIME's weight for each patch ``(M,)``: a ridge fit of ``scores`` ``(n,)`` weighted by
     its kernel on the cosine distance to the whole cell. Up to :data:`COMPLETION_LIMIT`
@@ -115,11 +128,8 @@ def lime_fit(scored: ScoredCoalitions, scores: np.ndarray) -> np.ndarray:
     (times each draw's importance weight), as the library fits its samples."""
     count = scored.masks.shape[1]
     if count <= COMPLETION_LIMIT:
-        every, _, weights = _every_design(count)
-        # Small products: split over busy cores, BLAS's threads wait for each other
-        # (30-40 ms instead of 2 on one thread, with a training run beside it).
         with one_blas_thread():
-            return _weighted_ridge(every, completed_scores(scored, scores), weights)
+            return lime_limit(completed_scores(scored, scores))
     used = scored.lime_importance > 0
     masks = scored.masks[used].astype(np.float64)
     return _weighted_ridge(masks, np.asarray(scores, np.float64)[used],
