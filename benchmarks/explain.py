@@ -161,10 +161,11 @@ class CoalitionTable:
     network is deterministic, so they see what they would have computed."""
 
     def __init__(self, classifier: Classifier, x: np.ndarray, segmentation: np.ndarray):
+        from hematovision.explain.coalition_fits import every_coalition
         from hematovision.explain.coalitions import hidden_copy
 
         self.count = int(segmentation.max()) + 1
-        every = (np.arange(2 ** self.count)[:, None] >> np.arange(self.count)) & 1
+        every = every_coalition(self.count)
         image, hidden = np.asarray(x, np.float32), hidden_copy(x)
         self.logits = np.zeros((len(every), len(classifier.classes)), np.float32)
         for start in range(0, len(every), 64):

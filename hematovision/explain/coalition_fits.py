@@ -11,13 +11,13 @@ With more patches LIME fits its own draws as the library fits its samples.
 
 Kernel SHAP fits every row, post-stratified by size: given its size, any draw (LIME's too)
 is a coalition chosen uniformly among those of that size, so each size's rows share that
-size's whole Shapley weight equally, the singles at their exact weight, with the constraint that the
-values add up to the whole cell's score minus the fully hidden one's. (Weighing each draw
-by the ratio of the kernel to the mixture it was drawn from, as before, left Kernel SHAP
-at a Spearman of 0.80 against shap's 5,000-sample estimate on a held-out monocyte; see
-docs/explanations.md.) With ``2**M`` masks or fewer in the budget every coalition is
-scored and both fits are exact. The logits of every class are kept, so another class
-costs no more network calls.
+size's whole Shapley weight equally, the singles at their exact weight, with the
+constraint that the values add up to the whole cell's score minus the fully hidden one's.
+(Weighing each draw by the ratio of the kernel to the mixture it was drawn from, as
+before, left Kernel SHAP at a Spearman of 0.80 against shap's 5,000-sample estimate on a
+held-out monocyte; see docs/explanations.md.) With ``2**M`` masks or fewer in the budget
+every coalition is scored and both fits are exact. The logits of every class are kept, so
+another class costs no more network calls.
 """
 
 from __future__ import annotations

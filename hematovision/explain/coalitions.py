@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hematovision.explain.coalition_fits import shapley_kernel
+from hematovision.explain.coalition_fits import every_coalition, shapley_kernel
 from hematovision.explain.superpixels import segment_cell
 from hematovision.model.classifier import Classifier
 
@@ -138,7 +138,7 @@ def coalition_masks(count: int, samples: int, seed: int = 0
     if count < 1 or samples < 4:
         raise ValueError(f"need at least 1 patch and 4 samples, got {count} and {samples}")
     if 2 ** count <= samples:
-        every = ((np.arange(2 ** count)[:, None] >> np.arange(count)) & 1)[::-1].copy()
+        every = every_coalition(count)[::-1].copy()
         return every, np.ones(len(every)), shapley_kernel(count, every.sum(axis=1)), True
     rng = np.random.RandomState(seed)
     fixed = [np.ones((1, count), int), np.zeros((1, count), int)]
