@@ -26,12 +26,13 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 from scipy.special import softmax  # noqa: E402
+from sklearn.metrics import confusion_matrix  # noqa: E402
 
 from hematovision.io.data_home import datasets_dir  # noqa: E402
 from hematovision.io.decoding import decode_images  # noqa: E402
 from hematovision.measure.evaluation import select_cells  # noqa: E402
 from hematovision.measure.metrics import balanced_accuracy  # noqa: E402
-from hematovision.measure.source_benchmark import COMMON_CELLS  # noqa: E402
+from hematovision.measure.source_benchmark import common_cell_recall  # noqa: E402
 from hematovision.model.calibration import expected_calibration_error  # noqa: E402
 from hematovision.model.classifier import Classifier  # noqa: E402
 
@@ -55,12 +56,12 @@ def _scores(classifier: Classifier, paths: list[Path]) -> tuple[dict[Path, np.nd
 def _measures(labels: np.ndarray, probabilities: np.ndarray, restricted: np.ndarray,
               present: list[int], classes: list[str]) -> dict:
     predicted = probabilities.argmax(axis=1)
-    common = [classes.index(name) for name in COMMON_CELLS if name in classes]
-    recalls = [np.mean(predicted[labels == c] == c) for c in common if np.any(labels == c)]
+    matrix = confusion_matrix(labels, predicted, labels=range(len(classes)))
+    common = common_cell_recall(matrix, classes)
     mapped = np.array([present.index(label) for label in labels])
     return {
         "balanced": balanced_accuracy(labels, predicted),
-        "common": float(np.mean(recalls)) if recalls else float("nan"),
+        "common": float("nan") if common is None else common,
         "restricted": balanced_accuracy(mapped, restricted.argmax(axis=1)),
         "ece": expected_calibration_error(probabilities, labels),
     }

@@ -44,9 +44,12 @@ def test_the_ensemble_benchmark_scores_the_cells_evaluate_scores():
     card = load_card(ROOT / "models" / "multi-lite0")
     zheng = next(e for e in card.results.external if e["name"] == "zheng2018_d2")
     row = next(line for line in result.stdout.splitlines() if "| multi-lite0 |" in line)
-    balanced, restricted = (float(row.split("|")[i]) for i in (3, 5))
+    balanced, common, restricted = (float(row.split("|")[i]) for i in (3, 4, 5))
     assert balanced == pytest.approx(zheng["metrics"]["balanced_accuracy"], abs=5e-4)
     assert restricted == pytest.approx(zheng["restricted"]["balanced_accuracy"], abs=5e-4)
+    recorded = next(r for r in card.results.source_benchmark["rows"]
+                    if r["model"] == "multi-lite0" and r["data"] == "zheng2018_d2")
+    assert common == pytest.approx(recorded["balanced_common"], abs=5e-4)
 
 
 @pytest.mark.data

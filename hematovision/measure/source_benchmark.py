@@ -19,8 +19,8 @@ from hematovision.measure.evaluation import evaluate
 from hematovision.model.card import load_card, save_card
 from hematovision.model.classifier import Classifier
 
-__all__ = ["COMMON_CELLS", "benchmark_rows", "common_balanced_accuracy", "format_markdown",
-           "trained_sources", "save_benchmark"]
+__all__ = ["COMMON_CELLS", "benchmark_rows", "common_balanced_accuracy", "common_cell_recall",
+           "format_markdown", "trained_sources", "save_benchmark"]
 
 COMMON_CELLS = ("eosinophil", "lymphocyte", "monocyte", "neutrophil")
 
@@ -34,15 +34,20 @@ def trained_sources(model_dir: str | Path) -> list[str]:
     return [source_name(load_card(model_dir).results.data.get("source", ""))]
 
 
-def common_balanced_accuracy(report: dict) -> float | None:
-    """Mean recall over :data:`COMMON_CELLS` present in an evaluation report (strict:
-    the model's answer among all its classes)."""
-    classes = report["classes"]
-    matrix = np.asarray(report["metrics"]["confusion_matrix"])
+def common_cell_recall(confusion: np.ndarray, classes: list[str]) -> float | None:
+    """Mean recall over the :data:`COMMON_CELLS` a confusion matrix (true classes in rows,
+    the model's answers among all its classes in columns) holds cells of."""
+    matrix = np.asarray(confusion)
     recalls = [matrix[i, i] / matrix[i].sum() for i in
                (classes.index(name) for name in COMMON_CELLS if name in classes)
                if matrix[i].sum()]
     return float(np.mean(recalls)) if recalls else None
+
+
+def common_balanced_accuracy(report: dict) -> float | None:
+    """:func:`common_cell_recall` of an evaluation report (strict: the model's answer
+    among all its classes)."""
+    return common_cell_recall(report["metrics"]["confusion_matrix"], report["classes"])
 
 
 def _row(model: str, report: dict, trained_on: list[str]) -> dict:
