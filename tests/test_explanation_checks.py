@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 
@@ -55,7 +57,12 @@ def test_deletion_starts_at_the_prediction_and_insertion_ends_there(classifier, 
 def test_randomised_copy_changes_the_model_but_not_the_original(classifier, pbc_examples):
     x = classifier.prepare(read_image(pbc_examples[0][0]))[None]
     before = classifier.predict_proba(x)
+    python_state, numpy_state = random.getstate(), np.random.get_state()
     randomised = randomised_copy(classifier)
+    # Drawing from a seed leaves the caller's global generators where they were.
+    assert random.getstate() == python_state
+    assert np.array_equal(np.random.get_state()[1], numpy_state[1])
+    assert np.random.get_state()[2] == numpy_state[2]
     assert not np.allclose(randomised.predict_proba(x), before, atol=1e-3)
     assert np.array_equal(classifier.predict_proba(x), before)
     # The same seed draws the same weights, so the check reads alike on every run.

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -88,18 +89,25 @@ def randomised_copy(classifier: Classifier, seed: int = 0) -> Classifier:
     """The same network with its ``scrambled_layers`` re-initialised (cascading
     randomisation from the top, as in Adebayo et al. 2018) by their own initialisers,
     drawn from ``seed``."""
-    import keras
-
-    copy = keras.models.clone_model(classifier.model)
-    copy.set_weights(classifier.model.get_weights())
     # Unseeded, the check's rank correlations moved by up to 0.4 between two runs of the
-    # same command (Grad-CAM's mean 0.18 and -0.03 on multi-lite0).
-    keras.utils.set_random_seed(seed)
-    fresh = keras.models.clone_model(classifier.model)  # new random initial weights
-    for name in scrambled_layers(classifier):
-        copy.get_layer(name).set_weights(fresh.get_layer(name).get_weights())
-    return Classifier.from_keras(copy, replace(classifier.card, name="randomised"),
-                                 classifier.model_dir)
+    # same command (Grad-CAM's mean 0.18 and -0.03 on multi-lite0). Keras draws initial
+    # weights only from the global seed, which also reseeds Python's and numpy's global
+    # generators: theirs are put back, so a caller's own draws do not repeat.
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        import keras
+
+        copy = keras.models.clone_model(classifier.model)
+        copy.set_weights(classifier.model.get_weights())
+        keras.utils.set_random_seed(seed)
+        fresh = keras.models.clone_model(classifier.model)  # new random initial weights
+        for name in scrambled_layers(classifier):
+            copy.get_layer(name).set_weights(fresh.get_layer(name).get_weights())
+        return Classifier.from_keras(copy, replace(classifier.card, name="randomised"),
+                                     classifier.model_dir)
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
 
 
 def _settings(method: str, fast: bool) -> dict:
