@@ -71,6 +71,25 @@ def test_training_is_reproducible_in_its_split(tiny_model, tmp_path):
     assert first["files"] == second["files"]
 
 
+def test_continuing_a_model_builds_its_network_and_refuses_another(tiny_model, tmp_path):
+    options = ("--data", str(PBC), "--classes", "eosinophil,lymphocyte,platelet",
+               "--limit-per-class", "14", "--epochs", "0", "--quiet", "--no-evaluate")
+    # Another backbone cannot take the model's weights: refused before any image is read,
+    # naming the setting rather than a layer's weight shapes.
+    refused = run_cli("train", *options, "--out", str(tmp_path / "other"),
+                      "--init-from", str(tiny_model), "--backbone", "lite1")
+    assert refused.returncode != 0
+    assert "backbone lite1 (it has lite0)" in refused.stderr, refused.stderr
+    assert not (tmp_path / "other").exists()
+    # Without --backbone the continued run takes the model's own network and weights.
+    continued = run_cli("train", *options, "--out", str(tmp_path / "again"),
+                        "--init-from", str(tiny_model))
+    assert continued.returncode == 0, continued.stderr
+    card = load_card(tmp_path / "again")
+    assert card.config.backbone == load_card(tiny_model).config.backbone
+    assert card.results.training["config"]["init_from"] == str(tiny_model)
+
+
 def test_saved_model_reloads_and_predicts_like_the_seam(tiny_model):
     import keras
     import numpy as np

@@ -15,13 +15,19 @@ def run(args) -> int:
     """Train a model into ``--out``, then evaluate it on its test split."""
     from hematovision.io.dataset import SplitFractions
     from hematovision.train.pipeline import CAMERA_AUGMENTATION
-    from hematovision.train.training import TrainingConfig, train
+    from hematovision.train.training import TrainingConfig, continued_network, train
 
+    # A continued run takes the network of the model it continues, unless told otherwise.
+    network = continued_network(args.init_from) if args.init_from else {}
     config = TrainingConfig(
-        backbone=args.backbone, pretrained=not args.no_pretrained,
+        backbone=args.backbone or network.get("backbone", "lite0"),
+        input_size=network.get("input_size", TrainingConfig.input_size),
+        pretrained=not args.no_pretrained,
         head_epochs=args.head_epochs, fine_tune_epochs=args.epochs,
         batch_size=args.batch_size, seed=args.seed, limit_per_class=args.limit_per_class,
-        hidden_units=args.hidden_units, fine_tune_from=args.fine_tune_from,
+        hidden_units=(args.hidden_units if args.hidden_units is not None
+                      else network.get("hidden_units", 0)),
+        fine_tune_from=args.fine_tune_from,
         train_batchnorm=args.train_batchnorm, mix_style=args.mix_style,
         fractions=SplitFractions(*args.split),
         classes=class_list(args.classes) if args.classes else None,
@@ -66,11 +72,12 @@ def add(command) -> None:
                        help="replace a model already in --out")
     offline = [b for b in BACKBONES.values() if b.offline]
     online = [b for b in BACKBONES.values() if not b.offline]
-    train.add_argument("--backbone", default="lite0", choices=list(BACKBONES),
+    train.add_argument("--backbone", choices=list(BACKBONES),
                        help="network: " + ", ".join(f"{b.name} ({b.title})" for b in offline)
                             + " with ImageNet weights that ship with HematoVision; "
                             + ", ".join(f"{b.name} ({b.title})" for b in online)
-                            + " with weights downloaded on first use")
+                            + " with weights downloaded on first use (default: lite0, or "
+                              "the --init-from model's)")
     train.add_argument("--no-pretrained", action="store_true",
                        help="random backbone weights (otherwise "
                             + ", ".join(b.name for b in online) + " downloads them)")
@@ -79,8 +86,9 @@ def add(command) -> None:
     train.add_argument("--head-epochs", type=count(0), default=40,
                        help="epochs of the head alone, backbone frozen (phase 1)")
     train.add_argument("--batch-size", type=count(1), default=32, help="images per step")
-    train.add_argument("--hidden-units", type=count(0), default=0,
-                       help="units of a hidden dense layer in the head (0: none)")
+    train.add_argument("--hidden-units", type=count(0),
+                       help="units of a hidden dense layer in the head (default: 0, none; "
+                            "or the --init-from model's)")
     train.add_argument("--fine-tune-from", default=None,
                        help="name prefix of the first backbone layer to unfreeze, e.g. "
                             "block4_ (default: the backbone's top blocks)")

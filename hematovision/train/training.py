@@ -27,7 +27,14 @@ from hematovision.io.decoding import run_in_batches
 from hematovision.io.files import sha256_of_file
 from hematovision.model.backbones import get_backbone
 from hematovision.model.calibration import REVIEW_CATCH, fit_review_threshold, fit_temperature
-from hematovision.model.card import MODEL_FILE, ModelCard, ModelConfig, ModelResults, save_card
+from hematovision.model.card import (
+    MODEL_FILE,
+    ModelCard,
+    ModelConfig,
+    ModelResults,
+    load_card,
+    save_card,
+)
 from hematovision.model.export import add_fast_runtime
 from hematovision.model.network import (
     LOGITS_LAYER,
@@ -85,6 +92,25 @@ class TrainingConfig:
     augmentation: Augmentation = field(default_factory=Augmentation)
 
 
+def continued_network(model_dir: str | Path) -> dict:
+    """The settings that shape a trained model's network (``backbone``, ``input_size``,
+    ``hidden_units``): a run that continues it (``init_from``) builds the same network."""
+    config = load_card(model_dir).config
+    return {"backbone": config.backbone, "input_size": config.input_size,
+            "hidden_units": int(config.head.get("hidden_units", 0))}
+
+
+def _check_continuation(config: TrainingConfig) -> None:
+    # Checked before the images are decoded (minutes), where the weights' shapes would
+    # otherwise fail to load with a message naming a layer, not the setting.
+    wanted = continued_network(config.init_from)
+    differ = [f"{key} {getattr(config, key)} (it has {value})" for key, value in wanted.items()
+              if getattr(config, key) != value]
+    if differ:
+        raise ValueError(f"{config.init_from} cannot be continued with "
+                         f"{', '.join(differ)}: a continued run builds the same network")
+
+
 def train(data_dir, out_dir: str | Path, config: TrainingConfig = TrainingConfig(),
           name: str | None = None, progress: bool = True) -> ModelCard:
     """Train a classifier on one or several folders of class folders (each a *source*)
@@ -105,6 +131,8 @@ def train(data_dir, out_dir: str | Path, config: TrainingConfig = TrainingConfig
     data_dirs = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
     if not data_dirs:
         raise ValueError("no training folder given")
+    if config.init_from:
+        _check_continuation(config)
     keras.utils.set_random_seed(config.seed)
     backbone = get_backbone(config.backbone)
 
