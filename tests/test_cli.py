@@ -90,6 +90,40 @@ def test_continuing_a_model_builds_its_network_and_refuses_another(tiny_model, t
     assert card.results.training["config"]["init_from"] == str(tiny_model)
 
 
+def test_averaging_models_starts_from_the_mean_of_their_weights(tiny_model, tmp_path):
+    import keras
+
+    options = ("--data", str(PBC), "--classes", "eosinophil,lymphocyte,platelet",
+               "--limit-per-class", "14", "--quiet", "--no-evaluate")
+    other = tmp_path / "other"
+    trained = run_cli("train", *options, "--out", str(other), "--head-epochs", "1",
+                      "--epochs", "0", "--seed", "7")
+    assert trained.returncode == 0, trained.stderr
+    soup = tmp_path / "soup"
+    averaged = run_cli("train", *options, "--out", str(soup), "--epochs", "0",
+                       "--init-from", str(tiny_model), "--average-with", str(other))
+    assert averaged.returncode == 0, averaged.stderr
+    assert load_card(soup).results.training["config"]["average_with"] == [str(other)]
+    models = [keras.saving.load_model(folder / "model.keras", compile=False)
+              for folder in (tiny_model, other, soup)]
+    differ = 0
+    for layer in models[2].layers:
+        if layer.weights and layer.name != "temperature":
+            first, second = (m.get_layer(layer.name).get_weights() for m in models[:2])
+            for a, b, mean in zip(first, second, layer.get_weights()):
+                np.testing.assert_allclose(mean, (a + b) / 2, rtol=1e-6, atol=1e-6,
+                                           err_msg=layer.name)
+                differ += not np.array_equal(a, b)
+    assert differ > 0  # the two members differ, so the mean is not either of them
+    # A model split otherwise has learned from some of this run's test cells: refused
+    # before any image is decoded, and nothing is written.
+    leaked = run_cli("train", *options, "--split", "0.5", "0.2", "0.3", "--epochs", "0",
+                     "--out", str(tmp_path / "leaky"), "--init-from", str(tiny_model))
+    assert leaked.returncode != 0
+    assert "of this run's test cells" in leaked.stderr, leaked.stderr
+    assert not (tmp_path / "leaky").exists()
+
+
 def test_saved_model_reloads_and_predicts_like_the_seam(tiny_model):
     import keras
     import numpy as np

@@ -31,7 +31,7 @@ def run(args) -> int:
         train_batchnorm=args.train_batchnorm, mix_style=args.mix_style,
         fractions=SplitFractions(*args.split),
         classes=class_list(args.classes) if args.classes else None,
-        init_from=args.init_from,
+        init_from=args.init_from, average_with=tuple(args.average_with or ()),
         fine_tune_learning_rate=args.learning_rate, review_catch=args.review_catch,
         **({"augmentation": CAMERA_AUGMENTATION} if args.camera_augmentation else {}),
     )
@@ -106,6 +106,10 @@ def add(command) -> None:
     train.add_argument("--review-catch", type=share(zero=False), default=REVIEW_CATCH,
                        help="share of validation errors the Review threshold must catch")
     train.add_argument("--init-from", help="continue fine-tuning this trained model folder")
+    train.add_argument("--average-with", nargs="+", metavar="MODEL",
+                       help="start from the mean of the --init-from model's weights and these "
+                            "models' (a model soup: models fine-tuned from one start, on the "
+                            "same split); with --epochs 0 the mean is the new model")
     train.add_argument("--no-evaluate", action="store_true", help="skip the test-split evaluation")
     quiet_option(train)
     train.set_defaults(run=run)

@@ -92,14 +92,33 @@ def source_balanced_accuracy(labels: np.ndarray, predicted: np.ndarray,
                           for s in np.unique(sources)]))
 
 
-def start_from(model: keras.Model, model_dir: str, classes: list[str]) -> None:
-    """Continue from a trained model of the same backbone and classes (skips phase one)."""
-    config = load_card(model_dir).config
-    if list(config.classes) != classes:
-        raise ValueError(f"{model_dir} has classes {list(config.classes)}, the data has {classes}")
-    trained = keras.saving.load_model(Path(model_dir) / config.model_file, compile=False,
-                                      safe_mode=True)
-    copy_into(model, trained)
+def start_from(model: keras.Model, model_dirs: list[str], classes: list[str]) -> None:
+    """Continue from trained models of the same network and classes (skips phase one); from
+    several, the mean of their weights (a uniform model soup, Wortsman et al. 2022), which
+    stays one network at inference.
+
+    Averaging only makes sense for models fine-tuned from one start, which stay in one basin
+    of the loss; BatchNorm statistics are averaged too, which is exact when they are frozen
+    at the same values (the default)."""
+    trained = []
+    for model_dir in model_dirs:
+        config = load_card(model_dir).config
+        if list(config.classes) != classes:
+            raise ValueError(f"{model_dir} has classes {list(config.classes)}, the data has "
+                             f"{classes}")
+        trained.append(keras.saving.load_model(Path(model_dir) / config.model_file,
+                                               compile=False, safe_mode=True))
+    for layer in model.layers:
+        if layer.weights:
+            members = [member.get_layer(layer.name).get_weights() for member in trained]
+            layer.set_weights([_mean(values) for values in zip(*members)])
+
+
+def _mean(values: tuple[np.ndarray, ...]) -> np.ndarray:
+    # A counter (a random generator's state) is no weight to average: the first model's.
+    if not np.issubdtype(values[0].dtype, np.floating):
+        return values[0]
+    return np.mean(np.stack(values), axis=0, dtype=np.float64).astype(values[0].dtype)
 
 
 def copy_into(model: keras.Model, trained: keras.Model) -> keras.Model:

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 from scipy.special import softmax
 
-from hematovision.io.dataset import SplitFractions
+from hematovision.io.dataset import SplitFractions, learned_from
 from hematovision.io.decoding import run_in_batches
 from hematovision.io.files import sha256_of_file
 from hematovision.model.backbones import get_backbone
@@ -88,6 +88,7 @@ class TrainingConfig:
     review_threshold: float | None = None  # None: fitted on validation (review_catch)
     review_catch: float = REVIEW_CATCH
     init_from: str | None = None  # continue fine-tuning a trained model folder
+    average_with: tuple[str, ...] = ()  # start from the mean of init_from's and these weights
     framing: str = "cell"  # see hematovision.io.images.frame_image
     augmentation: Augmentation = field(default_factory=Augmentation)
 
@@ -100,15 +101,37 @@ def continued_network(model_dir: str | Path) -> dict:
             "hidden_units": int(config.head.get("hidden_units", 0))}
 
 
+def _continued(config: TrainingConfig) -> list[str]:
+    if config.average_with and not config.init_from:
+        raise ValueError("averaging weights (average_with) needs a model to start from "
+                         "(init_from)")
+    return [config.init_from, *config.average_with] if config.init_from else []
+
+
 def _check_continuation(config: TrainingConfig) -> None:
     # Checked before the images are decoded (minutes), where the weights' shapes would
     # otherwise fail to load with a message naming a layer, not the setting.
-    wanted = continued_network(config.init_from)
-    differ = [f"{key} {getattr(config, key)} (it has {value})" for key, value in wanted.items()
-              if getattr(config, key) != value]
-    if differ:
-        raise ValueError(f"{config.init_from} cannot be continued with "
-                         f"{', '.join(differ)}: a continued run builds the same network")
+    for model_dir in _continued(config):
+        wanted = continued_network(model_dir)
+        differ = [f"{key} {getattr(config, key)} (it has {value})"
+                  for key, value in wanted.items() if getattr(config, key) != value]
+        if differ:
+            raise ValueError(f"{model_dir} cannot be continued with "
+                             f"{', '.join(differ)}: a continued run builds the same network")
+
+
+def _check_unseen_tests(model_dirs: list[str], sources) -> None:
+    """Refuse to continue a model that learned from any of this run's test cells (one that
+    split a source otherwise): the new model's test results would flatter it."""
+    tests = {item.sha256: item.path for source in sources for item in source.dataset.items
+             if source.assignment[item.sha256] == "test"}
+    for model_dir in model_dirs:
+        seen = learned_from(model_dir)
+        leaked = [path for digest, path in tests.items() if digest in seen]
+        if leaked:
+            raise ValueError(f"{model_dir} learned from {len(leaked)} of this run's test "
+                             f"cells (e.g. {leaked[0]}), so the test results would flatter "
+                             "it: continue a model trained on the same split")
 
 
 def train(data_dir, out_dir: str | Path, config: TrainingConfig = TrainingConfig(),
@@ -131,12 +154,12 @@ def train(data_dir, out_dir: str | Path, config: TrainingConfig = TrainingConfig
     data_dirs = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
     if not data_dirs:
         raise ValueError("no training folder given")
-    if config.init_from:
-        _check_continuation(config)
+    _check_continuation(config)
     keras.utils.set_random_seed(config.seed)
     backbone = get_backbone(config.backbone)
 
     sources = scan_sources(data_dirs, config)
+    _check_unseen_tests(_continued(config), sources)
     fingerprint = combined_fingerprint(sources)
     classes = sorted({name for source in sources for name in source.dataset.classes})
     if config.classes:
@@ -176,7 +199,7 @@ def train(data_dir, out_dir: str | Path, config: TrainingConfig = TrainingConfig
     history_path.unlink(missing_ok=True)
     head_seconds = 0.0
     if config.init_from:
-        start_from(model, config.init_from, classes)
+        start_from(model, _continued(config), classes)
     else:
         phase_started = time.time()
         train_head(model, arrays, labels, weights, config, history_path, progress)
