@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from hematovision.cli.evaluate import run as run_evaluate
@@ -14,7 +15,7 @@ __all__ = ["add", "run"]
 def run(args) -> int:
     """Train a model into ``--out``, then evaluate it on its test split."""
     from hematovision.io.dataset import SplitFractions
-    from hematovision.train.pipeline import CAMERA_AUGMENTATION
+    from hematovision.train.pipeline import CAMERA_AUGMENTATION, Augmentation
     from hematovision.train.training import TrainingConfig, continued_network, train
 
     # A continued run takes the network of the model it continues, unless told otherwise.
@@ -33,7 +34,8 @@ def run(args) -> int:
         classes=class_list(args.classes) if args.classes else None,
         init_from=args.init_from, average_with=tuple(args.average_with or ()),
         fine_tune_learning_rate=args.learning_rate, review_catch=args.review_catch,
-        **({"augmentation": CAMERA_AUGMENTATION} if args.camera_augmentation else {}),
+        augmentation=replace(CAMERA_AUGMENTATION if args.camera_augmentation else Augmentation(),
+                             colour_transfer=args.colour_transfer),
     )
     with new_model_folder(args.out, args.overwrite, args.init_from) as folder:
         card = train(args.data, folder, config, name=Path(args.out).name,
@@ -64,6 +66,10 @@ def add(command) -> None:
     train.add_argument("--camera-augmentation", action="store_true",
                        help="also imitate other cameras in phase two: resolution loss, "
                             "white balance and vignetting")
+    train.add_argument("--colour-transfer", type=share(), default=0.0, metavar="CHANCE",
+                       help="chance that a training picture takes another's colour statistics "
+                            "(YUV mean and spread, drawn equally from each source; RandStainNA, "
+                            "Shen et al. 2022); default 0, off")
     train.add_argument("--mix-style", action="store_true",
                        help="mix feature statistics between pictures of a batch after early "
                             "stages while training (MixStyle, Zhou et al. 2021; Lite backbones)")

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["Augmentation", "CAMERA_AUGMENTATION", "augment", "training_dataset",
-           "balanced_training_dataset"]
+__all__ = ["Augmentation", "CAMERA_AUGMENTATION", "augment", "colour_statistics",
+           "training_dataset", "balanced_training_dataset"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,10 @@ class Augmentation:
     min_resolution: float = 1.0  # down-sampled to this share of the side, then back up
     white_balance: float = 0.0  # each channel's gain drawn from 1 ± white_balance
     vignetting: float = 0.0  # corners darkened by up to this share
+    # Chance that a picture takes the colour statistics of another training picture (off by
+    # default): each YUV channel's mean and spread, as in RandStainNA (Shen et al. 2022), so
+    # a laboratory's overall stain and light are no evidence for a class.
+    colour_transfer: float = 0.0
 
 
 CAMERA_AUGMENTATION = Augmentation(min_resolution=0.35, white_balance=0.12, vignetting=0.3)
@@ -98,9 +102,37 @@ def _white_balance_and_vignette(image: tf.Tensor, seed: tf.Tensor, balance: floa
     return image
 
 
-def augment(image: tf.Tensor, seed: tf.Tensor, settings: Augmentation = Augmentation()
-            ) -> tf.Tensor:
-    """Augment one ``(h, w, 3)`` float32 image (0–255) with a stateless ``seed`` of shape (2,)."""
+def colour_statistics(images: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Each picture's colour statistics, ``(n, 2, 3)``: the mean and the standard deviation
+    of its Y, U and V channels (pictures in 0–255)."""
+    rows = []
+    for start in range(0, len(images), batch):
+        yuv = tf.image.rgb_to_yuv(tf.cast(images[start:start + batch], tf.float32) / 255.0)
+        mean, variance = tf.nn.moments(yuv, axes=[1, 2])
+        rows.append(np.stack([mean.numpy(), np.sqrt(variance.numpy())], axis=1))
+    return np.concatenate(rows).astype(np.float32)
+
+
+def _transfer_colour(image: tf.Tensor, seed: tf.Tensor, templates: tf.Tensor,
+                     template_logits: tf.Tensor, chance: float) -> tf.Tensor:
+    """With probability ``chance``, give the image (0–1) a drawn template's YUV mean and
+    spread; ``template_logits`` weigh the draw (e.g. equal shares per source)."""
+    seeds = tf.random.experimental.stateless_split(seed, num=2)
+    which = tf.random.stateless_categorical(template_logits[None], 1, seeds[0])[0, 0]
+    yuv = tf.image.rgb_to_yuv(image)
+    mean, variance = tf.nn.moments(yuv, axes=[0, 1])
+    target = templates[which]
+    moved = (yuv - mean) / tf.sqrt(variance + 1e-6) * target[1] + target[0]
+    moved = tf.clip_by_value(tf.image.yuv_to_rgb(moved), 0.0, 1.0)
+    return tf.where(tf.random.stateless_uniform([], seeds[1]) < chance, moved, image)
+
+
+def augment(image: tf.Tensor, seed: tf.Tensor, settings: Augmentation = Augmentation(),
+            templates: tuple[tf.Tensor, tf.Tensor] | None = None) -> tf.Tensor:
+    """Augment one ``(h, w, 3)`` float32 image (0–255) with a stateless ``seed`` of shape (2,).
+
+    ``templates``: the colour statistics (:func:`colour_statistics`) and draw weights (as
+    logits) that ``settings.colour_transfer`` draws from."""
     seeds = tf.random.experimental.stateless_split(seed, num=13)
     size = tf.shape(image)[0:2]
     image = tf.image.stateless_random_flip_left_right(image, seeds[0])
@@ -116,6 +148,10 @@ def augment(image: tf.Tensor, seed: tf.Tensor, settings: Augmentation = Augmenta
     shifted = tf.image.crop_and_resize(image[None] - background, box[None], [0], size)[0]
     image = shifted + background
     image = image / 255.0
+    if settings.colour_transfer > 0 and templates is not None:
+        # Folded in, so every other family draws what it drew before this one existed.
+        image = _transfer_colour(image, tf.random.experimental.stateless_fold_in(seeds[8], 1),
+                                 *templates, settings.colour_transfer)
     camera = tf.random.experimental.stateless_split(seeds[8], num=2)  # seeds[8] was spare
     if settings.min_resolution < 1.0:
         image = _lose_resolution(image, camera[0], settings.min_resolution)
@@ -148,14 +184,27 @@ def augment(image: tf.Tensor, seed: tf.Tensor, settings: Augmentation = Augmenta
     return image * 255.0
 
 
+def _templates(images: np.ndarray, sources: np.ndarray | None, settings: Augmentation):
+    """The colour templates the training pictures may take, each source drawn as often as
+    another (``None`` when colour transfer is off)."""
+    if not settings.colour_transfer > 0:
+        return None
+    sources = np.zeros(len(images), dtype=np.int64) if sources is None else sources
+    _, index, counts = np.unique(sources, return_inverse=True, return_counts=True)
+    logits = -np.log(counts[index].astype(np.float32))
+    return tf.constant(colour_statistics(images)), tf.constant(logits)
+
+
 def _augmented_batches(data: tf.data.Dataset, seeds: tf.data.Dataset, num_classes: int,
-                       batch_size: int, settings: Augmentation) -> tf.data.Dataset:
+                       batch_size: int, settings: Augmentation, templates=None
+                       ) -> tf.data.Dataset:
     """(image, label) pairs, each augmented with its own seed pair, as one-hot batches."""
     data = tf.data.Dataset.zip((data, seeds))
 
     def _prepare(pair, seed_pair):
         image, label = pair
-        image = augment(tf.cast(image, tf.float32), tf.cast(seed_pair, tf.int64), settings)
+        image = augment(tf.cast(image, tf.float32), tf.cast(seed_pair, tf.int64), settings,
+                        templates)
         return image, tf.one_hot(label, num_classes)
 
     data = data.map(_prepare, num_parallel_calls=tf.data.AUTOTUNE)
@@ -174,7 +223,8 @@ def training_dataset(
     data = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
     data = data.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    return _augmented_batches(data, seeds, num_classes, batch_size, settings)
+    return _augmented_batches(data, seeds, num_classes, batch_size, settings,
+                              _templates(images, None, settings))
 
 
 def balanced_training_dataset(
@@ -204,4 +254,5 @@ def balanced_training_dataset(
         tf.TensorSpec(images.shape[1:], tf.as_dtype(images.dtype)),
         tf.TensorSpec([], tf.int32)))
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
-    return _augmented_batches(data, seeds, num_classes, batch_size, settings)
+    return _augmented_batches(data, seeds, num_classes, batch_size, settings,
+                              _templates(images, sources, settings))
