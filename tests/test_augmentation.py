@@ -13,6 +13,8 @@ from hematovision.train.pipeline import (  # noqa: E402
     Augmentation,
     augment,
     balanced_training_dataset,
+    colour_statistics,
+    colour_templates,
     training_dataset,
 )
 from tests.conftest import PBC  # noqa: E402
@@ -105,3 +107,29 @@ def test_balanced_dataset_draws_the_small_source_as_often_as_the_large(cell):
     assert len(batches) == 10
     drawn = np.concatenate([b[1].numpy().argmax(1) for b in batches])
     assert 0.3 < np.mean(drawn == 1) < 0.7
+
+
+def test_colour_transfer_gives_a_picture_another_sources_colours(cell):
+    from dataclasses import replace
+
+    # A pale blue-grey picture, like a smartphone's, as the only other source's template.
+    other = np.clip(cell * np.array([0.75, 0.85, 1.0]) + np.array([0, 10, 30]), 0, 255)
+    pictures = np.stack([cell, cell, cell, other]).astype(np.uint8)
+    settings = replace(OFF, colour_transfer=1.0)
+    templates = colour_templates(pictures, np.array([0, 0, 0, 1]), settings)
+    # The one picture of source 1 is drawn as often as the three of source 0.
+    weights = np.exp(templates[1].numpy())
+    assert np.isclose(weights[3], weights[:3].sum())
+    stats = colour_statistics(pictures)
+    moved = [augment(tf.constant(cell), tf.constant([seed, 9], tf.int64), settings, templates)
+             .numpy() for seed in range(40)]
+    changed = [colour_statistics(m[None])[0] for m in moved]
+    # Each output has one picture's colour statistics, up to the flips and clipping.
+    near_other = [np.abs(c - stats[3]).max() < 0.02 for c in changed]
+    near_own = [np.abs(c - stats[0]).max() < 0.02 for c in changed]
+    assert all(a or b for a, b in zip(near_other, near_own))
+    assert 10 <= sum(near_other) <= 30  # about half, as the weights say
+    assert colour_templates(pictures, None, OFF) is None  # off by default
+    assert np.array_equal(_run(cell, [5, 6], OFF),
+                          augment(tf.constant(cell), tf.constant([5, 6], tf.int64), OFF,
+                                  templates).numpy())

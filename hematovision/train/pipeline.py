@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = ["Augmentation", "CAMERA_AUGMENTATION", "augment", "colour_statistics",
+           "colour_templates",
            "training_dataset", "balanced_training_dataset"]
 
 
@@ -184,9 +185,10 @@ def augment(image: tf.Tensor, seed: tf.Tensor, settings: Augmentation = Augmenta
     return image * 255.0
 
 
-def _templates(images: np.ndarray, sources: np.ndarray | None, settings: Augmentation):
-    """The colour templates the training pictures may take, each source drawn as often as
-    another (``None`` when colour transfer is off)."""
+def colour_templates(images: np.ndarray, sources: np.ndarray | None, settings: Augmentation):
+    """The colour templates training pictures may take (:func:`augment`'s ``templates``):
+    every picture's statistics, with draw weights under which each source is drawn as often
+    as another; ``None`` when colour transfer is off."""
     if not settings.colour_transfer > 0:
         return None
     sources = np.zeros(len(images), dtype=np.int64) if sources is None else sources
@@ -224,7 +226,7 @@ def training_dataset(
     data = data.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     return _augmented_batches(data, seeds, num_classes, batch_size, settings,
-                              _templates(images, None, settings))
+                              colour_templates(images, None, settings))
 
 
 def balanced_training_dataset(
@@ -255,4 +257,4 @@ def balanced_training_dataset(
         tf.TensorSpec([], tf.int32)))
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
     return _augmented_batches(data, seeds, num_classes, batch_size, settings,
-                              _templates(images, sources, settings))
+                              colour_templates(images, sources, settings))
