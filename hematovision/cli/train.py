@@ -69,7 +69,7 @@ def add(command) -> None:
     train.add_argument("--colour-transfer", type=share(), default=0.0, metavar="CHANCE",
                        help="chance that a training picture takes another's colour statistics "
                             "(YUV mean and spread, drawn equally from each source; RandStainNA, "
-                            "Shen et al. 2022); default 0, off")
+                            "Shen et al. 2022); 0 is off")
     train.add_argument("--mix-style", action="store_true",
                        help="mix feature statistics between pictures of a batch after early "
                             "stages while training (MixStyle, Zhou et al. 2021; Lite backbones)")

@@ -103,8 +103,8 @@ def continued_network(model_dir: str | Path) -> dict:
 
 def _continued(config: TrainingConfig) -> list[str]:
     if config.average_with and not config.init_from:
-        raise ValueError("averaging weights (average_with) needs a model to start from "
-                         "(init_from)")
+        raise ValueError("models to average with need a model to start from "
+                         "(init_from; on the command line --init-from)")
     return [config.init_from, *config.average_with] if config.init_from else []
 
 
