@@ -8,8 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = ["Augmentation", "CAMERA_AUGMENTATION", "augment", "colour_statistics",
-           "colour_templates",
-           "training_dataset", "balanced_training_dataset"]
+           "colour_templates", "training_dataset", "balanced_training_dataset"]
 
 
 @dataclass(frozen=True)

@@ -102,16 +102,17 @@ def continued_network(model_dir: str | Path) -> dict:
 
 
 def _continued(config: TrainingConfig) -> list[str]:
+    """The trained models a run starts from (none: it starts from ImageNet)."""
     if config.average_with and not config.init_from:
         raise ValueError("models to average with need a model to start from "
                          "(init_from; on the command line --init-from)")
     return [config.init_from, *config.average_with] if config.init_from else []
 
 
-def _check_continuation(config: TrainingConfig) -> None:
+def _check_continuation(config: TrainingConfig, continued: list[str]) -> None:
     # Checked before the images are decoded (minutes), where the weights' shapes would
     # otherwise fail to load with a message naming a layer, not the setting.
-    for model_dir in _continued(config):
+    for model_dir in continued:
         wanted = continued_network(model_dir)
         differ = [f"{key} {getattr(config, key)} (it has {value})"
                   for key, value in wanted.items() if getattr(config, key) != value]
@@ -154,12 +155,13 @@ def train(data_dir, out_dir: str | Path, config: TrainingConfig = TrainingConfig
     data_dirs = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
     if not data_dirs:
         raise ValueError("no training folder given")
-    _check_continuation(config)
+    continued = _continued(config)
+    _check_continuation(config, continued)
     keras.utils.set_random_seed(config.seed)
     backbone = get_backbone(config.backbone)
 
     sources = scan_sources(data_dirs, config)
-    _check_unseen_tests(_continued(config), sources)
+    _check_unseen_tests(continued, sources)
     fingerprint = combined_fingerprint(sources)
     classes = sorted({name for source in sources for name in source.dataset.classes})
     if config.classes:
@@ -189,7 +191,7 @@ def train(data_dir, out_dir: str | Path, config: TrainingConfig = TrainingConfig
 
     network = partial(build_classifier, config.backbone, len(classes), config.input_size,
                       config.dropout, config.hidden_units)
-    model = network(config.pretrained and not config.init_from, config.mix_style)
+    model = network(config.pretrained and not continued, config.mix_style)
     set_fine_tuning(model, config.fine_tune_from)  # a wrong layer name fails now, not later
     weights = class_weights(labels["train"], len(classes))
     sampling = (origin["train"] if len(sources) > 1 else None)
@@ -198,8 +200,8 @@ def train(data_dir, out_dir: str | Path, config: TrainingConfig = TrainingConfig
     history_path = out_dir / HISTORY_FILE
     history_path.unlink(missing_ok=True)
     head_seconds = 0.0
-    if config.init_from:
-        start_from(model, _continued(config), classes)
+    if continued:
+        start_from(model, continued, classes)
     else:
         phase_started = time.time()
         train_head(model, arrays, labels, weights, config, history_path, progress)
