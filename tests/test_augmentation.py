@@ -133,3 +133,33 @@ def test_colour_transfer_gives_a_picture_another_sources_colours(cell):
     assert np.array_equal(_run(cell, [5, 6], OFF),
                           augment(tf.constant(cell), tf.constant([5, 6], tf.int64), OFF,
                                   templates).numpy())
+
+
+def test_tight_crop_keeps_a_box_round_the_cell_and_fills_the_rest_with_its_edge(cell):
+    from dataclasses import replace
+
+    side = cell.shape[0]
+    middle = slice(side // 2 - 20, side // 2 + 20)
+    turned = [np.rot90(flip, k) for flip in (cell, cell[:, ::-1]) for k in range(4)]
+    changed = 0
+    for seed in range(40):
+        out = _run(cell, [seed, 3], replace(OFF, tight_crop=0.5))
+        source = min(turned, key=lambda t: np.abs(out - t)[middle, middle].max())
+        filled = np.all(out == out[0, 0], axis=2)
+        if not filled.any() or np.array_equal(out, source):
+            assert np.array_equal(out, source)
+            continue
+        changed += 1
+        rows, cols = np.nonzero(~filled)
+        top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+        # The box reaches 0.24-0.45 of the side from the centre on each side, on its own.
+        for reach in (side / 2 - top, bottom - side / 2, side / 2 - left, right - side / 2):
+            assert 0.24 * side - 1 <= reach <= 0.45 * side + 1
+        box = source[top:bottom, left:right]
+        assert np.array_equal(out[top:bottom, left:right], box)
+        assert filled[:top].all() and filled[bottom:].all()
+        assert filled[:, :left].all() and filled[:, right:].all()
+        edge = np.concatenate([box[0], box[-1], box[:, 0], box[:, -1]])
+        assert np.allclose(out[0, 0], np.sort(edge, axis=0)[len(edge) // 2])
+    assert 10 <= changed <= 30  # about half, as the chance says
+    assert Augmentation().tight_crop == 0.0  # off by default

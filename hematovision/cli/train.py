@@ -35,7 +35,8 @@ def run(args) -> int:
         init_from=args.init_from, average_with=tuple(args.average_with or ()),
         fine_tune_learning_rate=args.learning_rate, review_catch=args.review_catch,
         augmentation=replace(CAMERA_AUGMENTATION if args.camera_augmentation else Augmentation(),
-                             colour_transfer=args.colour_transfer),
+                             colour_transfer=args.colour_transfer,
+                             tight_crop=args.tight_crops),
     )
     with new_model_folder(args.out, args.overwrite, args.init_from) as folder:
         card = train(args.data, folder, config, name=Path(args.out).name,
@@ -70,6 +71,10 @@ def add(command) -> None:
                        help="chance that a training picture takes another's colour statistics "
                             "(YUV mean and spread, drawn equally from each source; RandStainNA, "
                             "Shen et al. 2022); 0 is off")
+    train.add_argument("--tight-crops", type=share(), default=0.0, metavar="CHANCE",
+                       help="chance that a training picture keeps only a box around its cell, "
+                            "the rest filled with the box edge's colour, as a cell cropped to "
+                            "its outline looks once framed (BCCD-style crops); 0 is off")
     train.add_argument("--mix-style", action="store_true",
                        help="mix feature statistics between pictures of a batch after early "
                             "stages while training (MixStyle, Zhou et al. 2021; Lite backbones)")

@@ -42,6 +42,10 @@ class Augmentation:
     # default): each YUV channel's mean and spread, as in RandStainNA (Shen et al. 2022), so
     # a laboratory's overall stain and light are no evidence for a class.
     colour_transfer: float = 0.0
+    # Chance that only a box around the cell is kept and the rest filled with the colour of
+    # the box's edge (off by default): what framing makes of a cell cropped tightly to its
+    # outline, as detectors and smear-photo sets such as BCCD cut them.
+    tight_crop: float = 0.0
 
 
 CAMERA_AUGMENTATION = Augmentation(min_resolution=0.35, white_balance=0.12, vignetting=0.3)
@@ -102,6 +106,33 @@ def _white_balance_and_vignette(image: tf.Tensor, seed: tf.Tensor, balance: floa
     return image
 
 
+# How far each side of a tight crop's box lies from the centre, as a share of the framed
+# picture's side. Framing puts the nucleus' longest side at 0.4 of it (NUCLEUS_TO_FRAME
+# 2.5), and a whole cell is 1.1-1.8 times its nucleus: its edge lies 0.22-0.36 from the
+# centre, and a bounding box adds a margin. Each side is drawn on its own, since boxes are
+# seldom centred on the nucleus.
+_TIGHT_CROP_SIDES = (0.24, 0.45)
+
+
+def _crop_tightly(image: tf.Tensor, seed: tf.Tensor, chance: float) -> tf.Tensor:
+    """With probability ``chance``, keep a box around the centre of a framed cell and fill
+    the rest with the median colour of the box's edge, as ``crop_square`` fills what lies
+    past the edges of a tightly cropped picture."""
+    seeds = tf.random.experimental.stateless_split(seed, num=2)
+    side = tf.shape(image)[0]
+    reach = tf.random.stateless_uniform([4], seeds[0], *_TIGHT_CROP_SIDES)
+    full = tf.cast(side, tf.float32)
+    top, left = [tf.cast(tf.round((0.5 - reach[i]) * full), tf.int32) for i in (0, 1)]
+    bottom, right = [tf.cast(tf.round((0.5 + reach[i]) * full), tf.int32) for i in (2, 3)]
+    box = image[top:bottom, left:right]
+    edge = tf.concat([box[0], box[-1], box[:, 0], box[:, -1]], axis=0)
+    median = tf.sort(edge, axis=0)[tf.shape(edge)[0] // 2]
+    rows, cols = tf.range(side)[:, None], tf.range(side)[None, :]
+    inside = (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)
+    cropped = tf.where(inside[:, :, None], image, median)
+    return tf.where(tf.random.stateless_uniform([], seeds[1]) < chance, cropped, image)
+
+
 def colour_statistics(images: np.ndarray, batch: int = 256) -> np.ndarray:
     """Each picture's colour statistics, ``(n, 2, 3)``: the mean and the standard deviation
     of its Y, U and V channels (pictures in 0–255)."""
@@ -127,17 +158,16 @@ def _transfer_colour(image: tf.Tensor, seed: tf.Tensor, templates: tf.Tensor,
     return tf.where(tf.random.stateless_uniform([], seeds[1]) < chance, moved, image)
 
 
-def augment(image: tf.Tensor, seed: tf.Tensor, settings: Augmentation = Augmentation(),
-            templates: tuple[tf.Tensor, tf.Tensor] | None = None) -> tf.Tensor:
-    """Augment one ``(h, w, 3)`` float32 image (0–255) with a stateless ``seed`` of shape (2,).
-
-    ``templates``: the colour statistics (:func:`colour_statistics`) and draw weights (as
-    logits) that ``settings.colour_transfer`` draws from."""
-    seeds = tf.random.experimental.stateless_split(seed, num=13)
+def _move(image: tf.Tensor, seeds: tf.Tensor, settings: Augmentation) -> tf.Tensor:
+    """The geometric changes: flips and turns, a tight crop, then scale and shift."""
     size = tf.shape(image)[0:2]
     image = tf.image.stateless_random_flip_left_right(image, seeds[0])
     turns = tf.random.stateless_uniform([], seeds[1], 0, 4, dtype=tf.int32)
     image = tf.image.rot90(image, turns)
+    if settings.tight_crop > 0:
+        # Folded in, so every other family draws what it drew before this one existed.
+        image = _crop_tightly(image, tf.random.experimental.stateless_fold_in(seeds[8], 2),
+                              settings.tight_crop)
     zoom = tf.random.stateless_uniform([], seeds[2], settings.min_zoom, settings.max_zoom)
     shift = tf.random.stateless_uniform([2], seeds[3], -settings.max_shift, settings.max_shift)
     half = 0.5 / zoom
@@ -146,7 +176,18 @@ def augment(image: tf.Tensor, seed: tf.Tensor, settings: Augmentation = Augmenta
     # Beyond the edge, fill with the slide background rather than black.
     background = tf.reduce_mean(image[:4, :4], axis=[0, 1])
     shifted = tf.image.crop_and_resize(image[None] - background, box[None], [0], size)[0]
-    image = shifted + background
+    return shifted + background
+
+
+def augment(image: tf.Tensor, seed: tf.Tensor, settings: Augmentation = Augmentation(),
+            templates: tuple[tf.Tensor, tf.Tensor] | None = None) -> tf.Tensor:
+    """Augment one ``(h, w, 3)`` float32 image (0–255) with a stateless ``seed`` of shape (2,).
+
+    ``templates``: the colour statistics (:func:`colour_statistics`) and draw weights (as
+    logits) that ``settings.colour_transfer`` draws from."""
+    seeds = tf.random.experimental.stateless_split(seed, num=13)
+    size = tf.shape(image)[0:2]
+    image = _move(image, seeds, settings)
     image = image / 255.0
     if settings.colour_transfer > 0 and templates is not None:
         # Folded in, so every other family draws what it drew before this one existed.
