@@ -39,6 +39,7 @@ from PIL import Image  # noqa: E402
 
 from hematovision.io.cell_finder import find_cell  # noqa: E402
 from hematovision.io.data_home import datasets_dir  # noqa: E402
+from hematovision.io.images import read_image  # noqa: E402
 from hematovision.measure.source_benchmark import benchmark_rows  # noqa: E402
 
 DATASETS = datasets_dir()
@@ -54,11 +55,6 @@ def _cut(image: np.ndarray, top, left, bottom, right, margin: float) -> np.ndarr
     return image[top:bottom, left:right]
 
 
-def _read(path: Path) -> np.ndarray:
-    with Image.open(path) as picture:
-        return np.asarray(picture.convert("RGB"))
-
-
 def _save(image: np.ndarray, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(path.with_suffix(".png"))
@@ -67,7 +63,7 @@ def _save(image: np.ndarray, path: Path) -> None:
 def _around_nucleus(files: list[tuple[Path, str]], whole: Path, tight: Path) -> None:
     """Link each file whose nucleus is found into ``whole`` and write its cut into ``tight``."""
     for index, (path, label) in enumerate(files):
-        image = _read(path)
+        image = read_image(path)
         box = find_cell(image)
         if not box.found:
             continue
@@ -82,9 +78,9 @@ def _zheng(out: Path) -> tuple[Path, Path]:
     tight = out / "zheng2018_d2_tight"
     with open(folder / "labels.csv", newline="") as table:
         for row in csv.DictReader(table):
-            mask = _read(folder / row["mask"])[..., 0]
+            mask = read_image(folder / row["mask"])[..., 0]
             rows, cols = np.nonzero(mask > 0)
-            cut = _cut(_read(folder / row["image"]), rows.min(), cols.min(), rows.max() + 1,
+            cut = _cut(read_image(folder / row["image"]), rows.min(), cols.min(), rows.max() + 1,
                        cols.max() + 1, margin=0.05)
             _save(cut, tight / row["label"] / Path(row["image"]).stem)
     return folder / "images", tight
