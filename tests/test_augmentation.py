@@ -163,3 +163,47 @@ def test_tight_crop_keeps_a_box_round_the_cell_and_fills_the_rest_with_its_edge(
         assert np.allclose(out[0, 0], np.sort(edge, axis=0)[len(edge) // 2])
     assert 10 <= changed <= 30  # about half, as the chance says
     assert Augmentation().tight_crop == 0.0  # off by default
+
+
+def test_grey_takes_the_colour_from_about_the_chance_of_pictures(cell):
+    from dataclasses import replace
+
+    greys = 0
+    for seed in range(60):
+        out = _run(cell, [seed, 9], replace(OFF, grey=0.25))
+        spread = np.abs(out - out.mean(axis=2, keepdims=True)).max()
+        if spread < 1.0:
+            greys += 1
+            assert out.std() > 10  # the cell is still there, only its colour is gone
+        else:
+            turns = [np.rot90(flip, k) for flip in (cell, cell[:, ::-1]) for k in range(4)]
+            assert min(np.abs(out - t).max() for t in turns) < 1.0
+    assert 7 <= greys <= 25  # about a quarter, as the chance says
+    assert Augmentation().grey == 0.0  # off by default
+
+
+def test_strong_colour_moves_hue_further_than_the_default_and_keeps_the_rest(cell):
+    from hematovision.train.pipeline import strong_colour
+
+    strong = strong_colour(CAMERA_AUGMENTATION)
+    assert strong.min_resolution == CAMERA_AUGMENTATION.min_resolution  # cameras kept
+    assert strong.grey > 0 and strong.stain > Augmentation().stain
+
+    def mean_hue_shift(settings):
+        original = tf.image.rgb_to_hsv(cell / 255.0).numpy()[..., 0].mean()
+        shifts = []
+        for seed in range(12):
+            out = _run(cell, [seed, 11], _colour_only(settings))
+            shifts.append(abs(tf.image.rgb_to_hsv(out / 255.0).numpy()[..., 0].mean()
+                              - original))
+        return np.mean(shifts)
+
+    assert mean_hue_shift(strong) > 1.5 * mean_hue_shift(CAMERA_AUGMENTATION)
+
+
+def _colour_only(settings):
+    """The colour families of ``settings`` alone, so the picture's content stays put."""
+    from dataclasses import replace
+
+    return replace(settings, min_zoom=1.0, max_zoom=1.0, max_shift=0.0, focus=0.0,
+                   min_jpeg_quality=100, min_resolution=1.0, vignetting=0.0, grey=0.0)

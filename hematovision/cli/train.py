@@ -15,9 +15,13 @@ __all__ = ["add", "run"]
 def run(args) -> int:
     """Train a model into ``--out``, then evaluate it on its test split."""
     from hematovision.io.dataset import SplitFractions
-    from hematovision.train.pipeline import CAMERA_AUGMENTATION, Augmentation
+    from hematovision.train.pipeline import CAMERA_AUGMENTATION, Augmentation, strong_colour
     from hematovision.train.training import TrainingConfig, continued_network, train
 
+    augmentation = replace(CAMERA_AUGMENTATION if args.camera_augmentation else Augmentation(),
+                           colour_transfer=args.colour_transfer, tight_crop=args.tight_crops)
+    if args.strong_colour:
+        augmentation = strong_colour(augmentation)
     # A continued run takes the network of the model it continues, unless told otherwise.
     network = continued_network(args.init_from) if args.init_from else {}
     config = TrainingConfig(
@@ -34,9 +38,7 @@ def run(args) -> int:
         classes=class_list(args.classes) if args.classes else None,
         init_from=args.init_from, average_with=tuple(args.average_with or ()),
         fine_tune_learning_rate=args.learning_rate, review_catch=args.review_catch,
-        augmentation=replace(CAMERA_AUGMENTATION if args.camera_augmentation else Augmentation(),
-                             colour_transfer=args.colour_transfer,
-                             tight_crop=args.tight_crops),
+        augmentation=augmentation,
     )
     with new_model_folder(args.out, args.overwrite, args.init_from) as folder:
         card = train(args.data, folder, config, name=Path(args.out).name,
@@ -75,6 +77,10 @@ def add(command) -> None:
                        help="chance that a training picture keeps only a box around its cell, "
                             "the rest filled with the box edge's colour, as a cell cropped to "
                             "its outline looks once framed (BCCD-style crops); 0 is off")
+    train.add_argument("--strong-colour", action="store_true",
+                       help="jitter stain, hue, saturation and contrast as far as between "
+                            "laboratories' stains (Tellez et al. 2019), and make one picture "
+                            "in ten grey")
     train.add_argument("--mix-style", action="store_true",
                        help="mix feature statistics between pictures of a batch after early "
                             "stages while training (MixStyle, Zhou et al. 2021; Lite backbones)")

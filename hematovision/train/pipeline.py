@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["Augmentation", "CAMERA_AUGMENTATION", "augment", "colour_statistics",
+__all__ = ["Augmentation", "CAMERA_AUGMENTATION", "augment", "strong_colour", "colour_statistics",
            "colour_templates", "training_dataset", "balanced_training_dataset"]
 
 
@@ -46,11 +46,24 @@ class Augmentation:
     # the box's edge (off by default): what framing makes of a cell cropped tightly to its
     # outline, as detectors and smear-photo sets such as BCCD cut them.
     tight_crop: float = 0.0
+    # Chance that a picture loses its colour (off by default), so that shape and texture
+    # carry a class where a stain of another laboratory changes every hue.
+    grey: float = 0.0
 
 
 CAMERA_AUGMENTATION = Augmentation(min_resolution=0.35, white_balance=0.12, vignetting=0.3)
 """The default changes plus a smartphone camera's: resolution loss (a cell crop of a
 phone photo has a third of a CellaVision crop's pixels), white balance and vignetting."""
+
+def strong_colour(settings: Augmentation) -> Augmentation:
+    """``settings`` with colour changed as far as between the stains of different
+    laboratories: stain and hue jitter as Tellez et al. (2019) found best across centres
+    ("HED-strong", "HSV-strong"), stronger saturation and contrast, and one picture in ten
+    grey. A rapid stain on another microscope moves every hue further than the default's
+    light jitter, which imitates one hospital's day-to-day drift."""
+    return replace(settings, stain=0.15, hue=0.08, saturation=0.35, contrast=0.25,
+                   brightness=0.12, grey=0.1)
+
 
 # Ruifrok & Johnston's stain vectors, as in skimage.color.rgb_from_hed.
 _RGB_FROM_HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
@@ -178,6 +191,28 @@ def _move(image: tf.Tensor, seeds: tf.Tensor, settings: Augmentation) -> tf.Tens
     return shifted + background
 
 
+def _recolour(image: tf.Tensor, seeds: tf.Tensor, settings: Augmentation) -> tf.Tensor:
+    """Brightness, contrast, saturation and hue (image in 0–1), then perhaps grey."""
+    if settings.brightness > 0:
+        image = tf.image.stateless_random_brightness(image, settings.brightness, seeds[4])
+    if settings.contrast > 0:
+        image = tf.image.stateless_random_contrast(
+            image, 1 - settings.contrast, 1 + settings.contrast, seeds[5])
+    if settings.saturation > 0:
+        image = tf.image.stateless_random_saturation(
+            image, 1 - settings.saturation, 1 + settings.saturation, seeds[6])
+    if settings.hue > 0:
+        image = tf.image.stateless_random_hue(image, settings.hue, seeds[7])
+    image = tf.clip_by_value(image, 0.0, 1.0)
+    if settings.grey > 0:
+        # Folded in, so every other family draws what it drew before this one existed.
+        draw = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(
+            seeds[8], 3))
+        grey = tf.tile(tf.image.rgb_to_grayscale(image), [1, 1, 3])
+        image = tf.where(draw < settings.grey, grey, image)
+    return image
+
+
 def augment(image: tf.Tensor, seed: tf.Tensor, settings: Augmentation = Augmentation(),
             templates: tuple[tf.Tensor, tf.Tensor] | None = None) -> tf.Tensor:
     """Augment one ``(h, w, 3)`` float32 image (0–255) with a stateless ``seed`` of shape (2,).
@@ -206,17 +241,7 @@ def augment(image: tf.Tensor, seed: tf.Tensor, settings: Augmentation = Augmenta
         image = tf.clip_by_value(image, 0.0, 1.0) ** gamma
     if settings.focus > 0:
         image = _change_focus(image, seeds[11], settings.focus)
-    if settings.brightness > 0:
-        image = tf.image.stateless_random_brightness(image, settings.brightness, seeds[4])
-    if settings.contrast > 0:
-        image = tf.image.stateless_random_contrast(
-            image, 1 - settings.contrast, 1 + settings.contrast, seeds[5])
-    if settings.saturation > 0:
-        image = tf.image.stateless_random_saturation(
-            image, 1 - settings.saturation, 1 + settings.saturation, seeds[6])
-    if settings.hue > 0:
-        image = tf.image.stateless_random_hue(image, settings.hue, seeds[7])
-    image = tf.clip_by_value(image, 0.0, 1.0)
+    image = _recolour(image, seeds, settings)
     if settings.min_jpeg_quality < 100:
         image = tf.image.stateless_random_jpeg_quality(
             image, settings.min_jpeg_quality, 100, seeds[12])
