@@ -94,6 +94,8 @@ def test_the_leave_one_source_out_benchmark_runs_quickly():
     pytest.param("feature_ceiling", "leave-one-out errors at C=0.1", marks=pytest.mark.data),
     pytest.param("tight_crops", "| multi-lite0 | zheng2018_d2 | 100 / 100 |",
                  marks=pytest.mark.data),
+    pytest.param("low_resolution", "| multi-lite0 | zheng2018_d2 | 100 |",
+                 marks=pytest.mark.data),
     ("inference", "largest probability difference"),
 ])
 def test_every_benchmark_runs_in_its_quick_mode(script, measured):
