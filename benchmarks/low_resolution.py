@@ -23,7 +23,6 @@ answered Confident and wrong, and the share flagged Unfamiliar.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -36,24 +35,18 @@ sys.path.insert(0, str(ROOT))
 from PIL import Image  # noqa: E402
 
 from hematovision.io.data_home import datasets_dir  # noqa: E402
+from hematovision.io.dataset import scan_folder, test_split_files  # noqa: E402
 from hematovision.io.images import read_image  # noqa: E402
 from hematovision.measure.source_benchmark import benchmark_rows  # noqa: E402
 
 DATASETS = datasets_dir()
 MODELS = (ROOT / "models" / "pbc-lite0", ROOT / "models" / "multi-lite0")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 SCALES = (1.0, 0.4, 0.25)
 
 
 def _class_files(folder: Path) -> list[tuple[Path, str]]:
-    return [(path, path.parent.name.lower()) for path in sorted(folder.rglob("*"))
-            if path.suffix.lower() in IMAGE_SUFFIXES]
-
-
-def _test_split(model_dir: Path, source: str) -> list[tuple[Path, str]]:
-    split = json.loads((model_dir / "split.json").read_text())
-    return [(DATASETS / source / entry["path"], entry["label"]) for entry in split["files"]
-            if entry.get("source", source) == source and entry["split"] == "test"]
+    """The labelled pictures ``evaluate`` scores in a folder of class folders."""
+    return [(item.path, item.label) for item in scan_folder(folder).items]
 
 
 def _shrunk(files: list[tuple[Path, str]], out: Path, scale: float) -> Path:
@@ -86,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     sets = {"zheng2018_d2": _class_files(DATASETS / "zheng2018_d2" / "images")}
     if not args.quick:
         sets["Kaggle sample"] = _class_files(DATASETS / "kaggle_bloodcells_sample")
-        sets["PBC test"] = _test_split(split_model, "pbc")
-        sets["Raabin-WBC test"] = _test_split(split_model, "raabin_wbc")
+        sets["PBC test"] = test_split_files(split_model, DATASETS / "pbc")
+        sets["Raabin-WBC test"] = test_split_files(split_model, DATASETS / "raabin_wbc")
     with tempfile.TemporaryDirectory() as scratch:
         folders = [_shrunk(files, Path(scratch) / f"{number}_{scale}", scale)
                    for number, files in enumerate(sets.values()) for scale in args.scales]

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import sys
 import tempfile
@@ -39,12 +38,12 @@ from PIL import Image  # noqa: E402
 
 from hematovision.io.cell_finder import find_cell  # noqa: E402
 from hematovision.io.data_home import datasets_dir  # noqa: E402
+from hematovision.io.dataset import scan_folder, test_split_files  # noqa: E402
 from hematovision.io.images import read_image  # noqa: E402
 from hematovision.measure.source_benchmark import benchmark_rows  # noqa: E402
 
 DATASETS = datasets_dir()
 MODELS = (ROOT / "models" / "pbc-lite0", ROOT / "models" / "multi-lite0")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 
 
 def _cut(image: np.ndarray, top, left, bottom, right, margin: float) -> np.ndarray:
@@ -87,18 +86,15 @@ def _zheng(out: Path) -> tuple[Path, Path]:
 
 
 def _kaggle(out: Path) -> tuple[Path, Path]:
-    files = [(path, path.parent.name.lower()) for path in
-             sorted((DATASETS / "kaggle_bloodcells_sample").rglob("*"))
-             if path.suffix.lower() in IMAGE_SUFFIXES]
+    files = [(item.path, item.label)
+             for item in scan_folder(DATASETS / "kaggle_bloodcells_sample").items]
     whole, tight = out / "kaggle_framed_whole", out / "kaggle_tight"
     _around_nucleus(files, whole, tight)
     return whole, tight
 
 
 def _test_split(model_dir: Path, source: str, out: Path) -> tuple[Path, Path]:
-    split = json.loads((model_dir / "split.json").read_text())
-    files = [(DATASETS / source / entry["path"], entry["label"]) for entry in split["files"]
-             if entry.get("source", source) == source and entry["split"] == "test"]
+    files = test_split_files(model_dir, DATASETS / source)
     whole, tight = out / f"{source}_test_whole", out / f"{source}_test_tight"
     _around_nucleus(files, whole, tight)
     return whole, tight

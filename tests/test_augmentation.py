@@ -168,6 +168,7 @@ def test_tight_crop_keeps_a_box_round_the_cell_and_fills_the_rest_with_its_edge(
 def test_grey_takes_the_colour_from_about_the_chance_of_pictures(cell):
     from dataclasses import replace
 
+    turns = [np.rot90(flip, k) for flip in (cell, cell[:, ::-1]) for k in range(4)]
     greys = 0
     for seed in range(60):
         out = _run(cell, [seed, 9], replace(OFF, grey=0.25))
@@ -176,7 +177,6 @@ def test_grey_takes_the_colour_from_about_the_chance_of_pictures(cell):
             greys += 1
             assert out.std() > 10  # the cell is still there, only its colour is gone
         else:
-            turns = [np.rot90(flip, k) for flip in (cell, cell[:, ::-1]) for k in range(4)]
             assert min(np.abs(out - t).max() for t in turns) < 1.0
     assert 7 <= greys <= 25  # about a quarter, as the chance says
     assert Augmentation().grey == 0.0  # off by default
@@ -189,8 +189,9 @@ def test_strong_colour_moves_hue_further_than_the_default_and_keeps_the_rest(cel
     assert strong.min_resolution == CAMERA_AUGMENTATION.min_resolution  # cameras kept
     assert strong.grey > 0 and strong.stain > Augmentation().stain
 
+    original = tf.image.rgb_to_hsv(cell / 255.0).numpy()[..., 0].mean()
+
     def mean_hue_shift(settings):
-        original = tf.image.rgb_to_hsv(cell / 255.0).numpy()[..., 0].mean()
         shifts = []
         for seed in range(12):
             out = _run(cell, [seed, 11], _colour_only(settings))

@@ -55,6 +55,7 @@ CAMERA_AUGMENTATION = Augmentation(min_resolution=0.35, white_balance=0.12, vign
 """The default changes plus a smartphone camera's: resolution loss (a cell crop of a
 phone photo has a third of a CellaVision crop's pixels), white balance and vignetting."""
 
+
 def strong_colour(settings: Augmentation) -> Augmentation:
     """``settings`` with colour changed as far as between the stains of different
     laboratories: stain and hue jitter as Tellez et al. (2019) found best across centres
