@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=[str(m) for m in MODELS])
     parser.add_argument("--sets", nargs="+", default=list(SETS),
                         help=f"data set folders under {DATASETS}")
-    parser.add_argument("--bootstrap", type=int, default=200)
+    # As many as ``hematovision evaluate``: with --save these intervals replace its own.
+    parser.add_argument("--bootstrap", type=int, default=1000,
+                        help="bootstrap resamples for the 95 %% intervals")
     parser.add_argument("--save", action="store_true",
                         help="store the evaluations and the table in the model folders")
     parser.add_argument("--quick", action="store_true",

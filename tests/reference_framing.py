@@ -54,7 +54,7 @@ def reference_find_cell(image: np.ndarray) -> CellBox:
     side = max(side, _finder.MIN_FRAME_FRACTION * min(height, width))
     centre_y, centre_x = (top + bottom) / 2, (left + right) / 2
     return CellBox(centre_y - side / 2, centre_x - side / 2, side, True,
-                   "stained nucleus found", (top, left, bottom, right))
+                   "stained nucleus found", (top, left, bottom, right), (height, width))
 
 
 def _nucleus_mask(small: np.ndarray) -> np.ndarray | str:  # noqa: C901 (kept as it was)
@@ -115,7 +115,7 @@ def finder_66c5e47(image: np.ndarray) -> CellBox:
     side = max(side, _finder.MIN_FRAME_FRACTION * min(height, width))
     centre_y, centre_x = (top + bottom) / 2, (left + right) / 2
     return CellBox(centre_y - side / 2, centre_x - side / 2, side, True,
-                   "stained nucleus found", (top, left, bottom, right))
+                   "stained nucleus found", (top, left, bottom, right), (height, width))
 
 
 def _nucleus_box_66c5e47(small: np.ndarray) -> tuple[int, int, int, int] | str:

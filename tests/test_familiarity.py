@@ -68,6 +68,51 @@ def test_sharpness_drops_when_a_cell_is_blurred():
     assert soft < sharp / 10
 
 
+def _shrunk(image: np.ndarray, factor: float) -> np.ndarray:
+    from PIL import Image
+
+    height, width = image.shape[:2]
+    size = (round(width * factor), round(height * factor))
+    return np.asarray(Image.fromarray(image).resize(size, Image.BOX))
+
+
+def test_a_sharp_cell_photographed_with_fewer_pixels_is_not_out_of_focus(classifier):
+    from PIL import Image, ImageFilter
+
+    from hematovision.io.dataset import test_split_files
+
+    files = test_split_files(SHIPPED_MODEL, PBC)[::120]  # 16 held-out cells
+    small = [_shrunk(read_image(path), 0.25) for path, _ in files]  # frames of 45–90 px
+    predictions = classifier.predict(small)
+    assert not [p.unfamiliar_reason for p in predictions if "focus" in p.unfamiliar_reason]
+    # Measured on the enlarged model input, as it was, a quarter of them read as out of focus.
+    enlarged = sharpness(np.stack([classifier.prepare(image) for image in small]))
+    assert np.sum(enlarged < classifier.familiarity.min_sharpness) >= 3
+    # 4 pixels here are 16 in the whole picture; some lose their nucleus to it, too.
+    blurred = classifier.predict([np.asarray(Image.fromarray(image).filter(
+        ImageFilter.GaussianBlur(4))) for image in small])
+    assert all(p.status == UNFAMILIAR for p in blurred)
+    assert sum("out of focus" in p.unfamiliar_reason for p in blurred) >= 12
+
+
+def test_the_padding_around_a_blurred_cell_does_not_make_it_look_sharp(classifier):
+    from PIL import Image, ImageFilter
+
+    image = read_image(sorted((PBC / "monocyte").glob("*.jpg"))[0])
+    box = classifier.frame(image)
+    # Cut the picture at the nucleus' centre, so that its frame reaches past two edges.
+    top, left = (round((a + b) / 2) for a, b in zip(box.nucleus[:2], box.nucleus[2:]))
+    corner = np.asarray(Image.fromarray(image[top - 20:, left - 20:]).filter(
+        ImageFilter.GaussianBlur(12)))
+    framed = classifier.frame(corner)
+    assert framed.found and min(framed.top, framed.left) < 0
+    prediction = classifier.predict([corner])[0]
+    assert "out of focus" in prediction.unfamiliar_reason
+    # The whole model input, padding and all, would read as sharp.
+    with_padding = sharpness(classifier.prepare(corner)[None])[0]
+    assert with_padding > 2 * prediction.sharpness
+
+
 def test_shipped_model_has_its_statistics_and_features(classifier):
     assert classifier.familiarity is not None
     assert classifier.card.config.familiarity_sha256

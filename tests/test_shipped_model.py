@@ -42,9 +42,9 @@ def test_seam_matches_plain_keras_predict(classifier, pbc_examples):
 
 def test_training_and_app_feed_identical_arrays(classifier, pbc_examples):
     paths = [path for path, _ in pbc_examples[:6]]
-    training_arrays, kept, _, no_cell = decode_images(paths, classifier.input_size, workers=2,
-                                                      framing=classifier.card.config.framing)
-    assert classifier.card.config.framing == "cell" and no_cell == [""] * 6
+    training_arrays, kept, _, boxes = decode_images(paths, classifier.input_size, workers=2,
+                                                    framing=classifier.card.config.framing)
+    assert classifier.card.config.framing == "cell" and all(box.found for box in boxes)
     app_arrays = np.stack([classifier.prepare(read_image(p)) for p in paths])
     assert kept == list(range(6))
     assert np.array_equal(training_arrays.astype(np.float32), app_arrays)

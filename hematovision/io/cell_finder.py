@@ -69,6 +69,8 @@ class CellBox:
         found: whether a stained nucleus was found; if not, the box is the whole picture.
         reason: in words, what was found or why not.
         nucleus: ``(top, left, bottom, right)`` of the nucleus, or ``None``.
+        picture: ``(height, width)`` of the picture it frames, which says where the square
+            reaches past it; ``None`` when unknown.
     """
 
     top: float
@@ -77,13 +79,15 @@ class CellBox:
     found: bool
     reason: str
     nucleus: tuple[float, float, float, float] | None = None
+    picture: tuple[int, int] | None = None
 
 
 def whole_image_box(shape: tuple[int, ...], reason: str = "whole picture") -> CellBox:
     """The square that holds the whole picture, centred (the shorter side is padded)."""
     height, width = shape[:2]
     side = max(height, width)
-    return CellBox(-((side - height) // 2), -((side - width) // 2), side, False, reason)
+    return CellBox(-((side - height) // 2), -((side - width) // 2), side, False, reason,
+                   picture=(height, width))
 
 
 def find_cell(image: np.ndarray) -> CellBox:
@@ -107,7 +111,7 @@ def find_cell(image: np.ndarray) -> CellBox:
     side = max(side, MIN_FRAME_FRACTION * min(height, width))
     centre_y, centre_x = (top + bottom) / 2, (left + right) / 2
     return CellBox(centre_y - side / 2, centre_x - side / 2, side, True,
-                   "stained nucleus found", (top, left, bottom, right))
+                   "stained nucleus found", (top, left, bottom, right), (height, width))
 
 
 def _nucleus_box(small: np.ndarray) -> tuple[int, int, int, int] | str:

@@ -14,41 +14,36 @@ from pathlib import Path
 
 import numpy as np
 
-from hematovision.io.images import (
-    ImageError,
-    frame_image,
-    missing_cell,
-    read_image,
-    to_model_input,
-)
+from hematovision.io.cell_finder import CellBox
+from hematovision.io.images import ImageError, frame_image, read_image, to_model_input
 
 __all__ = ["decode_images", "run_in_batches"]
 
 log = logging.getLogger(__name__)
 
 
-def _decode_one(args: tuple[str, int, str]) -> tuple[np.ndarray | None, str, str]:
-    """The model input, the reason it could not be read, and why no cell was found."""
+def _decode_one(args: tuple[str, int, str]) -> tuple[np.ndarray | None, str, CellBox | None]:
+    """The model input, the reason it could not be read, and the frame it was cut with."""
     path, size, framing = args
     try:
         image = read_image(path)
         box = frame_image(image, framing)
         array = to_model_input(image, size=size, box=box).astype(np.uint8)
     except ImageError as error:
-        return None, str(error), ""
-    return array, "", missing_cell(box, framing)
+        return None, str(error), None
+    return array, "", box
 
 
 def decode_images(
     paths: list[Path], size: int = 224, workers: int | None = None, progress: bool = False,
     framing: str = "whole",
-) -> tuple[np.ndarray, list[int], list[tuple[Path, str]], list[str]]:
+) -> tuple[np.ndarray, list[int], list[tuple[Path, str]], list[CellBox]]:
     """Decode ``paths`` into a ``(n_ok, size, size, 3)`` uint8 array.
 
     Returns the array, the indices into ``paths`` that decoded, ``(path, reason)`` for
     the files that did not (these are logged as a warning, never silently dropped), and
-    for each decoded image why no cell was found in it (empty when one was, or when
-    ``framing`` is ``"whole"``).
+    for each decoded image the frame it was cut with (which says whether a cell was found,
+    see :func:`hematovision.io.images.missing_cell`, and where the picture lies in it).
     """
     workers = workers or min(4, os.cpu_count() or 1)
     jobs = [(str(path), size, framing) for path in paths]
@@ -60,19 +55,19 @@ def decode_images(
     else:
         jobs = _with_progress(jobs, len(jobs), progress, "decoding images")
         results = [_decode_one(job) for job in jobs]
-    arrays, kept, failed, no_cell = [], [], [], []
-    for index, (array, error, missing) in enumerate(results):
+    arrays, kept, failed, boxes = [], [], [], []
+    for index, (array, error, box) in enumerate(results):
         if array is None:
             failed.append((paths[index], error))
         else:
             arrays.append(array)
             kept.append(index)
-            no_cell.append(missing)
+            boxes.append(box)
     if failed:
         log.warning("could not decode %d files:\n%s", len(failed),
                     "\n".join(f"  {why}" for _, why in failed))
     stack = np.stack(arrays) if arrays else np.zeros((0, size, size, 3), np.uint8)
-    return stack, kept, failed, no_cell
+    return stack, kept, failed, boxes
 
 
 def _with_progress(iterable, total: int, enabled: bool, description: str, unit: str = "img"):

@@ -18,7 +18,7 @@ from hematovision.io.dataset import (
 )
 from hematovision.io.decoding import decode_images
 from hematovision.io.files import write_json_atomic
-from hematovision.io.images import sharpness
+from hematovision.io.images import missing_cell, sharpness
 from hematovision.measure.metrics import balanced_accuracy, classification_report
 from hematovision.model.calibration import expected_calibration_error, reliability_bins
 from hematovision.model.card import load_card, save_card
@@ -132,9 +132,9 @@ def evaluate(classifier: Classifier, data_dir: str | Path, whole_folder: bool = 
     classes = list(classifier.classes)
     selection = select_cells(classifier, data_dir, whole_folder)
     files, kind = selection.files, selection.kind
-    images, kept, failed, no_cell = decode_images(
-        [path for path, _ in files], classifier.input_size, progress=progress,
-        framing=classifier.card.config.framing)
+    framing = classifier.card.config.framing
+    images, kept, failed, boxes = decode_images(
+        [path for path, _ in files], classifier.input_size, progress=progress, framing=framing)
     if not kept:
         example = f", e.g. {failed[0][0]}: {failed[0][1]}" if failed else ""
         raise ValueError(f"{data_dir}: none of its {len(files)} images could be read{example}")
@@ -142,7 +142,8 @@ def evaluate(classifier: Classifier, data_dir: str | Path, whole_folder: bool = 
     batch = images.astype(np.float32)
     logits, probabilities, features = classifier.analyse(batch)
     distances = classifier.distances(features)
-    focus = sharpness(batch)
+    no_cell = [missing_cell(box, framing) for box in boxes]
+    focus = sharpness(batch, boxes)
     statuses = [p.status for p in classifier.predictions_from(
         probabilities, None, distances, no_cell, focus)]
     report = {

@@ -243,12 +243,12 @@ class Classifier:
     def predict_inputs(self, batch: np.ndarray, boxes: Sequence[CellBox] | None = None,
                        review_threshold: float | None = None) -> list[Prediction]:
         """Classify prepared model inputs; ``boxes`` (from :meth:`frame`) say whether a cell
-        was found in each."""
+        was found in each, and how large the picture showed it (see ``sharpness``)."""
         _, probabilities, features = self.analyse(batch)
         no_cell = None if boxes is None else [missing_cell(box, self.card.config.framing)
                                               for box in boxes]
         return self.predictions_from(probabilities, review_threshold,
-                                     self.distances(features), no_cell, sharpness(batch))
+                                     self.distances(features), no_cell, sharpness(batch, boxes))
 
     def predictions_from(self, probabilities: np.ndarray, review_threshold: float | None = None,
                          distances: np.ndarray | None = None,

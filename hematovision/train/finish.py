@@ -31,7 +31,7 @@ def fit_review(model_dir: str | Path, data_dir: str | Path, catch: float = REVIE
 
     model_dir = Path(model_dir)
     classifier = Classifier(model_dir)
-    images, labels = _split_images(model_dir, data_dir, "val", classifier.card, progress)
+    images, labels, _ = _split_images(model_dir, data_dir, "val", classifier.card, progress)
     probabilities = classifier.predict_proba(images.astype(np.float32))
     rule = fit_review_threshold(probabilities, labels, catch)
     save_card(model_dir, classifier.card.with_config(review_threshold=rule.threshold,
@@ -51,36 +51,41 @@ def add_familiarity(model_dir: str | Path, data_dir: str | Path, progress: bool 
         raise ValueError(f"{model_dir} was adapted to another laboratory, whose cells its "
                          "familiarity statistics include; refit them on the model it was "
                          "adapted from, then adapt again")
-    arrays, labels = {}, {}
+    arrays, labels, focus = {}, {}, {}
     for which in ("train", "val"):
-        arrays[which], labels[which] = _split_images(model_dir, data_dir, which, card, progress)
-    return save_familiarity(model_dir, arrays, labels["train"], progress)
+        arrays[which], labels[which], focus[which] = _split_images(model_dir, data_dir, which,
+                                                                   card, progress)
+    return save_familiarity(model_dir, arrays, labels["train"], focus["train"], progress)
 
 
 def _split_images(model_dir: Path, data_dir, which: str, card: ModelCard,
-                  progress: bool) -> tuple[np.ndarray, np.ndarray]:
+                  progress: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A trained model's own ``which`` split under ``data_dir`` (one folder, or one per
-    source of a model trained on several), as model inputs and labels."""
+    source of a model trained on several), as model inputs, labels and focus (see
+    :func:`hematovision.io.images.sharpness`)."""
     folders = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
-    images, labels = [], []
+    images, labels, focus = [], [], []
     for folder in folders:
         files = split_files(model_dir, folder, which)
         if not files:
             raise ValueError(f"{folder}: none of {model_dir}'s {which} files are there")
-        decoded, kept, _, _ = decode_images([path for path, _ in files], card.config.input_size,
-                                            progress=progress, framing=card.config.framing)
+        decoded, kept, _, boxes = decode_images([path for path, _ in files],
+                                                card.config.input_size, progress=progress,
+                                                framing=card.config.framing)
         images.append(decoded)
+        focus.append(sharpness(decoded, boxes))
         labels.append(np.array([card.config.classes.index(files[i][1]) for i in kept]))
     missing = set(recorded_sources(model_dir)) - {source_name(f) for f in folders}
     if missing:
         log.warning("%s's %s split of %s is left out: its folder was not given", model_dir,
                     which, ", ".join(sorted(missing)))
-    return np.concatenate(images), np.concatenate(labels)
+    return np.concatenate(images), np.concatenate(labels), np.concatenate(focus)
 
 
-def save_familiarity(model_dir: Path, arrays, train_labels, progress) -> ModelCard:
-    """Fit and save the familiarity statistics from the training and validation inputs; record
-    them in the card."""
+def save_familiarity(model_dir: Path, arrays, train_labels, train_focus: np.ndarray,
+                     progress) -> ModelCard:
+    """Fit and save the familiarity statistics from the training and validation inputs and
+    the training cells' focus; record them in the card."""
     from hematovision.model.classifier import Classifier
 
     classifier = Classifier(model_dir, with_familiarity=False)
@@ -90,7 +95,7 @@ def save_familiarity(model_dir: Path, arrays, train_labels, progress) -> ModelCa
                                          arrays[which], progress=progress,
                                          description=f"features ({which})")
     familiarity = fit_familiarity(features["train"], train_labels, features["val"],
-                                  train_sharpness=sharpness(arrays["train"]))
+                                  train_sharpness=train_focus)
     path = familiarity.save(model_dir / FAMILIARITY_FILE)
     card = load_card(model_dir).with_config(familiarity_file=path.name,
                                             familiarity_sha256=sha256_of_file(path))
