@@ -1,11 +1,12 @@
-"""MixStyle (Zhou et al. 2021): feature statistics mixed between pictures, only in training."""
+"""MixStyle (Zhou et al. 2021) and style noise (DSU, Li et al. 2022): feature statistics
+mixed between pictures or drawn around each picture's own, only in training."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from hematovision.model.style_mixing import MixStyle
+from hematovision.model.style_mixing import MixStyle, StyleNoise
 
 
 def _maps(seed: int = 0) -> np.ndarray:
@@ -64,3 +65,47 @@ def test_only_the_lite_backbones_take_style_mixing():
         "block2_mixstyle", "block4_mixstyle", "block7_mixstyle"]
     with pytest.raises(ValueError, match="Lite"):
         build_classifier("mobilenetv2", 3, 64, pretrained=False, mix_style=True)
+
+
+def test_style_noise_passes_the_maps_unchanged_at_inference():
+    x = _maps()
+    layer = StyleNoise(probability=1.0, seed=1)
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+    np.testing.assert_array_equal(np.asarray(layer(x)), x)
+
+
+def test_style_noise_keeps_the_content_and_moves_styles_as_far_as_the_batch_varies():
+    x = _maps()
+    mean, spread = _statistics(x)
+    shifts, outside = [], 0
+    for seed in range(40):
+        noisy = np.asarray(StyleNoise(probability=1.0, seed=seed)(x, training=True))
+        new_mean, new_spread = _statistics(noisy)
+        content = (noisy - new_mean[:, None, None]) / new_spread[:, None, None]
+        kept = new_spread > 0.3  # where the new style is not nearly flat
+        np.testing.assert_allclose(
+            np.moveaxis(content, 3, 1)[kept],
+            np.moveaxis((x - mean[:, None, None]) / spread[:, None, None], 3, 1)[kept],
+            atol=1e-2)
+        shifts.append(new_mean - mean)
+        outside += np.sum((new_mean < mean.min(axis=0)) | (new_mean > mean.max(axis=0)))
+    # A standard normal times the batch's spread of means, per channel.
+    measured = np.std(np.stack(shifts), axis=(0, 1))
+    np.testing.assert_allclose(measured, mean.std(axis=0), rtol=0.2)
+    assert outside > 0  # unlike mixing, it reaches styles outside the batch's range
+    # Pictures of one style, the same content: their style barely moves.
+    same = np.repeat(x[:1], 6, axis=0)
+    np.testing.assert_allclose(np.asarray(StyleNoise(probability=1.0, seed=0)(
+        same, training=True)), same, atol=1e-2)
+
+
+def test_style_noise_follows_mixstyle_in_the_lite_backbones():
+    from hematovision.model.network import build_classifier
+
+    model = build_classifier("lite0", 3, 64, pretrained=False, mix_style=True,
+                             style_noise=True)
+    names = [layer.name for layer in model.layers if isinstance(layer, (MixStyle, StyleNoise))]
+    assert names == ["block2_mixstyle", "block2_stylenoise", "block4_mixstyle",
+                     "block4_stylenoise", "block7_mixstyle", "block7_stylenoise"]
+    with pytest.raises(ValueError, match="Lite"):
+        build_classifier("mobilenetv2", 3, 64, pretrained=False, style_noise=True)

@@ -34,6 +34,7 @@ def run(args) -> int:
                       else network.get("hidden_units", 0)),
         fine_tune_from=args.fine_tune_from,
         train_batchnorm=args.train_batchnorm, mix_style=args.mix_style,
+        style_noise=args.style_noise,
         fractions=SplitFractions(*args.split),
         classes=class_list(args.classes) if args.classes else None,
         init_from=args.init_from, average_with=tuple(args.average_with or ()),
@@ -84,6 +85,10 @@ def add(command) -> None:
     train.add_argument("--mix-style", action="store_true",
                        help="mix feature statistics between pictures of a batch after early "
                             "stages while training (MixStyle, Zhou et al. 2021; Lite backbones)")
+    train.add_argument("--style-noise", action="store_true",
+                       help="draw each picture's feature statistics around its own, as wide as "
+                            "they vary over the batch, at the same places (DSU, Li et al. "
+                            "2022; Lite backbones)")
     train.add_argument("--out", required=True, help="model folder to create, e.g. models/mine")
     train.add_argument("--overwrite", action="store_true",
                        help="replace a model already in --out")

@@ -10,7 +10,8 @@ __all__ = ["lite_features", "lite_weights", "mobilenet_v2_features", "mobilenet_
            "efficientnet_b0_features"]
 
 
-def lite_features(x, pretrained: bool, mix_style: bool = False, name: str = "lite0"):
+def lite_features(x, pretrained: bool, mix_style: bool = False, style_noise: bool = False,
+                  name: str = "lite0"):
     """EfficientNet-Lite ``name``: its own rescaling of 0–255, then its blocks (the weights
     come from :func:`lite_weights`)."""
     import keras
@@ -19,7 +20,7 @@ def lite_features(x, pretrained: bool, mix_style: bool = False, name: str = "lit
 
     x = keras.layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0,
                                name=f"{name}_preprocess")(x)
-    return blocks(x, name, mix_style)
+    return blocks(x, name, mix_style, style_noise)
 
 
 def lite_weights(model, name: str = "lite0"):

@@ -184,7 +184,17 @@ def _mbconv(x, spec: BlockSpec, filters_in: int, stride: int, index: int):
     return x
 
 
-def lite_features(x, name: str = "lite0", mix_style: bool = False):
+def _style_layers(x, block: int, mix_style: bool, style_noise: bool):
+    from hematovision.model.style_mixing import MixStyle, StyleNoise
+
+    if mix_style:
+        x = MixStyle(name=f"block{block}_mixstyle")(x)
+    if style_noise:
+        x = StyleNoise(name=f"block{block}_stylenoise")(x)
+    return x
+
+
+def lite_features(x, name: str = "lite0", mix_style: bool = False, style_noise: bool = False):
     """Apply one variant's trunk to ``x`` (already scaled to about [-1, 1]).
 
     Returns the last feature map, ``(batch, side / 32, side / 32, 1280)``, after the layer
@@ -192,7 +202,9 @@ def lite_features(x, name: str = "lite0", mix_style: bool = False):
     ``blockN_`` in order, as the checkpoint numbers them. With ``mix_style`` a
     :class:`~hematovision.model.style_mixing.MixStyle` layer (active only while training) follows
     the last block of stages 2, 3 and 4, where the paper puts it: early enough that the
-    statistics are style, late enough that the maps are not raw colour.
+    statistics are style, late enough that the maps are not raw colour. With
+    ``style_noise`` a :class:`~hematovision.model.style_mixing.StyleNoise` layer follows
+    each of them (after MixStyle where both are asked for).
     """
     x = keras.layers.Conv2D(_STEM_FILTERS, 3, strides=2, padding="same", use_bias=False,
                             name="stem_conv")(x)
@@ -205,10 +217,8 @@ def lite_features(x, name: str = "lite0", mix_style: bool = False):
             stride = spec.stride if repeat == 0 else 1
             x = _mbconv(x, spec, filters_in, stride, index)
             index += 1
-        if mix_style and stage in (2, 3, 4):
-            from hematovision.model.style_mixing import MixStyle
-
-            x = MixStyle(name=f"block{index - 1}_mixstyle")(x)
+        if stage in (2, 3, 4):
+            x = _style_layers(x, index - 1, mix_style, style_noise)
     x = keras.layers.Conv2D(_HEAD_FILTERS, 1, use_bias=False, name="top_conv")(x)
     x = _bn("top_bn")(x)
     return _relu6("top_activation")(x)

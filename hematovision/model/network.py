@@ -25,21 +25,23 @@ def build_classifier(
     hidden_units: int = 0,
     pretrained: bool = True,
     mix_style: bool = False,
+    style_noise: bool = False,
 ) -> keras.Model:
     """A classifier taking ``(batch, input_size, input_size, 3)`` RGB 0–255.
 
     Head: global average pooling → dropout → [dense ReLU] → dense logits → temperature
     (1 until calibrated) → softmax. With ``pretrained`` the backbone gets its ImageNet
     weights; the keras.applications backbones download them, which needs internet.
-    ``mix_style`` adds MixStyle layers for training (EfficientNet-Lite backbones only).
+    ``mix_style`` and ``style_noise`` add MixStyle and style-noise (DSU) layers for
+    training (EfficientNet-Lite backbones only).
     """
     spec = get_backbone(backbone)
     inputs = keras.Input((input_size, input_size, 3), name="image")
-    if mix_style:
+    if mix_style or style_noise:
         if not spec.name.startswith("lite"):
-            raise ValueError(f"MixStyle is built into the EfficientNet-Lite backbones only, "
-                             f"not {backbone!r}")
-        x = spec.features(inputs, pretrained, mix_style=True)
+            raise ValueError(f"MixStyle and style noise are built into the EfficientNet-Lite "
+                             f"backbones only, not {backbone!r}")
+        x = spec.features(inputs, pretrained, mix_style=mix_style, style_noise=style_noise)
     else:
         x = spec.features(inputs, pretrained)
     x = keras.layers.GlobalAveragePooling2D(name=FEATURES_LAYER)(x)

@@ -1,13 +1,18 @@
-"""Feature-level style mixing for training across laboratories (MixStyle).
+"""Feature-level style augmentation for training across laboratories: MixStyle and
+style noise (DSU).
 
 Zhou, Yang, Qiao and Xiang, "Domain Generalization with MixStyle", ICLR 2021. The mean
 and standard deviation of an early feature map over its height and width carry a picture's
 *style* (stain, white balance, camera); the normalised map carries its *content*. While
 training, MixStyle gives each picture in a batch the style of a mixture of itself and
 another picture of the batch, so later layers learn cells under styles that neither
-laboratory produced. At inference the layer passes its input through unchanged, and the
-shipped model is rebuilt without it (:func:`hematovision.train.training.train`), so no saved
-model depends on this module.
+laboratory produced. Mixing only interpolates between the styles of the batch; Li et al.,
+"Uncertainty Modeling for Out-of-Distribution Generalization" (DSU), ICLR 2022, instead
+draw each picture's new statistics from a Gaussian around its own, as wide as the
+statistics vary over the batch, which also reaches styles outside the sources' range.
+At inference both layers pass their input through unchanged, and the shipped model is
+rebuilt without them (:func:`hematovision.train.training.train`), so no saved model
+depends on this module.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-__all__ = ["MixStyle"]
+__all__ = ["MixStyle", "StyleNoise"]
 
 
 class MixStyle(keras.layers.Layer):
@@ -69,3 +74,53 @@ class MixStyle(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "probability": self.probability,
                 "alpha": self.alpha, "epsilon": self.epsilon, "seed": self.seed}
+
+
+class StyleNoise(keras.layers.Layer):
+    """Give each picture a style drawn around its own (DSU, Li et al. 2022).
+
+    Args:
+        probability: chance that a batch is perturbed at all (0.5 in the paper).
+        epsilon: added to the variances before the square roots.
+        seed: for the random draws (``None``: Keras' global seed).
+
+    Each picture's mean and standard deviation over height and width, per channel, are
+    moved by a standard normal draw times how much that statistic varies across the batch
+    (the deviation's absolute value is kept); the normalised map (the content) is kept. As
+    in :class:`MixStyle`, the statistics are constants in the backward pass.
+    """
+
+    def __init__(self, probability: float = 0.5, epsilon: float = 1e-6,
+                 seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"probability must lie in [0, 1], got {probability}")
+        self.probability = float(probability)
+        self.epsilon = float(epsilon)
+        self.seed = seed
+        self._seeds = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=None):
+        if not training or self.probability == 0.0:
+            return x
+        mean = ops.stop_gradient(ops.mean(x, axis=(1, 2), keepdims=True))
+        deviation = ops.stop_gradient(
+            ops.sqrt(ops.var(x, axis=(1, 2), keepdims=True) + self.epsilon))
+        content = (x - mean) / deviation
+        mean_spread = ops.sqrt(ops.var(mean, axis=0, keepdims=True) + self.epsilon)
+        deviation_spread = ops.sqrt(ops.var(deviation, axis=0, keepdims=True) + self.epsilon)
+        shape = ops.shape(mean)
+        new_mean = mean + keras.random.normal(shape, seed=self._seeds, dtype=x.dtype) * mean_spread
+        # Kept positive: a negative deviation would turn the map upside down, not restyle it.
+        new_deviation = ops.abs(deviation + keras.random.normal(
+            shape, seed=self._seeds, dtype=x.dtype) * deviation_spread)
+        perturbed = content * new_deviation + new_mean
+        perturb = keras.random.uniform((), seed=self._seeds) < self.probability
+        return ops.where(perturb, perturbed, x)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "probability": self.probability,
+                "epsilon": self.epsilon, "seed": self.seed}

@@ -79,6 +79,7 @@ class TrainingConfig:
     fine_tune_from: str | None = None  # None: the backbone's default
     train_batchnorm: bool = False  # BatchNorm of the unfrozen blocks learns in phase two
     mix_style: bool = False  # MixStyle after early stages while training (Lite backbones)
+    style_noise: bool = False  # DSU style noise at the same places (Lite backbones)
     batch_size: int = 32
     patience: int = 2
     seed: int = 1234
@@ -192,7 +193,7 @@ def train(data_dir, out_dir: str | Path, config: TrainingConfig = TrainingConfig
 
     network = partial(build_classifier, config.backbone, len(classes), config.input_size,
                       config.dropout, config.hidden_units)
-    model = network(config.pretrained and not continued, config.mix_style)
+    model = network(config.pretrained and not continued, config.mix_style, config.style_noise)
     set_fine_tuning(model, config.fine_tune_from)  # a wrong layer name fails now, not later
     weights = class_weights(labels["train"], len(classes))
     sampling = (origin["train"] if len(sources) > 1 else None)
@@ -215,9 +216,9 @@ def train(data_dir, out_dir: str | Path, config: TrainingConfig = TrainingConfig
                    lambda: run_in_batches(logits, arrays["val"]), sampling, origin["val"])
     fine_seconds = time.time() - phase_started if config.fine_tune_epochs > 0 else 0.0
 
-    if config.mix_style:
-        # MixStyle only acts while training; the shipped graph is the plain one, so loading
-        # a model never needs this package's custom layer.
+    if config.mix_style or config.style_noise:
+        # The style layers only act while training; the shipped graph is the plain one, so
+        # loading a model never needs this package's custom layers.
         model = copy_into(network(False), model)
         logits = _logits_of(model)
     val_logits = run_in_batches(logits, arrays["val"])
