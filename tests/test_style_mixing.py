@@ -21,9 +21,10 @@ def _statistics(x: np.ndarray):
     return x.mean(axis=(1, 2)), x.std(axis=(1, 2))
 
 
-def test_at_inference_the_maps_pass_unchanged():
+@pytest.mark.parametrize("layer", [MixStyle, StyleNoise])
+def test_at_inference_the_maps_pass_unchanged(layer):
     x = _maps()
-    layer = MixStyle(probability=1.0, seed=1)
+    layer = layer(probability=1.0, seed=1)
     np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
     np.testing.assert_array_equal(np.asarray(layer(x)), x)
 
@@ -65,13 +66,6 @@ def test_only_the_lite_backbones_take_style_mixing():
         "block2_mixstyle", "block4_mixstyle", "block7_mixstyle"]
     with pytest.raises(ValueError, match="Lite"):
         build_classifier("mobilenetv2", 3, 64, pretrained=False, mix_style=True)
-
-
-def test_style_noise_passes_the_maps_unchanged_at_inference():
-    x = _maps()
-    layer = StyleNoise(probability=1.0, seed=1)
-    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
-    np.testing.assert_array_equal(np.asarray(layer(x)), x)
 
 
 def test_style_noise_keeps_the_content_and_moves_styles_as_far_as_the_batch_varies():

@@ -23,7 +23,45 @@ from keras import ops
 __all__ = ["MixStyle", "StyleNoise"]
 
 
-class MixStyle(keras.layers.Layer):
+class _StyleLayer(keras.layers.Layer):
+    """A training-only layer that gives each picture of a batch a new style: new per-channel
+    mean and standard deviation over height and width, the normalised map (the content)
+    kept. The statistics are constants in the backward pass, as in MixStyle's reference
+    code. Subclasses say how the new statistics are drawn."""
+
+    def __init__(self, probability: float, epsilon: float, seed: int | None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"probability must lie in [0, 1], got {probability}")
+        self.probability = float(probability)
+        self.epsilon = float(epsilon)
+        self.seed = seed
+        self._seeds = keras.random.SeedGenerator(seed)
+
+    def _restyle(self, mean, deviation):
+        raise NotImplementedError
+
+    def call(self, x, training=None):
+        if not training or self.probability == 0.0:
+            return x
+        mean = ops.stop_gradient(ops.mean(x, axis=(1, 2), keepdims=True))
+        deviation = ops.stop_gradient(
+            ops.sqrt(ops.var(x, axis=(1, 2), keepdims=True) + self.epsilon))
+        content = (x - mean) / deviation
+        new_mean, new_deviation = self._restyle(mean, deviation)
+        restyled = content * new_deviation + new_mean
+        chosen = keras.random.uniform((), seed=self._seeds) < self.probability
+        return ops.where(chosen, restyled, x)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "probability": self.probability,
+                "epsilon": self.epsilon, "seed": self.seed}
+
+
+class MixStyle(_StyleLayer):
     """Mix per-picture feature statistics inside a training batch.
 
     Args:
@@ -33,50 +71,29 @@ class MixStyle(keras.layers.Layer):
         epsilon: added to the variance before the square root.
         seed: for the random draws (``None``: Keras' global seed).
 
-    Input and output: ``(batch, height, width, channels)``. The statistics are treated as
-    constants in the backward pass, as in the paper's reference code.
+    Input and output: ``(batch, height, width, channels)``.
     """
 
     def __init__(self, probability: float = 0.5, alpha: float = 0.1, epsilon: float = 1e-6,
                  seed: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        if not 0.0 <= probability <= 1.0:
-            raise ValueError(f"probability must lie in [0, 1], got {probability}")
+        super().__init__(probability, epsilon, seed, **kwargs)
         if not alpha > 0:
             raise ValueError(f"alpha must be positive, got {alpha}")
-        self.probability = float(probability)
         self.alpha = float(alpha)
-        self.epsilon = float(epsilon)
-        self.seed = seed
-        self._seeds = keras.random.SeedGenerator(seed)
 
-    def call(self, x, training=None):
-        if not training or self.probability == 0.0:
-            return x
-        batch = ops.shape(x)[0]
-        mean = ops.stop_gradient(ops.mean(x, axis=(1, 2), keepdims=True))
-        deviation = ops.stop_gradient(
-            ops.sqrt(ops.var(x, axis=(1, 2), keepdims=True) + self.epsilon))
-        content = (x - mean) / deviation
+    def _restyle(self, mean, deviation):
+        batch = ops.shape(mean)[0]
         weight = keras.random.beta((batch, 1, 1, 1), self.alpha, self.alpha,
-                                   seed=self._seeds, dtype=x.dtype)
+                                   seed=self._seeds, dtype=mean.dtype)
         partner = keras.random.shuffle(ops.arange(batch), seed=self._seeds)
-        mixed_mean = weight * mean + (1.0 - weight) * ops.take(mean, partner, axis=0)
-        mixed_deviation = (weight * deviation
-                           + (1.0 - weight) * ops.take(deviation, partner, axis=0))
-        mixed = content * mixed_deviation + mixed_mean
-        mix = keras.random.uniform((), seed=self._seeds) < self.probability
-        return ops.where(mix, mixed, x)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
+        return (weight * mean + (1.0 - weight) * ops.take(mean, partner, axis=0),
+                weight * deviation + (1.0 - weight) * ops.take(deviation, partner, axis=0))
 
     def get_config(self):
-        return {**super().get_config(), "probability": self.probability,
-                "alpha": self.alpha, "epsilon": self.epsilon, "seed": self.seed}
+        return {**super().get_config(), "alpha": self.alpha}
 
 
-class StyleNoise(keras.layers.Layer):
+class StyleNoise(_StyleLayer):
     """Give each picture a style drawn around its own (DSU, Li et al. 2022).
 
     Args:
@@ -84,43 +101,22 @@ class StyleNoise(keras.layers.Layer):
         epsilon: added to the variances before the square roots.
         seed: for the random draws (``None``: Keras' global seed).
 
-    Each picture's mean and standard deviation over height and width, per channel, are
-    moved by a standard normal draw times how much that statistic varies across the batch
-    (the deviation's absolute value is kept); the normalised map (the content) is kept. As
-    in :class:`MixStyle`, the statistics are constants in the backward pass.
+    Each picture's mean and standard deviation are moved by a standard normal draw times
+    how much that statistic varies across the batch (the deviation's absolute value is
+    kept). Input and output: ``(batch, height, width, channels)``.
     """
 
     def __init__(self, probability: float = 0.5, epsilon: float = 1e-6,
                  seed: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        if not 0.0 <= probability <= 1.0:
-            raise ValueError(f"probability must lie in [0, 1], got {probability}")
-        self.probability = float(probability)
-        self.epsilon = float(epsilon)
-        self.seed = seed
-        self._seeds = keras.random.SeedGenerator(seed)
+        super().__init__(probability, epsilon, seed, **kwargs)
 
-    def call(self, x, training=None):
-        if not training or self.probability == 0.0:
-            return x
-        mean = ops.stop_gradient(ops.mean(x, axis=(1, 2), keepdims=True))
-        deviation = ops.stop_gradient(
-            ops.sqrt(ops.var(x, axis=(1, 2), keepdims=True) + self.epsilon))
-        content = (x - mean) / deviation
+    def _restyle(self, mean, deviation):
         mean_spread = ops.sqrt(ops.var(mean, axis=0, keepdims=True) + self.epsilon)
         deviation_spread = ops.sqrt(ops.var(deviation, axis=0, keepdims=True) + self.epsilon)
         shape = ops.shape(mean)
-        new_mean = mean + keras.random.normal(shape, seed=self._seeds, dtype=x.dtype) * mean_spread
+        new_mean = mean + keras.random.normal(shape, seed=self._seeds,
+                                              dtype=mean.dtype) * mean_spread
         # Kept positive: a negative deviation would turn the map upside down, not restyle it.
         new_deviation = ops.abs(deviation + keras.random.normal(
-            shape, seed=self._seeds, dtype=x.dtype) * deviation_spread)
-        perturbed = content * new_deviation + new_mean
-        perturb = keras.random.uniform((), seed=self._seeds) < self.probability
-        return ops.where(perturb, perturbed, x)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "probability": self.probability,
-                "epsilon": self.epsilon, "seed": self.seed}
+            shape, seed=self._seeds, dtype=mean.dtype) * deviation_spread)
+        return new_mean, new_deviation
