@@ -10,7 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from hematovision.io.images import read_image, sharpness
+from hematovision.io.focus import sharpness
+from hematovision.io.images import read_image
 from hematovision.measure.foreign import KINDS, foreign_images
 from hematovision.model.card import load_card
 from hematovision.model.classifier import Classifier, ModelFileError

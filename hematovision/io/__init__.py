@@ -1,7 +1,7 @@
 """What comes in: pictures, folders and archives, read safely and framed for the model.
 
 - ``images``: the one function that turns any upload into the model's input;
-- ``cell_finder``: where the white cell is (framing);
+- ``cell_finder``: where the white cell is (framing); ``focus``: how sharp it is;
 - ``decoding``: many files at once, in parallel;
 - ``archive``: safe zip reading; ``folders``: walking a folder, within limits;
 - ``dataset``: scanning a folder of class folders, de-duplicating, splitting;
@@ -13,7 +13,8 @@ from hematovision.lazy import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "images": ("read_image", "ImageError", "ImageLimits", "IMAGE_SUFFIXES", "to_model_input",
-               "frame_image", "sharpness"),
+               "frame_image"),
+    "focus": ("sharpness",),
     "cell_finder": ("CellBox", "find_cell"),
     "decoding": ("decode_images", "run_in_batches"),
     "archive": ("read_zip", "zip_folder", "ArchiveError"),

@@ -18,7 +18,8 @@ from hematovision.io.dataset import (
 )
 from hematovision.io.decoding import decode_images
 from hematovision.io.files import write_json_atomic
-from hematovision.io.images import missing_cell, sharpness
+from hematovision.io.focus import sharpness
+from hematovision.io.images import missing_cell
 from hematovision.measure.metrics import balanced_accuracy, classification_report
 from hematovision.model.calibration import expected_calibration_error, reliability_bins
 from hematovision.model.card import load_card, save_card

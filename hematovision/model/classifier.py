@@ -17,7 +17,8 @@ import numpy as np
 from hematovision.errors import HematoVisionError
 from hematovision.io.cell_finder import CellBox
 from hematovision.io.files import sha256_of_file
-from hematovision.io.images import frame_image, missing_cell, sharpness, to_model_input
+from hematovision.io.focus import sharpness
+from hematovision.io.images import frame_image, missing_cell, to_model_input
 from hematovision.model.card import ModelCard, load_card
 from hematovision.model.familiarity import load_familiarity
 from hematovision.model.prediction import Prediction

@@ -37,7 +37,7 @@ class Familiarity:
         quantile: the validation quantile the threshold was set at (with few validation
             cells the share above it differs: ``np.quantile`` interpolates).
         min_sharpness: model inputs less sharp than this are out of focus (see
-            :func:`hematovision.io.images.sharpness`); half the sharpness of the blurriest
+            :func:`hematovision.io.focus.sharpness`); half the sharpness of the blurriest
             0.1 % of training cells.
     """
 

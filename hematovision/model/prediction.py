@@ -31,7 +31,7 @@ class Prediction:
             :mod:`hematovision.model.familiarity`); ``None`` when the model has no statistics.
         distance_threshold: above this distance the image is "Unfamiliar".
         no_cell: why no white cell was found, when the model frames cells and found none.
-        sharpness: focus of the model input (see :func:`hematovision.io.images.sharpness`).
+        sharpness: focus of the model input (see :func:`hematovision.io.focus.sharpness`).
         min_sharpness: below this the image is out of focus, hence "Unfamiliar".
     """
 

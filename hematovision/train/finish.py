@@ -13,7 +13,7 @@ import numpy as np
 from hematovision.io.dataset import recorded_sources, source_name, split_files
 from hematovision.io.decoding import decode_images, run_in_batches
 from hematovision.io.files import sha256_of_file
-from hematovision.io.images import sharpness
+from hematovision.io.focus import sharpness
 from hematovision.model.calibration import REVIEW_CATCH, ReviewRule, fit_review_threshold
 from hematovision.model.card import ModelCard, load_card, save_card
 from hematovision.model.familiarity import FAMILIARITY_FILE, fit_familiarity
@@ -62,7 +62,7 @@ def _split_images(model_dir: Path, data_dir, which: str, card: ModelCard,
                   progress: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A trained model's own ``which`` split under ``data_dir`` (one folder, or one per
     source of a model trained on several), as model inputs, labels and focus (see
-    :func:`hematovision.io.images.sharpness`)."""
+    :func:`hematovision.io.focus.sharpness`)."""
     folders = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
     images, labels, focus = [], [], []
     for folder in folders:

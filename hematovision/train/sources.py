@@ -26,7 +26,7 @@ from hematovision.io.dataset import (
     split_fingerprint,
 )
 from hematovision.io.decoding import decode_images
-from hematovision.io.images import sharpness
+from hematovision.io.focus import sharpness
 
 if TYPE_CHECKING:
     from hematovision.train.training import TrainingConfig
@@ -112,7 +112,7 @@ def decode_sources(sources: list[Source], index: dict[str, int], config: Trainin
                     progress: bool):
     """Each source's training and validation cells as model inputs, their class and
     source indices, their focus as the pictures show them (see
-    :func:`hematovision.io.images.sharpness`), and each source's counts by split and class."""
+    :func:`hematovision.io.focus.sharpness`), and each source's counts by split and class."""
     arrays, labels, origin, focus = {}, {}, {}, {}
     per_source = {source.name: {} for source in sources}
     for split in ("train", "val"):
