@@ -34,19 +34,16 @@ sys.path.insert(0, str(ROOT))
 
 from PIL import Image  # noqa: E402
 
-from hematovision.io.data_home import datasets_dir  # noqa: E402
-from hematovision.io.dataset import scan_folder, test_split_files  # noqa: E402
 from hematovision.io.images import read_image  # noqa: E402
-from hematovision.measure.source_benchmark import benchmark_rows  # noqa: E402
+from hematovision.measure.source_benchmark import (  # noqa: E402
+    RESULT_CELL,
+    benchmark_rows,
+    result_cell,
+    scored_sets,
+)
 
-DATASETS = datasets_dir()
 MODELS = (ROOT / "models" / "pbc-lite0", ROOT / "models" / "multi-lite0")
 SCALES = (1.0, 0.4, 0.25)
-
-
-def _class_files(folder: Path) -> list[tuple[Path, str]]:
-    """The labelled pictures ``evaluate`` scores in a folder of class folders."""
-    return [(item.path, item.label) for item in scan_folder(folder).items]
 
 
 def _shrunk(files: list[tuple[Path, str]], out: Path, scale: float) -> Path:
@@ -76,25 +73,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.models = args.models[-1:]
     split_model = Path(args.models[-1])
-    sets = {"zheng2018_d2": _class_files(DATASETS / "zheng2018_d2" / "images")}
-    if not args.quick:
-        sets["Kaggle sample"] = _class_files(DATASETS / "kaggle_bloodcells_sample")
-        sets["PBC test"] = test_split_files(split_model, DATASETS / "pbc")
-        sets["Raabin-WBC test"] = test_split_files(split_model, DATASETS / "raabin_wbc")
+    sets = scored_sets(split_model, args.quick)
     with tempfile.TemporaryDirectory() as scratch:
         folders = [_shrunk(files, Path(scratch) / f"{number}_{scale}", scale)
                    for number, files in enumerate(sets.values()) for scale in args.scales]
         rows = iter(benchmark_rows(args.models, folders, bootstrap=1))
-    print(f"test splits from {split_model}/split.json; strict balanced accuracy; "
-          "Confident and wrong; Unfamiliar\n")
+    print(f"test splits from {split_model}/split.json; {RESULT_CELL}\n")
     print("| model | set | n | " + " | ".join(f"{scale:g} of the side" for scale in args.scales)
           + " |")
     print("|---|---|---|" + "---|" * len(args.scales))
     for model in args.models:
         for name, files in sets.items():
-            cells = [next(rows) for _ in args.scales]
-            shown = [f"{row['balanced']:.3f}; {100 * row['share_confident_wrong']:.1f} %; "
-                     f"{100 * row['share_unfamiliar']:.1f} %" for row in cells]
+            shown = [result_cell(next(rows)) for _ in args.scales]
             print(f"| {Path(model).name} | {name} | {len(files)} | " + " | ".join(shown) + " |")
     return 0
 

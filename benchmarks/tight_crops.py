@@ -38,9 +38,13 @@ from PIL import Image  # noqa: E402
 
 from hematovision.io.cell_finder import find_cell  # noqa: E402
 from hematovision.io.data_home import datasets_dir  # noqa: E402
-from hematovision.io.dataset import scan_folder, test_split_files  # noqa: E402
 from hematovision.io.images import read_image  # noqa: E402
-from hematovision.measure.source_benchmark import benchmark_rows  # noqa: E402
+from hematovision.measure.source_benchmark import (  # noqa: E402
+    RESULT_CELL,
+    benchmark_rows,
+    result_cell,
+    scored_sets,
+)
 
 DATASETS = datasets_dir()
 MODELS = (ROOT / "models" / "pbc-lite0", ROOT / "models" / "multi-lite0")
@@ -59,20 +63,24 @@ def _save(image: np.ndarray, path: Path) -> None:
     Image.fromarray(image).save(path.with_suffix(".png"))
 
 
-def _around_nucleus(files: list[tuple[Path, str]], whole: Path, tight: Path) -> None:
-    """Link each file whose nucleus is found into ``whole`` and write its cut into ``tight``."""
+def _around_nucleus(files: list[tuple[Path, str]], name: str, out: Path) -> tuple[Path, Path]:
+    """Link each file whose nucleus is found into a whole folder and write its cut into a
+    tight one; both folders, under ``out``."""
+    whole, tight = out / f"{name}_whole", out / f"{name}_tight"
     for index, (path, label) in enumerate(files):
         image = read_image(path)
         box = find_cell(image)
         if not box.found:
             continue
-        name = f"{index:05d}_{path.stem}"
+        stem = f"{index:05d}_{path.stem}"
         (whole / label).mkdir(parents=True, exist_ok=True)
-        (whole / label / f"{name}{path.suffix.lower()}").symlink_to(path.resolve())
-        _save(_cut(image, *box.nucleus, margin=0.25), tight / label / name)
+        (whole / label / f"{stem}{path.suffix.lower()}").symlink_to(path.resolve())
+        _save(_cut(image, *box.nucleus, margin=0.25), tight / label / stem)
+    return whole, tight
 
 
 def _zheng(out: Path) -> tuple[Path, Path]:
+    """The whole pictures, and each cell cut to its mask's box."""
     folder = DATASETS / "zheng2018_d2"
     tight = out / "zheng2018_d2_tight"
     with open(folder / "labels.csv", newline="") as table:
@@ -83,21 +91,6 @@ def _zheng(out: Path) -> tuple[Path, Path]:
                        cols.max() + 1, margin=0.05)
             _save(cut, tight / row["label"] / Path(row["image"]).stem)
     return folder / "images", tight
-
-
-def _kaggle(out: Path) -> tuple[Path, Path]:
-    files = [(item.path, item.label)
-             for item in scan_folder(DATASETS / "kaggle_bloodcells_sample").items]
-    whole, tight = out / "kaggle_framed_whole", out / "kaggle_tight"
-    _around_nucleus(files, whole, tight)
-    return whole, tight
-
-
-def _test_split(model_dir: Path, source: str, out: Path) -> tuple[Path, Path]:
-    files = test_split_files(model_dir, DATASETS / source)
-    whole, tight = out / f"{source}_test_whole", out / f"{source}_test_tight"
-    _around_nucleus(files, whole, tight)
-    return whole, tight
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,24 +107,20 @@ def main(argv: list[str] | None = None) -> int:
     split_model = Path(args.models[-1])
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(args.keep or scratch)
-        pairs = [_zheng(out)]
-        if not args.quick:
-            pairs += [_kaggle(out)]
-            pairs += [_test_split(split_model, source, out) for source in ("pbc", "raabin_wbc")]
+        sets = scored_sets(split_model, args.quick)
+        pairs = [_zheng(out) if name == "zheng2018_d2"
+                 else _around_nucleus(files, name.lower().replace(" ", "_"), out)
+                 for name, files in sets.items()]
         folders = [folder for pair in pairs for folder in pair]
         rows = benchmark_rows(args.models, folders, bootstrap=1)
-    names = ["zheng2018_d2", "Kaggle sample", "PBC test", "Raabin-WBC test"][:len(pairs)]
-    print(f"test splits from {split_model}/split.json; strict balanced accuracy; "
-          "Confident and wrong; Unfamiliar\n")
+    print(f"test splits from {split_model}/split.json; {RESULT_CELL}\n")
     print("| model | set | n whole / cut | whole | cut tightly |")
     print("|---|---|---|---|---|")
     for model_index, model in enumerate(args.models):
         model_rows = rows[model_index * len(folders):(model_index + 1) * len(folders)]
-        for name, whole, tight in zip(names, model_rows[::2], model_rows[1::2]):
-            cells = [f"{row['balanced']:.3f}; {100 * row['share_confident_wrong']:.1f} %; "
-                     f"{100 * row['share_unfamiliar']:.1f} %" for row in (whole, tight)]
+        for name, whole, tight in zip(sets, model_rows[::2], model_rows[1::2]):
             print(f"| {Path(model).name} | {name} | {whole['n']} / {tight['n']} | "
-                  f"{cells[0]} | {cells[1]} |")
+                  f"{result_cell(whole)} | {result_cell(tight)} |")
     return 0
 
 

@@ -14,15 +14,20 @@ from pathlib import Path
 
 import numpy as np
 
-from hematovision.io.dataset import recorded_sources, source_name
+from hematovision.io.data_home import datasets_dir
+from hematovision.io.dataset import recorded_sources, scan_folder, source_name, test_split_files
 from hematovision.measure.evaluation import evaluate
 from hematovision.model.card import load_card, save_card
 from hematovision.model.classifier import Classifier
 
-__all__ = ["COMMON_CELLS", "benchmark_rows", "common_balanced_accuracy", "common_cell_recall",
-           "format_markdown", "trained_sources", "save_benchmark"]
+__all__ = ["COMMON_CELLS", "RESULT_CELL", "benchmark_rows", "common_balanced_accuracy",
+           "common_cell_recall", "format_markdown", "result_cell", "scored_sets",
+           "trained_sources", "save_benchmark"]
 
 COMMON_CELLS = ("eosinophil", "lymphocyte", "monocyte", "neutrophil")
+
+# What :func:`result_cell` shows, in its order.
+RESULT_CELL = "strict balanced accuracy; Confident and wrong; Unfamiliar"
 
 
 def trained_sources(model_dir: str | Path) -> list[str]:
@@ -93,6 +98,31 @@ def _number(value, percent: bool = False) -> str:
     if value is None:
         return "–"
     return f"{100 * value:.1f} %" if percent else f"{value:.3f}"
+
+
+def result_cell(row: dict) -> str:
+    """One row of :func:`benchmark_rows` as a table cell (see ``RESULT_CELL``)."""
+    return (f"{row['balanced']:.3f}; {_number(row['share_confident_wrong'], True)}; "
+            f"{_number(row['share_unfamiliar'], True)}")
+
+
+def scored_sets(split_model: str | Path, quick: bool = False
+                ) -> dict[str, list[tuple[Path, str]]]:
+    """The labelled cells the benchmarks that change pictures (cut, shrunk) score, by name:
+    ``zheng2018_d2`` and the Kaggle sample whole, and the PBC and Raabin-WBC test cells of
+    ``split_model``'s ``split.json`` (which no shipped model trained on); ``quick``: the
+    first alone."""
+    data = datasets_dir()
+
+    def whole(folder: Path) -> list[tuple[Path, str]]:
+        return [(item.path, item.label) for item in scan_folder(folder).items]
+
+    sets = {"zheng2018_d2": whole(data / "zheng2018_d2" / "images")}
+    if not quick:
+        sets["Kaggle sample"] = whole(data / "kaggle_bloodcells_sample")
+        sets["PBC test"] = test_split_files(split_model, data / "pbc")
+        sets["Raabin-WBC test"] = test_split_files(split_model, data / "raabin_wbc")
+    return sets
 
 
 def format_markdown(rows: list[dict]) -> str:
