@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hematovision.io.cell_finder import CellBox
 from hematovision.io.dataset import recorded_sources, source_name, split_files
 from hematovision.io.decoding import decode_images, run_in_batches
 from hematovision.io.files import sha256_of_file
@@ -51,20 +52,20 @@ def add_familiarity(model_dir: str | Path, data_dir: str | Path, progress: bool 
         raise ValueError(f"{model_dir} was adapted to another laboratory, whose cells its "
                          "familiarity statistics include; refit them on the model it was "
                          "adapted from, then adapt again")
-    arrays, labels, focus = {}, {}, {}
+    arrays, labels, frames = {}, {}, {}
     for which in ("train", "val"):
-        arrays[which], labels[which], focus[which] = _split_images(model_dir, data_dir, which,
-                                                                   card, progress)
-    return save_familiarity(model_dir, arrays, labels["train"], focus["train"], progress)
+        arrays[which], labels[which], frames[which] = _split_images(model_dir, data_dir, which,
+                                                                    card, progress)
+    return save_familiarity(model_dir, arrays, labels["train"], frames["train"], progress)
 
 
 def _split_images(model_dir: Path, data_dir, which: str, card: ModelCard,
-                  progress: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  progress: bool) -> tuple[np.ndarray, np.ndarray, list[CellBox]]:
     """A trained model's own ``which`` split under ``data_dir`` (one folder, or one per
-    source of a model trained on several), as model inputs, labels and focus (see
-    :func:`hematovision.io.focus.sharpness`)."""
+    source of a model trained on several), as model inputs, labels and the frames they
+    were cut with."""
     folders = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
-    images, labels, focus = [], [], []
+    images, labels, frames = [], [], []
     for folder in folders:
         files = split_files(model_dir, folder, which)
         if not files:
@@ -73,19 +74,20 @@ def _split_images(model_dir: Path, data_dir, which: str, card: ModelCard,
                                                 card.config.input_size, progress=progress,
                                                 framing=card.config.framing)
         images.append(decoded)
-        focus.append(sharpness(decoded, boxes))
+        frames += boxes
         labels.append(np.array([card.config.classes.index(files[i][1]) for i in kept]))
     missing = set(recorded_sources(model_dir)) - {source_name(f) for f in folders}
     if missing:
         log.warning("%s's %s split of %s is left out: its folder was not given", model_dir,
                     which, ", ".join(sorted(missing)))
-    return np.concatenate(images), np.concatenate(labels), np.concatenate(focus)
+    return np.concatenate(images), np.concatenate(labels), frames
 
 
-def save_familiarity(model_dir: Path, arrays, train_labels, train_focus: np.ndarray,
+def save_familiarity(model_dir: Path, arrays, train_labels, train_frames: list[CellBox],
                      progress) -> ModelCard:
-    """Fit and save the familiarity statistics from the training and validation inputs and
-    the training cells' focus; record them in the card."""
+    """Fit and save the familiarity statistics from the training and validation inputs (the
+    training cells' focus measured with the frames they were cut with); record them in the
+    card."""
     from hematovision.model.classifier import Classifier
 
     classifier = Classifier(model_dir, with_familiarity=False)
@@ -95,7 +97,7 @@ def save_familiarity(model_dir: Path, arrays, train_labels, train_focus: np.ndar
                                          arrays[which], progress=progress,
                                          description=f"features ({which})")
     familiarity = fit_familiarity(features["train"], train_labels, features["val"],
-                                  train_sharpness=train_focus)
+                                  train_sharpness=sharpness(arrays["train"], train_frames))
     path = familiarity.save(model_dir / FAMILIARITY_FILE)
     card = load_card(model_dir).with_config(familiarity_file=path.name,
                                             familiarity_sha256=sha256_of_file(path))

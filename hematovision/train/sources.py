@@ -26,7 +26,6 @@ from hematovision.io.dataset import (
     split_fingerprint,
 )
 from hematovision.io.decoding import decode_images
-from hematovision.io.focus import sharpness
 
 if TYPE_CHECKING:
     from hematovision.train.training import TrainingConfig
@@ -111,18 +110,18 @@ def combined_fingerprint(sources: list[Source]) -> str:
 def decode_sources(sources: list[Source], index: dict[str, int], config: TrainingConfig,
                     progress: bool):
     """Each source's training and validation cells as model inputs, their class and
-    source indices, their focus as the pictures show them (see
-    :func:`hematovision.io.focus.sharpness`), and each source's counts by split and class."""
-    arrays, labels, origin, focus = {}, {}, {}, {}
+    source indices, the frames they were cut with, and each source's counts by split and
+    class."""
+    arrays, labels, origin, frames = {}, {}, {}, {}
     per_source = {source.name: {} for source in sources}
     for split in ("train", "val"):
-        parts, part_labels, part_origin, part_focus = [], [], [], []
+        parts, part_labels, part_origin, part_frames = [], [], [], []
         for number, source in enumerate(sources):
             items = [it for it in source.dataset.items if source.assignment[it.sha256] == split]
             images, kept, _, boxes = decode_images([it.path for it in items], config.input_size,
                                                    progress=progress, framing=config.framing)
             parts.append(images.reshape(-1, config.input_size, config.input_size, 3))
-            part_focus.append(sharpness(parts[-1], boxes))
+            part_frames += boxes
             part_labels.append(np.array([index[items[i].label] for i in kept], dtype=np.int64))
             part_origin.append(np.full(len(kept), number, dtype=np.int64))
             per_source[source.name][split] = {
@@ -130,9 +129,9 @@ def decode_sources(sources: list[Source], index: dict[str, int], config: Trainin
         arrays[split] = np.concatenate(parts)
         labels[split] = np.concatenate(part_labels)
         origin[split] = np.concatenate(part_origin)
-        focus[split] = np.concatenate(part_focus)
+        frames[split] = part_frames
     for source in sources:
         per_source[source.name]["test"] = {c: sum(
             1 for it in source.dataset.items
             if source.assignment[it.sha256] == "test" and it.label == c) for c in index}
-    return arrays, labels, origin, focus, per_source
+    return arrays, labels, origin, frames, per_source

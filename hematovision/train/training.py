@@ -169,8 +169,8 @@ def train(data_dir, out_dir: str | Path, config: TrainingConfig = TrainingConfig
         classes = [name.lower() for name in config.classes]
     index = {name: i for i, name in enumerate(classes)}
 
-    arrays, labels, origin, focus, per_source = decode_sources(sources, index, config,
-                                                               progress)
+    arrays, labels, origin, frames, per_source = decode_sources(sources, index, config,
+                                                                progress)
     counts = {split: {c: sum(per_source[s][split][c] for s in per_source) for c in classes}
               for split in ("train", "val", "test")}
     where = ", ".join(map(str, data_dirs))
@@ -273,7 +273,7 @@ def train(data_dir, out_dir: str | Path, config: TrainingConfig = TrainingConfig
     )
     save_card(out_dir, ModelCard(name=name or out_dir.name, config=model_config, results=results))
     add_fast_runtime(out_dir)
-    return save_familiarity(out_dir, arrays, labels["train"], focus["train"], progress)
+    return save_familiarity(out_dir, arrays, labels["train"], frames["train"], progress)
 
 
 def _review_threshold(scaled_logits: np.ndarray, labels: np.ndarray, config: TrainingConfig
