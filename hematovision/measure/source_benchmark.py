@@ -102,7 +102,7 @@ def _number(value, percent: bool = False) -> str:
 
 def result_cell(row: dict) -> str:
     """One row of :func:`benchmark_rows` as a table cell (see ``RESULT_CELL``)."""
-    return (f"{row['balanced']:.3f}; {_number(row['share_confident_wrong'], True)}; "
+    return (f"{_number(row['balanced'])}; {_number(row['share_confident_wrong'], True)}; "
             f"{_number(row['share_unfamiliar'], True)}")
 
 
